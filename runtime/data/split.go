@@ -1,0 +1,378 @@
+package data
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// MapHeader is the header line of a client data mapping CSV.
+var MapHeader = []string{"client_id", "sample_path", "label_name", "label_id"}
+
+// MaxLabel is the largest label_id accepted. Classes is max label + 1 and
+// models allocate per class, so an absurd label is rejected at load time
+// rather than turning into an enormous allocation later.
+const MaxLabel = 1<<20 - 1
+
+// Split is one client data mapping (train or test) and the images it names.
+// The exported slices are filled by LoadSplit and must not be modified.
+type Split struct {
+	Dir     string // the data directory sample paths are relative to
+	MapFile string // the mapping CSV, as given to LoadSplit
+
+	Paths   []string // per sample, relative to Dir, slash-separated as in the CSV
+	Labels  []int32  // per sample: label_id
+	Clients []int32  // per sample: client index
+
+	ClientNames   []string  // original client_id strings; index = client index
+	ClientSamples [][]int32 // per client: its sample indices, in file order
+
+	// cache holds decoded pixels per sample; nil until first decoded.
+	cache []atomic.Pointer[[]uint8]
+	// hw packs the expected image size (h<<32 | w); 0 until known.
+	hw atomic.Uint64
+	mu sync.Mutex // serialises establishing hw
+}
+
+// Len returns the number of samples.
+func (s *Split) Len() int { return len(s.Paths) }
+
+// NumClients returns the number of distinct clients.
+func (s *Split) NumClients() int { return len(s.ClientNames) }
+
+// LoadSplit reads the mapping CSV mapFile (a path, not relative to dataDir)
+// whose sample paths are relative to dataDir. It validates every row and
+// checks that every image exists as a regular file, but decodes nothing.
+func LoadSplit(dataDir, mapFile string) (*Split, error) {
+	if err := checkDir(dataDir); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(mapFile)
+	if err != nil {
+		return nil, fmt.Errorf("client data mapping: %w", err)
+	}
+	defer f.Close()
+
+	s := &Split{Dir: dataDir, MapFile: mapFile}
+	lines, err := s.parse(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.statImages(lines); err != nil {
+		return nil, err
+	}
+	s.cache = make([]atomic.Pointer[[]uint8], len(s.Paths))
+	return s, nil
+}
+
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data_dir %s: no such directory", dir)
+	}
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data_dir %s: not a directory", dir)
+	}
+	return nil
+}
+
+// parse reads the CSV rows into s and returns each sample's line number in
+// the file, for error messages from later checks.
+func (s *Split) parse(r io.Reader) ([]int, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // we check field counts ourselves, with better messages
+	cr.ReuseRecord = true
+	name := s.MapFile
+
+	hdr, err := cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%s: empty file, expected header %s", name, strings.Join(MapHeader, ","))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if !isHeader(hdr) {
+		return nil, fmt.Errorf("%s:1: header %q, expected %s", name, strings.Join(hdr, ","), strings.Join(MapHeader, ","))
+	}
+
+	clientIndex := map[string]int32{}
+	var lines []int
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// csv.ParseError already carries the line number.
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) != len(MapHeader) {
+			return nil, fmt.Errorf("%s:%d: %d fields, expected %d (%s)", name, line, len(rec), len(MapHeader), strings.Join(MapHeader, ","))
+		}
+		client, path, labelStr := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1]), strings.TrimSpace(rec[3])
+		if client == "" {
+			return nil, fmt.Errorf("%s:%d: client_id is empty", name, line)
+		}
+		if path == "" {
+			return nil, fmt.Errorf("%s:%d: sample_path is empty", name, line)
+		}
+		label, err := strconv.ParseInt(labelStr, 10, 32)
+		if err != nil || label < 0 {
+			return nil, fmt.Errorf("%s:%d: label_id %q: expected a non-negative integer", name, line, labelStr)
+		}
+		if label > MaxLabel {
+			return nil, fmt.Errorf("%s:%d: label_id %d: larger than the maximum %d", name, line, label, MaxLabel)
+		}
+		ci, ok := clientIndex[client]
+		if !ok {
+			ci = int32(len(s.ClientNames))
+			clientIndex[client] = ci
+			s.ClientNames = append(s.ClientNames, client)
+			s.ClientSamples = append(s.ClientSamples, nil)
+		}
+		idx := int32(len(s.Paths))
+		s.Paths = append(s.Paths, path)
+		s.Labels = append(s.Labels, int32(label))
+		s.Clients = append(s.Clients, ci)
+		s.ClientSamples[ci] = append(s.ClientSamples[ci], idx)
+		lines = append(lines, line)
+	}
+	if len(s.Paths) == 0 {
+		return nil, fmt.Errorf("%s: no samples (only a header)", name)
+	}
+	return lines, nil
+}
+
+func isHeader(rec []string) bool {
+	if len(rec) != len(MapHeader) {
+		return false
+	}
+	for i, h := range MapHeader {
+		f := strings.TrimSpace(rec[i])
+		if i == 0 {
+			f = strings.TrimPrefix(f, "\ufeff") // files saved by spreadsheet tools
+		}
+		if f != h {
+			return false
+		}
+	}
+	return true
+}
+
+// statImages checks that every sample's image is a regular file. Stats run
+// on a few goroutines because on a cold disk each one waits on I/O; the
+// error reported is the first in file order, so messages are deterministic.
+func (s *Split) statImages(lines []int) error {
+	n := len(s.Paths)
+	errs := make([]error, n)
+	check := func(i int) {
+		fi, err := os.Stat(s.abs(i))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			errs[i] = fmt.Errorf("%s:%d: image %s: no such file", s.MapFile, lines[i], s.Paths[i])
+		case err != nil:
+			errs[i] = fmt.Errorf("%s:%d: image %s: %w", s.MapFile, lines[i], s.Paths[i], err)
+		case !fi.Mode().IsRegular():
+			errs[i] = fmt.Errorf("%s:%d: image %s: not a regular file", s.MapFile, lines[i], s.Paths[i])
+		}
+	}
+	parallelFor(n, min(8, max(2, runtime.GOMAXPROCS(0))), check)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parallelFor calls fn(i) for i in [0,n) on up to workers goroutines, handing
+// out indices in chunks to keep the synchronisation cheap.
+func parallelFor(n, workers int, fn func(i int)) {
+	const chunk = 256
+	if n <= chunk || workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := int(next.Add(chunk)) - chunk
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+chunk, n); i++ {
+					fn(i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Split) abs(i int) string {
+	return filepath.Join(s.Dir, filepath.FromSlash(s.Paths[i]))
+}
+
+// Shape returns the height and width every image of the split must have. It
+// is the size set by Load (the first training image's) or, for a split
+// loaded alone, the size of the split's first image, decoded on demand.
+func (s *Split) Shape() (h, w int, err error) {
+	if hw := s.hw.Load(); hw != 0 {
+		return int(hw >> 32), int(hw & 0xffffffff), nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hw := s.hw.Load(); hw != 0 {
+		return int(hw >> 32), int(hw & 0xffffffff), nil
+	}
+	if len(s.Paths) == 0 {
+		return 0, 0, errors.New("split has no samples")
+	}
+	pix, w, h, err := s.decode(0, 0, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	s.cache[0].CompareAndSwap(nil, &pix)
+	s.hw.Store(uint64(h)<<32 | uint64(w))
+	return h, w, nil
+}
+
+// setShape fixes the expected image size before any image is decoded.
+func (s *Split) setShape(h, w int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hw.Store(uint64(h)<<32 | uint64(w))
+}
+
+// Image returns sample i's pixels: Height*Width grey values, row-major. The
+// image is decoded on first use and cached; the returned slice is shared and
+// must not be modified. Safe for concurrent use.
+func (s *Split) Image(i int) ([]uint8, error) {
+	if i < 0 || i >= len(s.Paths) {
+		return nil, fmt.Errorf("%s: sample %d out of range [0,%d)", s.MapFile, i, len(s.Paths))
+	}
+	if p := s.cache[i].Load(); p != nil {
+		return *p, nil
+	}
+	h, w, err := s.Shape()
+	if err != nil {
+		return nil, err
+	}
+	if p := s.cache[i].Load(); p != nil { // Shape may have just decoded it
+		return *p, nil
+	}
+	pix, _, _, err := s.decode(i, h, w)
+	if err != nil {
+		return nil, err
+	}
+	// Two goroutines may decode the same image at once; both results are
+	// identical, and the first stored wins so every caller shares one copy.
+	if !s.cache[i].CompareAndSwap(nil, &pix) {
+		return *s.cache[i].Load(), nil
+	}
+	return pix, nil
+}
+
+// decode reads and decodes sample i. When h and w are non-zero the image
+// must have that size; the header is checked before decoding the pixels.
+func (s *Split) decode(i, h, w int) ([]uint8, int, int, error) {
+	b, err := os.ReadFile(s.abs(i))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("image %s: %w", s.abs(i), err)
+	}
+	gw, gh, err := pngSize(b)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("image %s: corrupt PNG: %w", s.abs(i), err)
+	}
+	if h != 0 && (gw != w || gh != h) {
+		return nil, 0, 0, fmt.Errorf("image %s: %dx%d, expected %dx%d like the rest of the dataset", s.abs(i), gw, gh, w, h)
+	}
+	if gw <= 0 || gh <= 0 || gw*gh > maxPixels {
+		return nil, 0, 0, fmt.Errorf("image %s: implausible size %dx%d", s.abs(i), gw, gh)
+	}
+	pix, gw, gh, err := decodeGray(b)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("image %s: corrupt PNG: %w", s.abs(i), err)
+	}
+	return pix, gw, gh, nil
+}
+
+// DecodeAll decodes every image of the split into the cache, using
+// GOMAXPROCS goroutines, and returns the first error in sample order. Useful
+// before timing-sensitive training; otherwise images decode on first use.
+func (s *Split) DecodeAll() error {
+	if _, _, err := s.Shape(); err != nil {
+		return err
+	}
+	errs := make([]error, len(s.Paths))
+	var failed atomic.Bool
+	parallelFor(len(s.Paths), runtime.GOMAXPROCS(0), func(i int) {
+		if failed.Load() {
+			return
+		}
+		if _, err := s.Image(i); err != nil {
+			errs[i] = err
+			failed.Store(true)
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// byteToUnit maps a pixel value to [0,1].
+var byteToUnit = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(i) / 255
+	}
+	return t
+}()
+
+// Batch copies the images of samples idx into dst as pixel/255 float32
+// values, image after image (len(idx)*Height*Width values; dst may be
+// longer, the rest is untouched), and returns their labels.
+func (s *Split) Batch(idx []int32, dst []float32) ([]int32, error) {
+	h, w, err := s.Shape()
+	if err != nil {
+		return nil, err
+	}
+	hw := h * w
+	if len(dst) < len(idx)*hw {
+		return nil, fmt.Errorf("batch of %d images of %dx%d needs %d values, dst has %d", len(idx), w, h, len(idx)*hw, len(dst))
+	}
+	labels := make([]int32, len(idx))
+	for k, i := range idx {
+		pix, err := s.Image(int(i))
+		if err != nil {
+			return nil, err
+		}
+		out := dst[k*hw : (k+1)*hw]
+		for j, p := range pix {
+			out[j] = byteToUnit[p]
+		}
+		labels[k] = s.Labels[i]
+	}
+	return labels, nil
+}

@@ -1,0 +1,63 @@
+package fedlog
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPyFloat(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "0.0"}, {1, "1.0"}, {100, "100.0"}, {0.8123, "0.8123"}, {1234567, "1234567.0"},
+		{1e-5, "1e-05"}, {0.0001, "0.0001"}, {1e16, "1e+16"}, {-2.5, "-2.5"}, {float64(float32(0.1)), "0.10000000149011612"},
+	} {
+		if got := PyFloat(tc.in); got != tc.want {
+			t.Errorf("PyFloat(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestLines(t *testing.T) {
+	ts := time.Date(2026, 11, 25, 9, 5, 3, 0, time.UTC)
+	got := string(FormatLine(ts, Info, "aggregator.go", 42, "hello"))
+	if want := "(11-25) 09:05:03 INFO     [aggregator.go:42] hello\n"; got != want {
+		t.Errorf("FormatLine = %q, want %q", got, want)
+	}
+	if got, want := TestLine(5, 120.5, 0.75, 0.9, 0.61), "FL Testing in round: 5, virtual_clock: 120.5, results: {'round': 5, 'clock': 120.5, 'top_1': 0.75, 'top_5': 0.9, 'loss': 0.61}"; got != want {
+		t.Errorf("TestLine = %q, want %q", got, want)
+	}
+	if got, want := RoundLine(12.6, 3, 13, 10, 1.5), "Wall clock: 13 s, round: 3, Planned participants: 13, Succeed participants: 10, Training loss: 1.5"; got != want {
+		t.Errorf("RoundLine = %q, want %q", got, want)
+	}
+}
+
+func TestBufferThenAttach(t *testing.T) {
+	var stderr bytes.Buffer
+	l := New(&stderr)
+	l.Buffer()
+	l.Infof("early %d", 1)
+	path := filepath.Join(t.TempDir(), "a", "log")
+	c, err := l.AttachFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Warnf("late")
+	c.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "INFO     [fedlog_test.go:") || !strings.HasSuffix(lines[0], "early 1") || !strings.Contains(lines[1], "WARNING  [") {
+		t.Errorf("log file = %q", b)
+	}
+	if strings.Count(stderr.String(), "\n") != 2 {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+}

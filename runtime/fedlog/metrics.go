@@ -1,0 +1,61 @@
+package fedlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Record is one line of the metrics file: the state of the job after a
+// round (round 0 is the evaluation before training). Test fields are set
+// only on rounds that were evaluated.
+type Record struct {
+	Round         int      `json:"round"`
+	VirtualClock  float64  `json:"virtual_clock"`
+	WallClock     float64  `json:"wall_clock"`
+	Participants  int      `json:"participants"`
+	Planned       int      `json:"planned,omitempty"`
+	LearningRate  float64  `json:"learning_rate,omitempty"`
+	Loss          *float64 `json:"loss,omitempty"`
+	Top1          *float64 `json:"top_1,omitempty"`
+	Top5          *float64 `json:"top_5,omitempty"`
+	TestLoss      *float64 `json:"test_loss,omitempty"`
+	ReissuedTasks int      `json:"reissued_tasks,omitempty"`
+}
+
+// Metrics appends Records as JSON lines to a file.
+type Metrics struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// OpenMetrics opens (appending) the metrics file at path.
+func OpenMetrics(path string) (*Metrics, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("metrics folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metrics file: %w", err)
+	}
+	return &Metrics{f: f}, nil
+}
+
+// Write appends one record.
+func (m *Metrics) Write(r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("metrics record: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("metrics file %s: %w", m.f.Name(), err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (m *Metrics) Close() error { return m.f.Close() }

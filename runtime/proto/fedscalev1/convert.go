@@ -1,0 +1,50 @@
+package fedscalev1
+
+import (
+	"fmt"
+
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// ProtocolVersion is the version of this protocol that this build speaks.
+// Bump it on any change that an older peer would misread.
+const ProtocolVersion uint32 = 1
+
+// FromTensors converts runtime tensors to wire tensors. The data slices are
+// shared, not copied: the caller must not modify l while the message lives.
+func FromTensors(l tensor.List) []*Tensor {
+	out := make([]*Tensor, len(l))
+	for i, t := range l {
+		shape := make([]int64, len(t.Shape))
+		for j, d := range t.Shape {
+			shape[j] = int64(d)
+		}
+		out[i] = &Tensor{Name: t.Name, Shape: shape, Data: t.Data}
+	}
+	return out
+}
+
+// ToTensors converts wire tensors to runtime tensors, checking that every
+// tensor's data matches its shape. The data slices are shared.
+func ToTensors(ts []*Tensor) (tensor.List, error) {
+	out := make(tensor.List, len(ts))
+	for i, t := range ts {
+		shape := make([]int, len(t.GetShape()))
+		n := int64(1)
+		for j, d := range t.GetShape() {
+			if d < 0 || d > 1<<31 {
+				return nil, fmt.Errorf("tensor %q: invalid dimension %d", t.GetName(), d)
+			}
+			shape[j] = int(d)
+			n *= d
+			if n > 1<<40 {
+				return nil, fmt.Errorf("tensor %q: shape %v too large", t.GetName(), t.GetShape())
+			}
+		}
+		if int64(len(t.GetData())) != n {
+			return nil, fmt.Errorf("tensor %q: %d values for shape %v", t.GetName(), len(t.GetData()), t.GetShape())
+		}
+		out[i] = tensor.Tensor{Name: t.GetName(), Shape: shape, Data: t.GetData()}
+	}
+	return out, nil
+}
