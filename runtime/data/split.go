@@ -173,7 +173,7 @@ func isHeader(rec []string) bool {
 }
 
 // statImages checks that every sample's image is a regular file. Stats run
-// on a few goroutines because on a cold disk each one waits on I/O; the
+// on several goroutines because on a cold disk each one waits on I/O; the
 // error reported is the first in file order, so messages are deterministic.
 func (s *Split) statImages(lines []int) error {
 	n := len(s.Paths)
@@ -189,7 +189,7 @@ func (s *Split) statImages(lines []int) error {
 			errs[i] = fmt.Errorf("%s:%d: image %s: not a regular file", s.MapFile, lines[i], s.Paths[i])
 		}
 	}
-	parallelFor(n, min(8, max(2, runtime.GOMAXPROCS(0))), check)
+	parallelFor(n, ioWorkers(), check)
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -197,6 +197,12 @@ func (s *Split) statImages(lines []int) error {
 	}
 	return nil
 }
+
+// ioWorkers is the goroutine count for file-bound loops. It exceeds
+// GOMAXPROCS on purpose: on a cold page cache each goroutine mostly waits in
+// a blocking syscall, and more reads in flight keep the disk busy, while CPU
+// use stays bounded by GOMAXPROCS.
+func ioWorkers() int { return max(16, runtime.GOMAXPROCS(0)) }
 
 // parallelFor calls fn(i) for i in [0,n) on up to workers goroutines, handing
 // out indices in chunks to keep the synchronisation cheap.
@@ -247,6 +253,9 @@ func (s *Split) Shape() (h, w int, err error) {
 	if len(s.Paths) == 0 {
 		return 0, 0, errors.New("split has no samples")
 	}
+	if err := s.checkLoaded(); err != nil {
+		return 0, 0, err
+	}
 	pix, w, h, err := s.decode(0, 0, 0)
 	if err != nil {
 		return 0, 0, err
@@ -254,6 +263,15 @@ func (s *Split) Shape() (h, w int, err error) {
 	s.cache[0].CompareAndSwap(nil, &pix)
 	s.hw.Store(uint64(h)<<32 | uint64(w))
 	return h, w, nil
+}
+
+// checkLoaded guards against a Split built by hand rather than by LoadSplit,
+// whose image cache would not match its samples.
+func (s *Split) checkLoaded() error {
+	if len(s.cache) != len(s.Paths) {
+		return fmt.Errorf("split %s was not created by LoadSplit", s.MapFile)
+	}
+	return nil
 }
 
 // setShape fixes the expected image size before any image is decoded.
@@ -269,6 +287,9 @@ func (s *Split) setShape(h, w int) {
 func (s *Split) Image(i int) ([]uint8, error) {
 	if i < 0 || i >= len(s.Paths) {
 		return nil, fmt.Errorf("%s: sample %d out of range [0,%d)", s.MapFile, i, len(s.Paths))
+	}
+	if err := s.checkLoaded(); err != nil {
+		return nil, err
 	}
 	if p := s.cache[i].Load(); p != nil {
 		return *p, nil
@@ -316,8 +337,8 @@ func (s *Split) decode(i, h, w int) ([]uint8, int, int, error) {
 	return pix, gw, gh, nil
 }
 
-// DecodeAll decodes every image of the split into the cache, using
-// GOMAXPROCS goroutines, and returns the first error in sample order. Useful
+// DecodeAll decodes every image of the split into the cache, in parallel
+// (CPU use bounded by GOMAXPROCS), and returns the first error in sample order. Useful
 // before timing-sensitive training; otherwise images decode on first use.
 func (s *Split) DecodeAll() error {
 	if _, _, err := s.Shape(); err != nil {
@@ -325,7 +346,7 @@ func (s *Split) DecodeAll() error {
 	}
 	errs := make([]error, len(s.Paths))
 	var failed atomic.Bool
-	parallelFor(len(s.Paths), runtime.GOMAXPROCS(0), func(i int) {
+	parallelFor(len(s.Paths), ioWorkers(), func(i int) {
 		if failed.Load() {
 			return
 		}

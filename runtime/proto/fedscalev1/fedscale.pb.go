@@ -1333,6 +1333,128 @@ func (x *Shutdown) GetJobDone() bool {
 	return false
 }
 
+// Checkpoint is the aggregator's saved state after an evaluation; a
+// restarted aggregator of the same job resumes from it. It is written with
+// protobuf like everything else: no pickles on disk either.
+type Checkpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FormatVersion uint32                 `protobuf:"varint,1,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// Digest of the settings that shape training; a checkpoint of another
+	// configuration is not resumed.
+	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	JobName     string `protobuf:"bytes,3,opt,name=job_name,json=jobName,proto3" json:"job_name,omitempty"`
+	TimeStamp   string `protobuf:"bytes,4,opt,name=time_stamp,json=timeStamp,proto3" json:"time_stamp,omitempty"`
+	// Rounds completed; the model is version `round`.
+	Round          int64     `protobuf:"varint,5,opt,name=round,proto3" json:"round,omitempty"`
+	VirtualClock   float64   `protobuf:"fixed64,6,opt,name=virtual_clock,json=virtualClock,proto3" json:"virtual_clock,omitempty"`
+	LearningRate   float64   `protobuf:"fixed64,7,opt,name=learning_rate,json=learningRate,proto3" json:"learning_rate,omitempty"`
+	Model          []*Tensor `protobuf:"bytes,8,rep,name=model,proto3" json:"model,omitempty"`
+	OptimizerState []*Tensor `protobuf:"bytes,9,rep,name=optimizer_state,json=optimizerState,proto3" json:"optimizer_state,omitempty"`
+	WallSeconds    float64   `protobuf:"fixed64,10,opt,name=wall_seconds,json=wallSeconds,proto3" json:"wall_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_fedscale_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_fedscale_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_fedscale_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Checkpoint) GetFormatVersion() uint32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetJobName() string {
+	if x != nil {
+		return x.JobName
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetTimeStamp() string {
+	if x != nil {
+		return x.TimeStamp
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetRound() int64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetVirtualClock() float64 {
+	if x != nil {
+		return x.VirtualClock
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetLearningRate() float64 {
+	if x != nil {
+		return x.LearningRate
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetModel() []*Tensor {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetOptimizerState() []*Tensor {
+	if x != nil {
+		return x.OptimizerState
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetWallSeconds() float64 {
+	if x != nil {
+		return x.WallSeconds
+	}
+	return 0
+}
+
 var File_fedscale_proto protoreflect.FileDescriptor
 
 const file_fedscale_proto_rawDesc = "" +
@@ -1440,7 +1562,21 @@ const file_fedscale_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"=\n" +
 	"\bShutdown\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x19\n" +
-	"\bjob_done\x18\x02 \x01(\bR\ajobDone2i\n" +
+	"\bjob_done\x18\x02 \x01(\bR\ajobDone\"\x8b\x03\n" +
+	"\n" +
+	"Checkpoint\x12%\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x12\x19\n" +
+	"\bjob_name\x18\x03 \x01(\tR\ajobName\x12\x1d\n" +
+	"\n" +
+	"time_stamp\x18\x04 \x01(\tR\ttimeStamp\x12\x14\n" +
+	"\x05round\x18\x05 \x01(\x03R\x05round\x12#\n" +
+	"\rvirtual_clock\x18\x06 \x01(\x01R\fvirtualClock\x12#\n" +
+	"\rlearning_rate\x18\a \x01(\x01R\flearningRate\x121\n" +
+	"\x05model\x18\b \x03(\v2\x1b.fedscale.runtime.v1.TensorR\x05model\x12D\n" +
+	"\x0foptimizer_state\x18\t \x03(\v2\x1b.fedscale.runtime.v1.TensorR\x0eoptimizerState\x12!\n" +
+	"\fwall_seconds\x18\n" +
+	" \x01(\x01R\vwallSeconds2i\n" +
 	"\n" +
 	"Aggregator\x12[\n" +
 	"\aSession\x12$.fedscale.runtime.v1.ExecutorMessage\x1a&.fedscale.runtime.v1.AggregatorMessage(\x010\x01BEZCgithub.com/fedscale/fedscale-go/runtime/proto/fedscalev1;fedscalev1b\x06proto3"
@@ -1457,7 +1593,7 @@ func file_fedscale_proto_rawDescGZIP() []byte {
 	return file_fedscale_proto_rawDescData
 }
 
-var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_fedscale_proto_goTypes = []any{
 	(*Tensor)(nil),            // 0: fedscale.runtime.v1.Tensor
 	(*ExecutorMessage)(nil),   // 1: fedscale.runtime.v1.ExecutorMessage
@@ -1474,6 +1610,7 @@ var file_fedscale_proto_goTypes = []any{
 	(*EvalResult)(nil),        // 12: fedscale.runtime.v1.EvalResult
 	(*TaskFailure)(nil),       // 13: fedscale.runtime.v1.TaskFailure
 	(*Shutdown)(nil),          // 14: fedscale.runtime.v1.Shutdown
+	(*Checkpoint)(nil),        // 15: fedscale.runtime.v1.Checkpoint
 }
 var file_fedscale_proto_depIdxs = []int32{
 	3,  // 0: fedscale.runtime.v1.ExecutorMessage.hello:type_name -> fedscale.runtime.v1.Hello
@@ -1490,13 +1627,15 @@ var file_fedscale_proto_depIdxs = []int32{
 	7,  // 11: fedscale.runtime.v1.Welcome.training:type_name -> fedscale.runtime.v1.TrainingConfig
 	0,  // 12: fedscale.runtime.v1.Model.tensors:type_name -> fedscale.runtime.v1.Tensor
 	0,  // 13: fedscale.runtime.v1.TrainResult.weights:type_name -> fedscale.runtime.v1.Tensor
-	1,  // 14: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
-	2,  // 15: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
-	15, // [15:16] is the sub-list for method output_type
-	14, // [14:15] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	0,  // 14: fedscale.runtime.v1.Checkpoint.model:type_name -> fedscale.runtime.v1.Tensor
+	0,  // 15: fedscale.runtime.v1.Checkpoint.optimizer_state:type_name -> fedscale.runtime.v1.Tensor
+	1,  // 16: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
+	2,  // 17: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
+	17, // [17:18] is the sub-list for method output_type
+	16, // [16:17] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_fedscale_proto_init() }
@@ -1524,7 +1663,7 @@ func file_fedscale_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fedscale_proto_rawDesc), len(file_fedscale_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

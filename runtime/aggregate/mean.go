@@ -1,0 +1,174 @@
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// blockLen is the number of elements in one block. Its float64 accumulator
+// (32 KiB) stays in L1/L2 while every update's slice of the block streams
+// through it once, so the accumulator never travels to memory between
+// updates. Measured on a 2-core EPYC (BenchmarkBlockLen): 2048 to 16384 are
+// within noise of each other; smaller blocks pay per-block overhead, larger
+// ones spill the accumulator out of L2.
+var blockLen = 4096
+
+// serialWork is the number of element-updates below which one goroutine is
+// used: below it, starting goroutines costs more than it saves.
+const serialWork = 1 << 18
+
+// span is one block: elements [lo, hi) of tensor t, which start at element
+// off of the flattened model. Blocks never cross tensors.
+type span struct{ t, lo, hi, off int }
+
+// spans cuts the model with ref's shapes into blocks.
+func spans(ref tensor.List) []span {
+	var out []span
+	off := 0
+	for t, x := range ref {
+		for lo := 0; lo < len(x.Data); lo += blockLen {
+			hi := min(lo+blockLen, len(x.Data))
+			out = append(out, span{t, lo, hi, off + lo})
+		}
+		off += len(x.Data)
+	}
+	return out
+}
+
+// forEachSpan calls fn(worker, i) exactly once for every i in [0, n), on
+// goroutines numbered 0..workers-1 (from numWorkers, so the caller can size
+// per-worker scratch before it starts). Workers claim
+// blocks dynamically; since each block's arithmetic is self-contained, which
+// worker runs it cannot change the result.
+func forEachSpan(n, workers int, fn func(worker, i int)) {
+	if workers <= 1 {
+		for i := range n {
+			fn(0, i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(w, i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// numWorkers picks the goroutine count for n blocks holding elems elements
+// in all, each read from k updates.
+func numWorkers(n, elems, k int) int {
+	if elems*k < serialWork {
+		return 1
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), n))
+}
+
+// WeightedMean sets dst to the sample-weighted mean of the updates' weights,
+// dst = Σ n_i w_i / Σ n_i, accumulated in float64 in the updates' order and
+// rounded once to float32. The result is bit-identical for any GOMAXPROCS.
+//
+// dst supplies the names and shapes every update must have. It may be one of
+// the updates' own Weights (each block is read completely before it is
+// written) but must not otherwise overlap them. Every NumSamples must be
+// positive and every value finite; the error names the offending client (see
+// ClientError). On error dst's contents are unspecified.
+func WeightedMean(dst tensor.List, updates []Update) error {
+	if err := checkModel(dst); err != nil {
+		return fmt.Errorf("aggregate: weighted mean: destination: %w", err)
+	}
+	if err := weightedMean(dst, updates); err != nil {
+		return fmt.Errorf("aggregate: weighted mean: %w", err)
+	}
+	return nil
+}
+
+// weightedMean is WeightedMean without the destination check and error
+// prefix, for Step, which has already checked global.
+func weightedMean(dst tensor.List, updates []Update) error {
+	weights, total, err := checkUpdates(dst, updates)
+	if err != nil {
+		return err
+	}
+	sp := spans(dst)
+	workers := numWorkers(len(sp), dst.NumElements(), len(updates))
+	accs := make([][]float64, workers)
+	for w := range accs {
+		accs[w] = make([]float64, blockLen)
+	}
+	var bad atomic.Bool
+	forEachSpan(len(sp), workers, func(w, i int) {
+		s := sp[i]
+		acc := accs[w][:s.hi-s.lo]
+		weightedSum(acc, updates, weights, s)
+		out := dst[s.t].Data[s.lo:s.hi]
+		out = out[:len(acc)]
+		nonFinite := false
+		for j, v := range acc {
+			f := float32(v / total)
+			out[j] = f
+			// f-f is 0 for finite f and NaN for NaN and ±Inf. Finite
+			// inputs have a finite mean, so this finds bad inputs
+			// without a separate pass over the data.
+			if f-f != 0 {
+				nonFinite = true
+			}
+		}
+		if nonFinite {
+			bad.Store(true)
+		}
+	})
+	if bad.Load() {
+		if err := firstNonFinite(updates); err != nil {
+			return err
+		}
+		return errors.New("mean overflows float32")
+	}
+	return nil
+}
+
+// weightedSum sets acc[j] = Σ_i w[i]·float64(update_i[s.lo+j]), summed
+// in update order.
+//
+// Updates are taken four at a time so each accumulator element is loaded and
+// stored once per four updates. The sum is still written left to right,
+// acc + p0 + p1 + p2 + p3, which Go evaluates as ((acc+p0)+p1)+p2)+p3: the
+// same order as a plain loop over the updates. Each product is rounded by an
+// explicit float64 conversion, which the spec says prevents fusing it into
+// an FMA, so amd64, arm64 and every GOAMD64 level give the same bits.
+func weightedSum(acc []float64, updates []Update, w []float64, s span) {
+	clear(acc)
+	n := len(acc)
+	i := 0
+	for ; i+4 <= len(updates); i += 4 {
+		a := updates[i].Weights[s.t].Data[s.lo:s.hi][:n]
+		b := updates[i+1].Weights[s.t].Data[s.lo:s.hi][:n]
+		c := updates[i+2].Weights[s.t].Data[s.lo:s.hi][:n]
+		d := updates[i+3].Weights[s.t].Data[s.lo:s.hi][:n]
+		wa, wb, wc, wd := w[i], w[i+1], w[i+2], w[i+3]
+		for j := range acc {
+			acc[j] = acc[j] + float64(wa*float64(a[j])) + float64(wb*float64(b[j])) +
+				float64(wc*float64(c[j])) + float64(wd*float64(d[j]))
+		}
+	}
+	for ; i < len(updates); i++ {
+		a := updates[i].Weights[s.t].Data[s.lo:s.hi][:n]
+		wa := w[i]
+		for j := range acc {
+			acc[j] = acc[j] + float64(wa*float64(a[j]))
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package aggregator
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+)
+
+// session is one executor's Session stream. The event loop owns every field
+// below the mutex-guarded outbox; the stream handler goroutine only drains
+// the outbox and forwards what it receives to the loop.
+type session struct {
+	rank        int32
+	incarnation string
+	slots       int
+
+	// Loop-owned state.
+	busy         map[int64]*task
+	modelVersion int64 // newest model version sent on this stream; -1 none
+	lastSeen     time.Time
+	gone         bool
+
+	// The outbox is unbounded so the event loop never blocks on a slow
+	// executor; liveness checks catch an executor that stops reading.
+	mu      sync.Mutex
+	queue   []*pb.AggregatorMessage
+	closing bool // drain the queue, then end the stream cleanly
+	notify  chan struct{}
+	killed  chan struct{} // closed to end the stream with an error
+	kill    sync.Once
+	reason  string
+}
+
+func newSession(h *pb.Hello, now time.Time) *session {
+	slots := int(h.GetSlots())
+	if slots < 1 {
+		slots = 1
+	}
+	return &session{
+		rank:         h.GetRank(),
+		incarnation:  h.GetIncarnation(),
+		slots:        slots,
+		busy:         map[int64]*task{},
+		modelVersion: -1,
+		lastSeen:     now,
+		notify:       make(chan struct{}, 1),
+		killed:       make(chan struct{}),
+	}
+}
+
+func (s *session) free() int { return s.slots - len(s.busy) }
+
+// send queues m for the executor without blocking.
+func (s *session) send(m *pb.AggregatorMessage) {
+	s.mu.Lock()
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// close ends the stream once every queued message has been sent.
+func (s *session) close() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// abort ends the stream now, with reason as the status message.
+func (s *session) abort(reason string) {
+	s.kill.Do(func() {
+		s.mu.Lock()
+		s.reason = reason
+		s.mu.Unlock()
+		close(s.killed)
+	})
+}
+
+func (s *session) poke() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) take() (msgs []*pb.AggregatorMessage, closing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs, s.queue = s.queue, nil
+	return msgs, s.closing
+}
+
+// Session implements the gRPC service: one call per executor connection.
+func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message of a session must be Hello")
+	}
+	if v := hello.GetProtocolVersion(); v != pb.ProtocolVersion {
+		return status.Errorf(codes.FailedPrecondition,
+			"executor speaks protocol version %d, this aggregator speaks version %d: run matching builds", v, pb.ProtocolVersion)
+	}
+	s := newSession(hello, a.now())
+	reply := make(chan error, 1)
+	if !a.post(evHello{s: s, hello: hello, reply: reply}) {
+		return status.Error(codes.Unavailable, "aggregator is shutting down")
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return err
+		}
+	case <-a.stopped:
+		return status.Error(codes.Unavailable, "aggregator is shutting down")
+	}
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if !a.post(evMessage{s: s, m: m}) {
+				recvErr <- io.EOF
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-s.notify:
+			msgs, closing := s.take()
+			for _, m := range msgs {
+				if err := stream.Send(m); err != nil {
+					a.post(evClosed{s: s, err: err})
+					return err
+				}
+			}
+			if closing {
+				// Keep the stream open until the executor hangs up, so
+				// the last messages are not cut off by a reset.
+				select {
+				case <-recvErr:
+				case <-time.After(5 * time.Second):
+				}
+				a.post(evClosed{s: s, err: nil})
+				return nil
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			a.post(evClosed{s: s, err: err})
+			return nil
+		case <-s.killed:
+			s.mu.Lock()
+			reason := s.reason
+			s.mu.Unlock()
+			return status.Error(codes.Aborted, reason)
+		case <-a.stopped:
+			return status.Error(codes.Unavailable, "aggregator stopped")
+		}
+	}
+}

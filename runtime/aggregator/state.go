@@ -1,0 +1,738 @@
+package aggregator
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedscale/fedscale-go/runtime/aggregate"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/model"
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/selection"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+type phase int
+
+const (
+	waiting phase = iota
+	training
+	evaluating
+)
+
+type taskKind int
+
+const (
+	trainKind taskKind = iota
+	evalKind
+)
+
+// task is one unit of work. A re-issued task gets a new id, so a result
+// for the old id (from an executor presumed lost) is rejected.
+type task struct {
+	id       int64
+	kind     taskKind
+	round    int
+	client   int64
+	shard    int
+	start    int64
+	end      int64
+	assigned *session
+}
+
+// state is the job, owned by the event loop.
+type state struct {
+	sessions map[int32]*session
+	everSeen map[int32]bool
+	data     *pb.DataInfo
+	registry *selection.Registry
+	server   aggregate.Server
+
+	phase   phase
+	round   int // current round (training) or the round just evaluated
+	clock   float64
+	lr      float64
+	model   tensor.List
+	version int64
+
+	queue  []*task
+	tasks  map[int64]*task
+	nextID int64
+
+	planned      int
+	kept         []selection.Selected
+	roundTime    float64
+	trainResults map[int64]*pb.TrainResult
+	evalResults  map[int]*pb.EvalResult
+	shards       int
+
+	started       time.Time
+	wallOffset    float64 // wall seconds of earlier runs of a resumed job
+	lastExecutor  time.Time
+	warnedNoExecs bool
+	pendingRecord *fedlog.Record
+
+	reissued, rejected int
+	resumedAt          int
+	roundsTrained      int
+	last               fedlog.Record
+	timeStamp          string
+
+	metrics *fedlog.Metrics
+	done    bool
+	err     error
+}
+
+func (st *state) init(a *Aggregator) {
+	st.sessions = map[int32]*session{}
+	st.everSeen = map[int32]bool{}
+	st.tasks = map[int64]*task{}
+	st.lr = a.conf.LearningRate
+	st.started = a.now()
+	st.lastExecutor = st.started
+	st.timeStamp = a.conf.TimeStamp
+}
+
+// ---- events ----
+
+type event interface{ apply(a *Aggregator) }
+
+type evHello struct {
+	s     *session
+	hello *pb.Hello
+	reply chan error
+}
+
+type evMessage struct {
+	s *session
+	m *pb.ExecutorMessage
+}
+
+type evClosed struct {
+	s   *session
+	err error
+}
+
+func (e evHello) apply(a *Aggregator) {
+	err := a.st.hello(a, e.s, e.hello)
+	e.reply <- err
+}
+
+func (e evMessage) apply(a *Aggregator) {
+	st := &a.st
+	s := e.s
+	if s.gone || st.sessions[s.rank] != s {
+		return // a message from a session we already dropped
+	}
+	s.lastSeen = a.now()
+	switch b := e.m.GetBody().(type) {
+	case *pb.ExecutorMessage_Heartbeat:
+	case *pb.ExecutorMessage_TrainResult:
+		st.trainResult(a, s, b.TrainResult)
+	case *pb.ExecutorMessage_EvalResult:
+		st.evalResult(a, s, b.EvalResult)
+	case *pb.ExecutorMessage_TaskFailure:
+		f := b.TaskFailure
+		st.fail(a, fmt.Errorf("executor %d failed task %d of round %d: %s", s.rank, f.GetTaskId(), f.GetRound(), f.GetError()))
+	case *pb.ExecutorMessage_Hello:
+		a.log.Warnf("Executor %d sent a second Hello on one session; ignored", s.rank)
+	}
+}
+
+func (e evClosed) apply(a *Aggregator) {
+	st := &a.st
+	if e.s.gone || st.sessions[e.s.rank] != e.s {
+		return
+	}
+	reason := "disconnected"
+	if e.err != nil {
+		reason = "disconnected: " + status.Convert(e.err).Message()
+	}
+	st.dropSession(a, e.s, reason)
+}
+
+// ---- registration ----
+
+func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
+	if st.done {
+		return status.Error(codes.Unavailable, "the job has finished")
+	}
+	if h.GetJobName() != a.conf.JobName {
+		return status.Errorf(codes.FailedPrecondition, "executor belongs to job %q, this aggregator runs job %q", h.GetJobName(), a.conf.JobName)
+	}
+	if r := h.GetRank(); r < 1 || int(r) > a.opt.Executors {
+		return status.Errorf(codes.FailedPrecondition, "executor rank %d is outside 1..%d (the job's num_executors)", r, a.opt.Executors)
+	}
+	if err := st.checkData(h.GetData()); err != nil {
+		return status.Errorf(codes.FailedPrecondition, "executor %d: %v", h.GetRank(), err)
+	}
+	if old := st.sessions[s.rank]; old != nil {
+		// A restarted executor: replace its old stream. Its clients are
+		// already registered and are not added again.
+		st.dropSession(a, old, fmt.Sprintf("replaced by a new connection (incarnation %s)", s.incarnation))
+	}
+	st.sessions[s.rank] = s
+	st.lastExecutor = a.now()
+	st.warnedNoExecs = false
+	rejoin := st.everSeen[s.rank]
+	st.everSeen[s.rank] = true
+	a.prom.executors.Set(float64(len(st.sessions)))
+	s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: &pb.Welcome{
+		ProtocolVersion:     pb.ProtocolVersion,
+		JobName:             a.conf.JobName,
+		TimeStamp:           st.timeStamp,
+		HeartbeatIntervalMs: a.opt.HeartbeatInterval.Milliseconds(),
+		Training: &pb.TrainingConfig{
+			Model:       a.conf.Model,
+			BatchSize:   int32(a.conf.BatchSize),
+			LocalSteps:  int32(a.conf.LocalSteps),
+			Momentum:    0.9,
+			WeightDecay: a.conf.WeightDecay,
+			LossDecay:   a.conf.LossDecay,
+			TestBsz:     int32(a.conf.TestBsz),
+			Classes:     st.data.GetClasses(),
+		},
+	}}})
+	if rejoin {
+		a.log.Infof("Executor %d rejoined (incarnation %s, %d slots); its clients stay registered", s.rank, s.incarnation, s.slots)
+	} else {
+		a.log.Infof("Executor %d registered (incarnation %s, %d slots), %d clients, %d test samples",
+			s.rank, s.incarnation, s.slots, len(h.GetData().GetClientSamples()), h.GetData().GetTestSamples())
+	}
+	if st.phase == waiting && st.model == nil && len(st.everSeen) == a.opt.Executors {
+		if err := st.start(a); err != nil {
+			st.fail(a, err)
+			return nil
+		}
+	}
+	st.dispatch(a)
+	return nil
+}
+
+// checkData fixes the job's data description from the first executor and
+// requires every later one to agree: in simulation mode all executors load
+// the same data, and a mismatch would silently train on different clients.
+func (st *state) checkData(d *pb.DataInfo) error {
+	if d == nil || len(d.GetClientSamples()) == 0 {
+		return fmt.Errorf("reports no training clients")
+	}
+	if st.data == nil {
+		st.data = d
+		return nil
+	}
+	if d.GetFingerprint() != st.data.GetFingerprint() || len(d.GetClientSamples()) != len(st.data.GetClientSamples()) ||
+		d.GetTestSamples() != st.data.GetTestSamples() || d.GetClasses() != st.data.GetClasses() {
+		return fmt.Errorf("loaded different data (%d clients, %d test samples, %d classes, digest %.12s) than the first executor (%d clients, %d test samples, %d classes, digest %.12s): point every executor at the same data_dir",
+			len(d.GetClientSamples()), d.GetTestSamples(), d.GetClasses(), d.GetFingerprint(),
+			len(st.data.GetClientSamples()), st.data.GetTestSamples(), st.data.GetClasses(), st.data.GetFingerprint())
+	}
+	return nil
+}
+
+// start builds the client registry and the initial model (or resumes the
+// checkpoint), then evaluates the starting model.
+func (st *state) start(a *Aggregator) error {
+	c := a.conf
+	d := st.data
+	spec := model.Spec{Name: c.Model, Channels: int(d.GetChannels()), Height: int(d.GetHeight()), Width: int(d.GetWidth()), Classes: int(d.GetClasses())}
+	if c.NumClasses > 0 && c.NumClasses != spec.Classes {
+		return fmt.Errorf("job_conf.num_classes is %d but the data has %d classes", c.NumClasses, spec.Classes)
+	}
+	params, err := model.Init(spec, ModelSeed(c.SampleSeed))
+	if err != nil {
+		return fmt.Errorf("job_conf.model: %w", err)
+	}
+	srv, err := aggregate.New(serverOptions(c))
+	if err != nil {
+		return fmt.Errorf("job_conf.gradient_policy: %w", err)
+	}
+	reg, err := selection.NewRegistry(d.GetClientSamples(), a.opt.Capacities, a.opt.Behaviors, selection.Options{
+		Participants:   c.NumParticipants,
+		Overcommitment: c.Overcommitment,
+		BatchSize:      c.BatchSize,
+		LocalSteps:     c.LocalSteps,
+		ModelBytes:     params.Bytes(),
+		FilterLess:     int64(c.FilterLess),
+		FilterMore:     c.FilterMore,
+		Seed:           c.SampleSeed,
+	})
+	if err != nil {
+		return fmt.Errorf("client registry: %w", err)
+	}
+	if reg.Eligible() == 0 {
+		return fmt.Errorf("no client has between filter_less=%d and filter_more=%d training samples", c.FilterLess, c.FilterMore)
+	}
+	st.registry, st.server, st.model = reg, srv, params
+	a.prom.clients.Set(float64(reg.Eligible()))
+	a.log.Infof("Registered %d clients (%d eligible), model %s with %d parameters, %d test samples",
+		len(d.GetClientSamples()), reg.Eligible(), c.Model, params.NumElements(), d.GetTestSamples())
+
+	if a.opt.Resume {
+		if ck, ok, err := loadCheckpoint(st.checkpointPath(a), st.fingerprint(a)); err != nil {
+			a.log.Warnf("Not resuming: %v", err)
+		} else if ok {
+			if err := st.restore(a, ck); err != nil {
+				a.log.Warnf("Not resuming from %s: %v", st.checkpointPath(a), err)
+				st.model, st.server = params, srv
+				st.round, st.clock, st.lr, st.version = 0, 0, c.LearningRate, 0
+			} else {
+				a.log.Infof("Resumed job %s from checkpoint after round %d (virtual clock %s)", c.JobName, st.round, fedlog.PyFloat(st.clock))
+			}
+		}
+	}
+	if err := st.openFiles(a); err != nil {
+		return err
+	}
+	if st.round > 0 {
+		st.resumedAt = st.round
+		if st.round >= c.Rounds {
+			st.done = true
+			return nil
+		}
+		st.startTraining(a, st.round+1)
+		return nil
+	}
+	st.startEval(a, 0)
+	return nil
+}
+
+func (st *state) openFiles(a *Aggregator) error {
+	m, err := fedlog.OpenMetrics(filepath.Join(a.logDir, "metrics.jsonl"))
+	if err != nil {
+		return err
+	}
+	st.metrics = m
+	return nil
+}
+
+func (st *state) closeFiles() {
+	if st.metrics != nil {
+		_ = st.metrics.Close()
+		st.metrics = nil
+	}
+}
+
+// ---- rounds ----
+
+func (st *state) newTask(t *task) {
+	st.nextID++
+	t.id = st.nextID
+	st.tasks[t.id] = t
+	st.queue = append(st.queue, t)
+}
+
+func (st *state) startTraining(a *Aggregator, round int) {
+	c := a.conf
+	st.phase, st.round = training, round
+	st.trainResults = map[int64]*pb.TrainResult{}
+	var sel selection.Round
+	var err error
+	// With traces, nobody may be online at this instant: move the virtual
+	// clock on until someone is, as a real deployment would wait.
+	for tries := 0; ; tries++ {
+		sel, err = st.registry.Select(round, st.clock)
+		if err != nil {
+			st.fail(a, fmt.Errorf("round %d: selecting participants: %w", round, err))
+			return
+		}
+		if len(sel.Kept) > 0 {
+			break
+		}
+		if tries == 10000 {
+			st.fail(a, fmt.Errorf("round %d: no client came online within %s s of virtual time", round, fedlog.PyFloat(float64(tries)*60)))
+			return
+		}
+		st.clock += 60
+	}
+	st.kept, st.roundTime = sel.Kept, sel.Duration
+	st.planned = len(sel.Kept) + len(sel.Stragglers)
+	for _, k := range sel.Kept {
+		st.newTask(&task{kind: trainKind, round: round, client: k.Client})
+	}
+	a.prom.round.Set(float64(round))
+	a.log.Debugf("Round %d: %d planned, training %d clients at lr %s", round, st.planned, len(sel.Kept), fedlog.PyFloat(st.lr))
+	_ = c
+	st.dispatch(a)
+}
+
+func (st *state) trainResult(a *Aggregator, s *session, r *pb.TrainResult) {
+	t, ok := st.tasks[r.GetTaskId()]
+	if !ok || t.kind != trainKind || t.assigned != s || int64(t.round) != r.GetRound() || t.client != r.GetClientId() || st.phase != training {
+		st.reject(a, s, "train", r.GetRound(), r.GetTaskId())
+		return
+	}
+	st.complete(s, t)
+	w, err := pb.ToTensors(r.GetWeights())
+	if err == nil {
+		err = st.model.CheckCompatible(w)
+	}
+	if err != nil {
+		st.fail(a, fmt.Errorf("executor %d returned a malformed update for client %d: %w", s.rank, t.client, err))
+		return
+	}
+	st.trainResults[t.client] = r
+	if len(st.trainResults) == len(st.kept) {
+		st.finishTraining(a)
+		return
+	}
+	st.dispatch(a)
+}
+
+func (st *state) finishTraining(a *Aggregator) {
+	c := a.conf
+	updates := make([]aggregate.Update, 0, len(st.kept))
+	losses := make([]float64, 0, len(st.kept))
+	// st.kept is in client-id order: the aggregation order never depends
+	// on which executor finished first.
+	for _, k := range st.kept {
+		r := st.trainResults[k.Client]
+		w, _ := pb.ToTensors(r.GetWeights())
+		if err := w.CheckFinite(); err != nil {
+			a.log.Warnf("Round %d: client %d diverged (%v); its update is left out", st.round, k.Client, err)
+			continue
+		}
+		updates = append(updates, aggregate.Update{ClientID: k.Client, Weights: w, NumSamples: r.GetNumSamples(), Loss: r.GetMovingLoss()})
+		losses = append(losses, r.GetMovingLoss())
+	}
+	if len(updates) == 0 {
+		st.fail(a, fmt.Errorf("round %d: every client's update diverged (non-finite weights); lower learning_rate", st.round))
+		return
+	}
+	next, err := st.server.Step(st.model, updates, st.lr)
+	if err != nil {
+		st.fail(a, fmt.Errorf("round %d: aggregation: %w", st.round, err))
+		return
+	}
+	st.model = next
+	st.version = int64(st.round)
+	st.trainResults = nil
+	st.clock += st.roundTime
+	st.roundsTrained++
+	if st.round%c.DecayRound == 0 {
+		st.lr = math.Max(st.lr*c.DecayFactor, c.MinLearningRate)
+	}
+	loss := mean(losses)
+	wall := st.wall(a)
+	a.log.Infof("%s", fedlog.RoundLine(wall, st.round, st.planned, len(updates), loss))
+	a.prom.roundsDone.Inc()
+	a.prom.clock.Set(st.clock)
+	rec := fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: wall, Participants: len(updates), Planned: st.planned, LearningRate: st.lr, Loss: &loss}
+	st.pendingRecord = &rec
+	if st.round%c.EvalInterval == 0 || st.round >= c.Rounds {
+		st.startEval(a, st.round)
+		return
+	}
+	st.flushRecord(a)
+	st.startTraining(a, st.round+1)
+}
+
+func (st *state) wall(a *Aggregator) float64 {
+	return st.wallOffset + a.now().Sub(st.started).Seconds()
+}
+
+func (st *state) flushRecord(a *Aggregator) {
+	if st.pendingRecord == nil {
+		return
+	}
+	st.pendingRecord.ReissuedTasks = st.reissued
+	st.last = *st.pendingRecord
+	if st.metrics != nil {
+		if err := st.metrics.Write(*st.pendingRecord); err != nil {
+			a.log.Errorf("%v", err)
+		}
+	}
+	st.pendingRecord = nil
+}
+
+// evalShards splits the first n test samples into fixed shards of whole
+// test batches. The split depends only on n and test_bsz, never on the
+// number of executors, so summed metrics are identical however many run.
+func evalShards(n int64, bsz int) [][2]int64 {
+	const maxShards = 32
+	b := int64(bsz)
+	batches := (n + b - 1) / b
+	per := (batches + maxShards - 1) / maxShards
+	var out [][2]int64
+	for start := int64(0); start < n; start += per * b {
+		end := min(start+per*b, n)
+		out = append(out, [2]int64{start, end})
+	}
+	return out
+}
+
+func (st *state) startEval(a *Aggregator, round int) {
+	c := a.conf
+	st.phase, st.round = evaluating, round
+	n := int64(math.Floor(float64(st.data.GetTestSamples()) * c.TestRatio))
+	n = max(n, 1)
+	shards := evalShards(n, c.TestBsz)
+	st.shards = len(shards)
+	st.evalResults = map[int]*pb.EvalResult{}
+	for i, sh := range shards {
+		st.newTask(&task{kind: evalKind, round: round, shard: i, start: sh[0], end: sh[1]})
+	}
+	st.dispatch(a)
+}
+
+func (st *state) evalResult(a *Aggregator, s *session, r *pb.EvalResult) {
+	t, ok := st.tasks[r.GetTaskId()]
+	if !ok || t.kind != evalKind || t.assigned != s || int64(t.round) != r.GetRound() || int32(t.shard) != r.GetShard() || st.phase != evaluating {
+		st.reject(a, s, "eval", r.GetRound(), r.GetTaskId())
+		return
+	}
+	if r.GetCount() != t.end-t.start {
+		st.fail(a, fmt.Errorf("executor %d evaluated %d samples of shard %d, want %d", s.rank, r.GetCount(), t.shard, t.end-t.start))
+		return
+	}
+	st.complete(s, t)
+	st.evalResults[t.shard] = r
+	if len(st.evalResults) < st.shards {
+		st.dispatch(a)
+		return
+	}
+	var lossSum float64
+	var top1, top5, count int64
+	for i := 0; i < st.shards; i++ { // shard order: a fixed summation order
+		e := st.evalResults[i]
+		lossSum += e.GetLossSum()
+		top1 += e.GetTop1()
+		top5 += e.GetTop5()
+		count += e.GetCount()
+	}
+	acc1, acc5, loss := float64(top1)/float64(count), float64(top5)/float64(count), lossSum/float64(count)
+	a.log.Infof("%s", fedlog.TestLine(st.round, st.clock, acc1, acc5, loss))
+	a.prom.top1.Set(acc1)
+	if st.pendingRecord == nil {
+		st.pendingRecord = &fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: st.wall(a), LearningRate: st.lr}
+	}
+	st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, &loss
+	st.flushRecord(a)
+	if a.conf.SaveCheckpoint {
+		path := st.checkpointPath(a)
+		if err := saveCheckpoint(path, st.checkpoint(a)); err != nil {
+			a.log.Errorf("Checkpoint: %v", err)
+		} else {
+			a.log.Infof("Saved checkpoint of round %d to %s", st.round, path)
+		}
+	}
+	st.evalResults = nil
+	if st.round >= a.conf.Rounds {
+		st.done = true
+		return
+	}
+	st.startTraining(a, st.round+1)
+}
+
+func (st *state) complete(s *session, t *task) {
+	delete(st.tasks, t.id)
+	delete(s.busy, t.id)
+}
+
+func (st *state) reject(a *Aggregator, s *session, kind string, round, id int64) {
+	st.rejected++
+	a.prom.rejected.Inc()
+	a.log.Warnf("Rejected a late or duplicate %s result from executor %d (round %d, task %d)", kind, s.rank, round, id)
+}
+
+// ---- dispatch and liveness ----
+
+// dispatch hands queued tasks to executors with free slots, sending each
+// executor the current model first if it does not have it yet.
+func (st *state) dispatch(a *Aggregator) {
+	if len(st.queue) == 0 || st.done {
+		return
+	}
+	ranks := st.ranks()
+	if len(ranks) == 0 {
+		return
+	}
+	rest := st.queue[:0]
+	next := 0
+	for _, t := range st.queue {
+		if _, live := st.tasks[t.id]; !live {
+			continue
+		}
+		var s *session
+		for i := 0; i < len(ranks); i++ {
+			cand := st.sessions[ranks[(next+i)%len(ranks)]]
+			if cand.free() > 0 {
+				s = cand
+				next = (next + i + 1) % len(ranks)
+				break
+			}
+		}
+		if s == nil {
+			rest = append(rest, t)
+			continue
+		}
+		st.assign(a, s, t)
+	}
+	st.queue = rest
+}
+
+func (st *state) ranks() []int32 {
+	ranks := make([]int32, 0, len(st.sessions))
+	for r := range st.sessions {
+		ranks = append(ranks, r)
+	}
+	sort.Slice(ranks, func(i, j int) bool { return ranks[i] < ranks[j] })
+	return ranks
+}
+
+func (st *state) assign(a *Aggregator, s *session, t *task) {
+	if s.modelVersion != st.version {
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Version: st.version, Tensors: pb.FromTensors(st.model)}}})
+		s.modelVersion = st.version
+	}
+	t.assigned = s
+	s.busy[t.id] = t
+	switch t.kind {
+	case trainKind:
+		mu := 0.0
+		if a.conf.GradientPolicy == "fed-prox" {
+			mu = a.conf.ProxyMu
+		}
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Train{Train: &pb.TrainTask{
+			Round: int64(t.round), TaskId: t.id, ClientId: t.client, ModelVersion: st.version,
+			LearningRate: st.lr, Seed: TaskSeed(a.conf.SampleSeed, t.round, t.client), ProxMu: mu,
+		}}})
+		a.prom.tasks.WithLabelValues("train").Inc()
+	case evalKind:
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Eval{Eval: &pb.EvalTask{
+			Round: int64(t.round), TaskId: t.id, ModelVersion: st.version, Shard: int32(t.shard), Start: t.start, End: t.end,
+		}}})
+		a.prom.tasks.WithLabelValues("eval").Inc()
+	}
+}
+
+// dropSession forgets an executor and re-issues its unfinished tasks under
+// new ids to the survivors.
+func (st *state) dropSession(a *Aggregator, s *session, reason string) {
+	s.gone = true
+	s.abort(reason)
+	if st.sessions[s.rank] == s {
+		delete(st.sessions, s.rank)
+	}
+	a.prom.executors.Set(float64(len(st.sessions)))
+	if len(st.sessions) == 0 {
+		st.lastExecutor = a.now()
+	}
+	if st.done {
+		return
+	}
+	var ids []int64
+	for id := range s.busy {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var what []string
+	for _, id := range ids {
+		old := s.busy[id]
+		delete(st.tasks, id)
+		t := &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end}
+		st.newTask(t)
+		if t.kind == trainKind {
+			what = append(what, fmt.Sprintf("client %d", t.client))
+		} else {
+			what = append(what, fmt.Sprintf("test shard %d", t.shard))
+		}
+	}
+	s.busy = map[int64]*task{}
+	st.reissued += len(ids)
+	a.prom.reissued.Add(float64(len(ids)))
+	if len(ids) > 0 {
+		a.log.Warnf("Executor %d lost (%s) in round %d; re-issuing %d task(s): %s", s.rank, reason, st.round, len(ids), strings.Join(what, ", "))
+	} else {
+		a.log.Warnf("Executor %d lost (%s)", s.rank, reason)
+	}
+	st.dispatch(a)
+}
+
+func (st *state) checkLiveness(a *Aggregator) {
+	now := a.now()
+	for _, r := range st.ranks() {
+		s := st.sessions[r]
+		if silent := now.Sub(s.lastSeen); silent > a.opt.ExecutorTimeout {
+			st.dropSession(a, s, fmt.Sprintf("no heartbeat for %s", silent.Round(time.Millisecond)))
+		}
+	}
+	if len(st.sessions) == 0 && !st.done {
+		idle := now.Sub(st.lastExecutor)
+		if idle > a.opt.ExecutorWait {
+			st.fail(a, fmt.Errorf("no executor connected for %s (waited for %d executor(s) at %s:%d)", idle.Round(time.Second), a.opt.Executors, a.conf.PsIP, a.conf.PsPort))
+		} else if st.model != nil && !st.warnedNoExecs && idle > a.opt.ExecutorTimeout {
+			st.warnedNoExecs = true
+			a.log.Warnf("No executor is connected; round %d waits for one to rejoin (up to %s)", st.round, a.opt.ExecutorWait)
+		}
+	}
+}
+
+// fail stops the job with err and tells the executors why.
+func (st *state) fail(a *Aggregator, err error) {
+	if st.done {
+		return
+	}
+	a.log.Errorf("Job failed: %v", err)
+	st.err = err
+	st.done = true
+}
+
+func (st *state) abortAll(a *Aggregator, reason string) {
+	for _, r := range st.ranks() {
+		s := st.sessions[r]
+		s.gone = true
+		s.abort(reason)
+		delete(st.sessions, r)
+	}
+}
+
+// finish tells every executor the job is over and returns the result.
+func (st *state) finish(a *Aggregator) (Result, error) {
+	reason := "job finished"
+	if st.err != nil {
+		reason = st.err.Error()
+	}
+	for _, r := range st.ranks() {
+		s := st.sessions[r]
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Shutdown{Shutdown: &pb.Shutdown{Reason: reason, JobDone: st.err == nil}}})
+		s.close()
+	}
+	// Give the executors a moment to read Shutdown and hang up.
+	deadline := time.After(5 * time.Second)
+	for len(st.sessions) > 0 {
+		select {
+		case ev := <-a.events:
+			switch e := ev.(type) {
+			case evClosed:
+				if st.sessions[e.s.rank] == e.s {
+					delete(st.sessions, e.s.rank)
+				}
+			case evHello:
+				e.reply <- status.Error(codes.Unavailable, "the job has finished")
+			}
+		case <-deadline:
+			st.abortAll(a, reason)
+		}
+	}
+	st.closeFiles()
+	if st.err == nil {
+		a.log.Infof("Job %s finished: %d rounds, virtual clock %s s, wall clock %d s", a.conf.JobName, st.round, fedlog.PyFloat(st.clock), int64(st.wall(a)))
+	}
+	return st.result(a), st.err
+}
+
+func (st *state) result(a *Aggregator) Result {
+	r := Result{Rounds: st.round, VirtualClock: st.clock, Reissued: st.reissued, Rejected: st.rejected, ResumedAt: st.resumedAt,
+		FinalModel: st.model, LogDir: a.logDir, MetricsFile: filepath.Join(a.logDir, "metrics.jsonl"), RoundsTrained: st.roundsTrained}
+	if st.last.Top1 != nil {
+		r.Top1, r.Top5, r.TestLoss = *st.last.Top1, *st.last.Top5, *st.last.TestLoss
+	}
+	return r
+}

@@ -1,0 +1,133 @@
+// Command aggregator runs the server side of a FedScale job:
+//
+//	aggregator --config JOB.yml [--ps-port P] [--set key=value ...]
+//
+// It exits 0 when every round has been trained and evaluated.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/fedscale/fedscale-go/runtime/aggregator"
+	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/health"
+	"github.com/fedscale/fedscale-go/runtime/jobflags"
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/trace"
+	"github.com/fedscale/fedscale-go/runtime/version"
+)
+
+func main() {
+	var (
+		heartbeat, timeout, wait time.Duration
+		noResume                 bool
+	)
+	cmd := &cobra.Command{
+		Use:           "aggregator --config JOB.yml",
+		Short:         "Run the aggregator of a FedScale job",
+		Version:       version.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	flags := jobflags.Bind(cmd.Flags())
+	cmd.Flags().DurationVar(&heartbeat, "heartbeat", time.Second, "how often executors must report")
+	cmd.Flags().DurationVar(&timeout, "executor-timeout", 10*time.Second, "silence after which an executor is declared lost and its tasks re-issued")
+	cmd.Flags().DurationVar(&wait, "executor-wait", 10*time.Minute, "how long to wait with no executor connected before failing")
+	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		job, err := flags.Load()
+		if err != nil {
+			return err
+		}
+		executors, err := job.Executors()
+		if err != nil {
+			return fmt.Errorf("%s: %w", flags.Config, err)
+		}
+		conf := job.Conf
+		if conf.TimeStamp == "" {
+			conf.TimeStamp = time.Now().Format("0102_150405")
+		}
+		log := fedlog.New(os.Stderr)
+		for _, w := range job.Warnings {
+			log.Warnf("%s", w)
+		}
+		if _, err := log.AttachFile(filepath.Join(conf.LogDir(), "aggregator", "log")); err != nil {
+			return err
+		}
+		opt := aggregator.Options{Conf: conf, Executors: executors, Log: log, HeartbeatInterval: heartbeat,
+			ExecutorTimeout: timeout, ExecutorWait: wait, Resume: !noResume}
+		// The original falls back to equal devices when its default
+		// device_conf_file (/tmp/client.cfg) is absent; a file the job
+		// names explicitly must load.
+		if conf.IsSet("device_conf_file") && conf.DeviceConfFile != "" {
+			if opt.Capacities, err = trace.LoadCapacities(conf.DeviceConfFile); err != nil {
+				return fmt.Errorf("job_conf.device_conf_file: %w", err)
+			}
+		}
+		if conf.DeviceAvailFile != "" {
+			if opt.Behaviors, err = trace.LoadBehaviors(conf.DeviceAvailFile); err != nil {
+				return fmt.Errorf("job_conf.device_avail_file: %w", err)
+			}
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		opt.Metrics = reg
+		agg, err := aggregator.New(opt)
+		if err != nil {
+			return err
+		}
+		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(conf.PsPort)))
+		if err != nil {
+			return fmt.Errorf("job_conf.ps_port: %w", err)
+		}
+		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg)
+		if err != nil {
+			return err
+		}
+		defer hs.Close()
+		srv := grpc.NewServer(
+			grpc.MaxRecvMsgSize(executor.MaxMessageBytes), grpc.MaxSendMsgSize(executor.MaxMessageBytes),
+			// Pings find executors whose process hangs with the socket open.
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		)
+		pb.RegisterAggregatorServer(srv, agg)
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Stop()
+		log.Infof("Aggregator %s serving gRPC on %s, health on %s", version.Version, lis.Addr(), hs.Addr())
+
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		go func() { <-agg.Ready(); hs.SetReady(true, "") }()
+		res, err := agg.Run(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return errors.New("stopped by signal; restart with the same job file to resume from the last checkpoint")
+			}
+			return err
+		}
+		log.Infof("Final test accuracy: top_1 %s, top_5 %s; metrics in %s", fedlog.PyFloat(res.Top1), fedlog.PyFloat(res.Top5), res.MetricsFile)
+		return nil
+	}
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "aggregator:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fedscale/fedscale-go/runtime/jobtest"
+)
+
+// buildBinaries compiles the aggregator and executor commands.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", bin+"/", "github.com/fedscale/fedscale-go/runtime/cmd/aggregator", "github.com/fedscale/fedscale-go/runtime/cmd/executor")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return portOf(l)
+}
+
+// A job file written the way FedScale users write them: top-level keys,
+// worker_ips, $FEDSCALE_HOME in paths, empty setup_commands and a job_conf
+// list of single-key maps.
+const jobFile = `# FedScale job, as in benchmark/configs
+ps_ip: 127.0.0.1
+worker_ips:
+    - 127.0.0.1:[2]
+exp_path: $FEDSCALE_HOME/fedscale/cloud
+executor_entry: execution/executor.py
+aggregator_entry: aggregation/aggregator.py
+auth:
+    ssh_user: ""
+    ssh_private_key: ~/.ssh/id_rsa
+setup_commands:
+job_conf:
+    - job_name: processes            # logs under log_path/logs/job_name/time_stamp
+    - log_path: $FEDSCALE_HOME/benchmark
+    - num_participants: 6
+    - data_set: synthetic
+    - data_dir: $FEDSCALE_HOME/data
+    - model: logistic
+    - eval_interval: 2
+    - rounds: %d
+    - filter_less: 10
+    - num_loaders: 2
+    - local_steps: 5
+    - learning_rate: 0.05
+    - batch_size: 10
+    - test_bsz: 20
+    - use_cuda: False
+`
+
+// Three processes started by hand from a job file run the whole job; the
+// aggregator exits 0 and the executors exit on their own, even when one
+// executor is killed mid-job.
+func TestThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	bin := buildBinaries(t)
+	home := t.TempDir()
+	t.Setenv("FEDSCALE_HOME", home)
+	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 20, PerClient: 30, Test: 100, Classes: 4, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		kill   bool
+		rounds int
+	}{{"clean", false, 4}, {"executor-killed", true, 30}} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "conf.yml")
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf(jobFile, tc.rounds)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			port := fmt.Sprint(freePort(t))
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			var aggOut bytes.Buffer
+			agg := exec.CommandContext(ctx, filepath.Join(bin, "aggregator"), "--config", conf, "--ps-port", port, "--http-port", "0",
+				"--time-stamp", tc.name, "--executor-timeout", "3s")
+			agg.Stderr = &aggOut
+			if err := agg.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var execs []*exec.Cmd
+			for rank := 1; rank <= 2; rank++ {
+				e := exec.CommandContext(ctx, filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(rank), "--ps-port", port, "--http-port", "0")
+				e.Stderr = &bytes.Buffer{}
+				if err := e.Start(); err != nil {
+					t.Fatal(err)
+				}
+				execs = append(execs, e)
+			}
+			logFile := filepath.Join(home, "benchmark", "logs", "processes", tc.name, "aggregator", "log")
+			if tc.kill {
+				// Kill executor 2 once training is under way.
+				deadline := time.Now().Add(2 * time.Minute)
+				for {
+					b, _ := os.ReadFile(logFile)
+					if strings.Contains(string(b), "round: 2,") {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("training never reached round 2:\n%s", aggOut.String())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err := execs[1].Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := agg.Wait(); err != nil {
+				t.Fatalf("aggregator: %v\n%s", err, aggOut.String())
+			}
+			for i, e := range execs {
+				err := e.Wait()
+				if tc.kill && i == 1 {
+					continue
+				}
+				if err != nil {
+					t.Errorf("executor %d: %v\n%s", i+1, err, e.Stderr)
+				}
+			}
+			b, err := os.ReadFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := string(b)
+			if !strings.Contains(log, fmt.Sprintf("FL Testing in round: %d,", tc.rounds)) {
+				t.Errorf("no final test line in %s:\n%s", logFile, log)
+			}
+			if tc.kill && !strings.Contains(log, "Executor 2 lost") {
+				t.Errorf("the kill was not noticed:\n%s", log)
+			}
+		})
+	}
+}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }

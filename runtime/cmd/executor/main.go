@@ -1,0 +1,79 @@
+// Command executor runs one executor process of a FedScale job:
+//
+//	executor --config JOB.yml --rank N [--ps-port P]
+//
+// It exits 0 when the aggregator reports the job finished.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/health"
+	"github.com/fedscale/fedscale-go/runtime/jobflags"
+	"github.com/fedscale/fedscale-go/runtime/model/cpu"
+	"github.com/fedscale/fedscale-go/runtime/version"
+)
+
+func main() {
+	var (
+		slots   int
+		connect time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:           "executor --config JOB.yml --rank N",
+		Short:         "Run an executor of a FedScale job",
+		Version:       version.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	flags := jobflags.Bind(cmd.Flags())
+	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
+	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		job, err := flags.Load()
+		if err != nil {
+			return err
+		}
+		conf := job.Conf
+		if !conf.IsSet("this_rank") && !cmd.Flags().Changed("rank") {
+			return fmt.Errorf("--rank: required for an executor (1..num_executors)")
+		}
+		if n, err := job.Executors(); err == nil && (conf.ThisRank < 1 || conf.ThisRank > n) {
+			return fmt.Errorf("--rank: %d is outside 1..%d (the job's executors)", conf.ThisRank, n)
+		}
+		log := fedlog.New(os.Stderr)
+		log.Buffer() // the log folder is known once the aggregator welcomes us
+		for _, w := range job.Warnings {
+			log.Warnf("%s", w)
+		}
+		if conf.UseCuda {
+			log.Warnf("use_cuda is set but this build trains on the CPU backend")
+		}
+		hs, err := health.Listen(flags.HealthAddr(conf, conf.ThisRank), nil)
+		if err != nil {
+			return err
+		}
+		defer hs.Close()
+		hs.SetReady(false, "not registered with the aggregator")
+		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect})
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return ex.Run(ctx)
+	}
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "executor:", err)
+		os.Exit(1)
+	}
+}

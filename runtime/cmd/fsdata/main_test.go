@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fedscale/fedscale-go/runtime/data"
+)
+
+// writeIDX writes a small MNIST-like set (4x4 images, labels i%10) under the
+// standard file names, gzip-compressed like the real distribution.
+func writeIDX(t *testing.T, dir string, nTrain, nTest int) {
+	t.Helper()
+	write := func(name string, magic uint32, dims []uint32, body []byte) {
+		var raw bytes.Buffer
+		binary.Write(&raw, binary.BigEndian, magic)
+		binary.Write(&raw, binary.BigEndian, dims)
+		raw.Write(body)
+		var out bytes.Buffer
+		zw := gzip.NewWriter(&out)
+		zw.Write(raw.Bytes())
+		zw.Close()
+		if err := os.WriteFile(filepath.Join(dir, name+".gz"), out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct {
+		prefix string
+		n      int
+	}{{"train", nTrain}, {"t10k", nTest}} {
+		pix := make([]byte, s.n*16)
+		for i := range pix {
+			pix[i] = byte(i * 3)
+		}
+		labels := make([]byte, s.n)
+		for i := range labels {
+			labels[i] = byte(i % 10)
+		}
+		write(s.prefix+"-images-idx3-ubyte", 0x803, []uint32{uint32(s.n), 4, 4}, pix)
+		write(s.prefix+"-labels-idx1-ubyte", 0x801, []uint32{uint32(s.n)}, labels)
+	}
+}
+
+func execute(args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := newCommand(&out)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestFsdata(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src, 200, 30)
+	out := filepath.Join(t.TempDir(), "ds")
+
+	stdout, err := execute("--idx-dir", src, "--out", out, "--clients", "5", "--alpha", "0.5", "--seed", "2", "--min-samples", "10", "--label-names", "mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{out + ": 5 clients, 200 train + 30 test samples, 10 classes, 4x4", "min ", "median ", "max "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output %q lacks %q", stdout, want)
+		}
+	}
+	if strings.Count(stdout, "\n") != 1 {
+		t.Errorf("output is not one line: %q", stdout)
+	}
+	ds, err := data.Load(out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Train.Len() != 200 || ds.Test.Len() != 30 || ds.Train.NumClients() != 5 || ds.Classes != 10 {
+		t.Errorf("loaded %d/%d samples, %d clients, %d classes", ds.Train.Len(), ds.Test.Len(), ds.Train.NumClients(), ds.Classes)
+	}
+	for _, c := range ds.Train.ClientSamples {
+		if len(c) < 10 {
+			t.Errorf("a client has %d < 10 samples", len(c))
+		}
+	}
+
+	// Explicit file flags and --force over the existing dataset.
+	g := func(name string) string { return filepath.Join(src, name+".gz") }
+	if _, err := execute("--train-images", g("train-images-idx3-ubyte"), "--train-labels", g("train-labels-idx1-ubyte"),
+		"--test-images", g("t10k-images-idx3-ubyte"), "--test-labels", g("t10k-labels-idx1-ubyte"),
+		"--out", out, "--clients", "3", "--min-samples", "5", "--label-names", "a,b,c,d,e,f,g,h,i,j", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	csv, _ := os.ReadFile(filepath.Join(out, data.MappingDir, "test.csv"))
+	if !strings.Contains(string(csv), "client_0002,test/2.png,c,2\n") {
+		t.Errorf("test.csv after --force:\n%.200s", csv)
+	}
+}
+
+func TestFsdataErrors(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src, 40, 10)
+	existing := filepath.Join(t.TempDir(), "ds")
+	if _, err := execute("--idx-dir", src, "--out", existing, "--clients", "2", "--min-samples", "1"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no out", []string{"--idx-dir", src}, `"out" not set`},
+		{"no inputs", []string{"--out", "x"}, "missing --train-images, --train-labels, --test-images, --test-labels"},
+		{"some inputs", []string{"--out", "x", "--train-images", "a", "--test-labels", "b"}, "missing --train-labels, --test-images"},
+		{"dir and files", []string{"--out", "x", "--idx-dir", src, "--train-images", "a"}, "idx-dir train-images"},
+		{"missing idx dir", []string{"--out", "x", "--idx-dir", "/nonexistent/idx"}, "idx dir /nonexistent/idx: missing"},
+		{"too few label names", []string{"--out", "x", "--idx-dir", src, "--label-names", "a,b"}, "2 label names for 10 classes"},
+		{"infeasible", []string{"--out", "x", "--idx-dir", src, "--clients", "5", "--min-samples", "9"}, "use fewer clients or a smaller min-samples"},
+		{"existing dataset", []string{"--out", existing, "--idx-dir", src, "--clients", "2", "--min-samples", "1"}, "already holds a dataset"},
+		{"bad number", []string{"--out", "x", "--idx-dir", src, "--clients", "many"}, "invalid argument"},
+		{"positional argument", []string{"--out", "x", "--idx-dir", src, "extra"}, "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, a := range tc.args {
+				if a == "x" {
+					tc.args[i] = filepath.Join(t.TempDir(), "out")
+				}
+			}
+			if _, err := execute(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// IDXFiles names the four files of an MNIST-style dataset.
+type IDXFiles struct {
+	TrainImages, TrainLabels, TestImages, TestLabels string
+}
+
+// Standard IDX file names, as distributed for MNIST and Fashion-MNIST.
+var idxNames = [4]string{
+	"train-images-idx3-ubyte",
+	"train-labels-idx1-ubyte",
+	"t10k-images-idx3-ubyte",
+	"t10k-labels-idx1-ubyte",
+}
+
+// FindIDX finds the four standard IDX files in dir, each either plain or
+// with a .gz suffix (plain preferred: it reads faster).
+func FindIDX(dir string) (IDXFiles, error) {
+	var found [4]string
+	var missing []string
+	for i, name := range idxNames {
+		for _, cand := range []string{name, name + ".gz"} {
+			p := filepath.Join(dir, cand)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				found[i] = p
+				break
+			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return IDXFiles{}, fmt.Errorf("idx dir: %w", err)
+			}
+		}
+		if found[i] == "" {
+			missing = append(missing, name+"[.gz]")
+		}
+	}
+	if len(missing) > 0 {
+		return IDXFiles{}, fmt.Errorf("idx dir %s: missing %s", dir, strings.Join(missing, ", "))
+	}
+	return IDXFiles{found[0], found[1], found[2], found[3]}, nil
+}
+
+// FashionMNISTLabels are Fashion-MNIST's class names, by label.
+var FashionMNISTLabels = []string{
+	"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+	"Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+}
+
+// MNISTLabels are MNIST's class names (the digits), by label.
+var MNISTLabels = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
+// ConvertOptions configures ConvertIDX.
+type ConvertOptions struct {
+	Out        string   // output data directory
+	Clients    int      // number of clients
+	Alpha      float64  // Dirichlet concentration of the training partition
+	Seed       uint64   // partition seed
+	MinSamples int      // minimum training samples per client
+	LabelNames []string // label_name per label; nil: the label number
+	Overwrite  bool     // replace a dataset already in Out
+}
+
+// ConvertSummary describes a converted dataset.
+type ConvertSummary struct {
+	Clients                 int
+	TrainSamples            int
+	TestSamples             int
+	Classes                 int
+	MinPerClient            int // training samples of the smallest client
+	MedianPerClient         float64
+	MaxPerClient            int
+	ImageHeight, ImageWidth int
+}
+
+// ClientName is the client_id written for client k.
+func ClientName(k int) string { return fmt.Sprintf("client_%04d", k) }
+
+// ConvertIDX turns an MNIST-style IDX dataset into the FedScale layout in
+// opt.Out. Training samples are split among clients non-IID (Dirichlet) and
+// written grouped by client; test samples are dealt round-robin, since the
+// runtime evaluates the whole test set anyway.
+func ConvertIDX(src IDXFiles, opt ConvertOptions) (ConvertSummary, error) {
+	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels)
+	if err != nil {
+		return ConvertSummary{}, err
+	}
+	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels)
+	if err != nil {
+		return ConvertSummary{}, err
+	}
+	if th != h || tw != w {
+		return ConvertSummary{}, fmt.Errorf("test images are %dx%d but training images %dx%d", tw, th, w, h)
+	}
+	classes := int(max(slices.Max(trainLabels), slices.Max(testLabels))) + 1
+	if opt.LabelNames != nil && len(opt.LabelNames) < classes {
+		return ConvertSummary{}, fmt.Errorf("%d label names for %d classes", len(opt.LabelNames), classes)
+	}
+
+	parts, err := Dirichlet(trainLabels, opt.Clients, opt.Alpha, opt.MinSamples, opt.Seed)
+	if err != nil {
+		return ConvertSummary{}, err
+	}
+	hw := h * w
+	train := make([]Record, 0, len(trainLabels))
+	counts := make([]int, len(parts))
+	for k, idx := range parts {
+		counts[k] = len(idx)
+		for _, i := range idx {
+			train = append(train, Record{Client: ClientName(k), Label: int(trainLabels[i]), Pixels: trainPix[i*hw : (i+1)*hw]})
+		}
+	}
+	test := make([]Record, len(testLabels))
+	for i, l := range testLabels {
+		test[i] = Record{Client: ClientName(i % opt.Clients), Label: int(l), Pixels: testPix[i*hw : (i+1)*hw]}
+	}
+	var wopts []WriteOption
+	if opt.Overwrite {
+		wopts = append(wopts, Overwrite())
+	}
+	if err := WriteLayout(opt.Out, w, h, train, test, opt.LabelNames, wopts...); err != nil {
+		return ConvertSummary{}, err
+	}
+
+	slices.Sort(counts)
+	median := float64(counts[len(counts)/2])
+	if len(counts)%2 == 0 {
+		median = float64(counts[len(counts)/2-1]+counts[len(counts)/2]) / 2
+	}
+	return ConvertSummary{
+		Clients: len(parts), TrainSamples: len(train), TestSamples: len(test), Classes: classes,
+		MinPerClient: counts[0], MedianPerClient: median, MaxPerClient: counts[len(counts)-1],
+		ImageHeight: h, ImageWidth: w,
+	}, nil
+}
+
+// readIDXPair reads an image file and its label file and checks they agree.
+func readIDXPair(part, imagesPath, labelsPath string) (pix, labels []uint8, h, w int, err error) {
+	pix, n, h, w, err := ReadIDXImages(imagesPath)
+	if err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("%s images: %w", part, err)
+	}
+	labels, err = ReadIDXLabels(labelsPath)
+	if err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("%s labels: %w", part, err)
+	}
+	if n != len(labels) {
+		return nil, nil, 0, 0, fmt.Errorf("%s set: %d images (%s) but %d labels (%s)", part, n, imagesPath, len(labels), labelsPath)
+	}
+	if n == 0 {
+		return nil, nil, 0, 0, fmt.Errorf("%s set: %s holds no images", part, imagesPath)
+	}
+	return pix, labels, h, w, nil
+}

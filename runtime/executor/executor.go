@@ -1,0 +1,526 @@
+// Package executor is the client side of a federated job: it loads the data
+// set, registers with the aggregator, trains the clients it is told to train
+// (many simulated clients in one process), evaluates its share of the test
+// set, and reconnects when the aggregator restarts.
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/data"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/health"
+	"github.com/fedscale/fedscale-go/runtime/model"
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// MaxMessageBytes bounds one gRPC message (a model or an update).
+const MaxMessageBytes = 1 << 30
+
+// NewTrainer makes the compute backend for a model; cpu.New is the default.
+type NewTrainer func(model.Spec) (model.Trainer, error)
+
+// Options configures an Executor.
+type Options struct {
+	Conf config.Conf // job_conf after overrides: job name, data, aggregator address
+	Rank int         // 1..num_executors
+	// Slots is how many tasks run at once (default 1).
+	Slots int
+	// Backend builds trainers (required).
+	Backend NewTrainer
+	Log     *fedlog.Logger
+	// Health, if set, is marked ready while the executor is registered.
+	Health *health.Server
+	// ConnectTimeout bounds how long the executor keeps trying to reach the
+	// aggregator, at start and after losing it (default 2m).
+	ConnectTimeout time.Duration
+	// Data, if set, is used instead of loading Conf.DataDir (tests share one).
+	Data *data.Dataset
+}
+
+// Executor runs tasks for one aggregator.
+type Executor struct {
+	opt         Options
+	log         *fedlog.Logger
+	data        *data.Dataset
+	info        *pb.DataInfo
+	incarnation string
+
+	trainers chan model.Trainer // a pool: one trainer per running task
+	spec     model.Spec
+
+	logOnce sync.Once
+}
+
+// New loads the data and returns an executor ready to Run.
+func New(opt Options) (*Executor, error) {
+	if opt.Rank < 1 {
+		return nil, fmt.Errorf("rank: executors are numbered from 1, got %d", opt.Rank)
+	}
+	if opt.Backend == nil {
+		return nil, errors.New("executor: no compute backend")
+	}
+	if opt.Slots < 1 {
+		opt.Slots = 1
+	}
+	if opt.ConnectTimeout <= 0 {
+		opt.ConnectTimeout = 2 * time.Minute
+	}
+	if opt.Log == nil {
+		opt.Log = fedlog.New(io.Discard)
+	}
+	ds := opt.Data
+	if ds == nil {
+		var err error
+		ds, err = data.Load(opt.Conf.DataDir, opt.Conf.DataMapFile)
+		if err != nil {
+			return nil, fmt.Errorf("job_conf.data_dir: %w", err)
+		}
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan model.Trainer, opt.Slots)}
+	e.info = DataInfo(ds)
+	return e, nil
+}
+
+// DataInfo describes ds for registration, with a digest of its mapping so
+// the aggregator can tell executors with different data apart.
+func DataInfo(ds *data.Dataset) *pb.DataInfo {
+	h := sha256.New()
+	var b [8]byte
+	for _, sp := range []*data.Split{ds.Train, ds.Test} {
+		binary.LittleEndian.PutUint64(b[:], uint64(sp.Len()))
+		h.Write(b[:])
+		for i := range sp.Paths {
+			h.Write([]byte(sp.Paths[i]))
+			binary.LittleEndian.PutUint32(b[:4], uint32(sp.Labels[i]))
+			binary.LittleEndian.PutUint32(b[4:], uint32(sp.Clients[i]))
+			h.Write(b[:])
+		}
+	}
+	counts := make([]int64, len(ds.Train.ClientSamples))
+	for i, s := range ds.Train.ClientSamples {
+		counts[i] = int64(len(s))
+	}
+	return &pb.DataInfo{
+		ClientSamples: counts,
+		TestSamples:   int64(ds.Test.Len()),
+		Classes:       int32(ds.Classes),
+		Channels:      1,
+		Height:        int32(ds.Height),
+		Width:         int32(ds.Width),
+		Fingerprint:   hex.EncodeToString(h.Sum(nil)),
+	}
+}
+
+// Addr is the aggregator address from the job configuration.
+func Addr(c config.Conf) string {
+	return net.JoinHostPort(c.PsIP, strconv.Itoa(c.PsPort))
+}
+
+// errPermanent marks failures that reconnecting cannot fix.
+type errPermanent struct{ error }
+
+// Run serves the aggregator until the job ends. It returns nil when the
+// aggregator reports the job finished, and an error when the job failed,
+// the aggregator refused this executor, or it stayed unreachable for
+// ConnectTimeout.
+func (e *Executor) Run(ctx context.Context) error {
+	addr := Addr(e.opt.Conf)
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)))
+	if err != nil {
+		return fmt.Errorf("aggregator address %s: %w", addr, err)
+	}
+	defer conn.Close()
+	client := pb.NewAggregatorClient(conn)
+	e.log.Infof("Executor %d (incarnation %s) connecting to aggregator %s; %d clients, %d test samples",
+		e.opt.Rank, e.incarnation, addr, len(e.info.GetClientSamples()), e.info.GetTestSamples())
+
+	lastGood := time.Now()
+	backoff := 100 * time.Millisecond
+	for {
+		done, err := e.session(ctx, client)
+		if done {
+			return err
+		}
+		var perm errPermanent
+		if errors.As(err, &perm) {
+			return perm.error
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil { // the session ran and then broke: the clock restarts
+			lastGood = time.Now()
+			backoff = 100 * time.Millisecond
+		}
+		if time.Since(lastGood) > e.opt.ConnectTimeout {
+			return fmt.Errorf("aggregator %s unreachable for %s: %v", addr, e.opt.ConnectTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// session runs one Session stream. done reports that the job is over (err
+// then tells whether it failed); otherwise err is nil when an established
+// session broke, or the reason a connection attempt failed.
+func (e *Executor) session(ctx context.Context, client pb.AggregatorClient) (done bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Session(ctx, grpc.WaitForReady(true))
+	if err != nil {
+		return false, err
+	}
+	hello := &pb.Hello{
+		ProtocolVersion: pb.ProtocolVersion,
+		Rank:            int32(e.opt.Rank),
+		JobName:         e.opt.Conf.JobName,
+		Incarnation:     e.incarnation,
+		Slots:           int32(e.opt.Slots),
+		Data:            e.info,
+		Mode:            "simulation",
+	}
+	if err := stream.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Hello{Hello: hello}}); err != nil {
+		return false, err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		switch status.Code(err) {
+		case codes.FailedPrecondition, codes.InvalidArgument:
+			return false, errPermanent{fmt.Errorf("aggregator refused executor %d: %s", e.opt.Rank, status.Convert(err).Message())}
+		}
+		return false, err
+	}
+	w := first.GetWelcome()
+	if w == nil {
+		return false, errPermanent{errors.New("aggregator did not answer Hello with Welcome")}
+	}
+	if err := e.welcome(w); err != nil {
+		return false, errPermanent{err}
+	}
+	e.opt.Health.SetReady(true, "")
+	defer e.opt.Health.SetReady(false, "not connected to the aggregator")
+
+	s := &run{e: e, stream: stream, models: map[int64]tensor.List{}, tasks: make(chan *pb.AggregatorMessage, 4096), training: w.GetTraining()}
+	var wg sync.WaitGroup
+	for i := 0; i < e.opt.Slots; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.worker(ctx) }()
+	}
+	defer func() { cancel(); close(s.tasks); wg.Wait() }()
+	go s.heartbeat(ctx, time.Duration(w.GetHeartbeatIntervalMs())*time.Millisecond)
+
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if s.failed() != nil {
+				return true, s.failed()
+			}
+			e.log.Warnf("Lost the aggregator: %s; reconnecting", status.Convert(err).Message())
+			return false, nil
+		}
+		switch b := m.GetBody().(type) {
+		case *pb.AggregatorMessage_Model:
+			params, err := pb.ToTensors(b.Model.GetTensors())
+			if err != nil {
+				return true, fmt.Errorf("model version %d: %w", b.Model.GetVersion(), err)
+			}
+			s.setModel(b.Model.GetVersion(), params)
+		case *pb.AggregatorMessage_Train, *pb.AggregatorMessage_Eval:
+			s.tasks <- m
+		case *pb.AggregatorMessage_Shutdown:
+			sd := b.Shutdown
+			_ = stream.CloseSend()
+			if sd.GetJobDone() {
+				e.log.Infof("Aggregator finished the job: %s", sd.GetReason())
+				return true, nil
+			}
+			return true, fmt.Errorf("aggregator stopped the job: %s", sd.GetReason())
+		case *pb.AggregatorMessage_Welcome:
+		}
+	}
+}
+
+// welcome applies the aggregator's settings and opens the log file under
+// the aggregator's time stamp.
+func (e *Executor) welcome(w *pb.Welcome) error {
+	t := w.GetTraining()
+	spec := model.Spec{Name: t.GetModel(), Channels: 1, Height: e.data.Height, Width: e.data.Width, Classes: e.data.Classes}
+	if spec != e.spec {
+		// The trainer pool is rebuilt only when the model changes, which
+		// is at the first welcome.
+		for len(e.trainers) > 0 {
+			<-e.trainers
+		}
+		for i := 0; i < e.opt.Slots; i++ {
+			tr, err := e.opt.Backend(spec)
+			if err != nil {
+				return fmt.Errorf("model %s: %w", spec.Name, err)
+			}
+			e.trainers <- tr
+		}
+		e.spec = spec
+	}
+	var ferr error
+	e.logOnce.Do(func() {
+		if e.opt.Conf.LogPath == "" {
+			return
+		}
+		c := e.opt.Conf
+		path := filepath.Join(c.LogPath, "logs", c.JobName, w.GetTimeStamp(), "executor", "log")
+		if _, err := e.log.AttachFile(path); err != nil {
+			ferr = err
+		}
+	})
+	if ferr != nil {
+		return ferr
+	}
+	e.log.Infof("Executor %d registered with the aggregator (job %s, model %s)", e.opt.Rank, w.GetJobName(), t.GetModel())
+	return nil
+}
+
+// run is the state of one session.
+type run struct {
+	e        *Executor
+	stream   pb.Aggregator_SessionClient
+	training *pb.TrainingConfig
+	tasks    chan *pb.AggregatorMessage
+
+	mu     sync.Mutex
+	models map[int64]tensor.List
+	sendMu sync.Mutex
+	busy   int32
+	err    error
+}
+
+func (s *run) setModel(v int64, p tensor.List) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.models[v] = p
+	// Tasks only ever use the newest version or the one before it.
+	for old := range s.models {
+		if old < v-1 {
+			delete(s.models, old)
+		}
+	}
+}
+
+func (s *run) model(v int64) (tensor.List, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.models[v]
+	return p, ok
+}
+
+func (s *run) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *run) send(m *pb.ExecutorMessage) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.Send(m)
+}
+
+func (s *run) heartbeat(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seq int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			seq++
+			s.mu.Lock()
+			busy := s.busy
+			s.mu.Unlock()
+			if err := s.send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Seq: seq, Busy: busy}}}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *run) worker(ctx context.Context) {
+	for m := range s.tasks {
+		if ctx.Err() != nil {
+			continue // drain: the session is over, the aggregator re-issues
+		}
+		s.mu.Lock()
+		s.busy++
+		s.mu.Unlock()
+		var reply *pb.ExecutorMessage
+		var err error
+		var round, id int64
+		switch b := m.GetBody().(type) {
+		case *pb.AggregatorMessage_Train:
+			round, id = b.Train.GetRound(), b.Train.GetTaskId()
+			reply, err = s.train(b.Train)
+		case *pb.AggregatorMessage_Eval:
+			round, id = b.Eval.GetRound(), b.Eval.GetTaskId()
+			reply, err = s.eval(b.Eval)
+		}
+		s.mu.Lock()
+		s.busy--
+		s.mu.Unlock()
+		if err != nil {
+			s.e.log.Errorf("Task %d of round %d failed: %v", id, round, err)
+			reply = &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TaskFailure{TaskFailure: &pb.TaskFailure{Round: round, TaskId: id, Error: err.Error()}}}
+		}
+		_ = s.send(reply)
+	}
+}
+
+func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, error) {
+	start := time.Now()
+	global, ok := s.model(t.GetModelVersion())
+	if !ok {
+		return nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
+	}
+	train := s.e.data.Train
+	client := t.GetClientId()
+	if client < 0 || client >= int64(len(train.ClientSamples)) {
+		return nil, fmt.Errorf("client %d does not exist (this executor has %d clients)", client, len(train.ClientSamples))
+	}
+	bs, steps := int(s.training.GetBatchSize()), int(s.training.GetLocalSteps())
+	batches, err := clientBatches(train, train.ClientSamples[client], bs, steps, t.GetSeed())
+	if err != nil {
+		return nil, fmt.Errorf("client %d: %w", client, err)
+	}
+	params := global.Clone()
+	opt := model.SGD{
+		LR:          float32(t.GetLearningRate()),
+		Momentum:    float32(s.training.GetMomentum()),
+		WeightDecay: float32(s.training.GetWeightDecay()),
+		LossDecay:   s.training.GetLossDecay(),
+	}
+	if mu := t.GetProxMu(); mu > 0 {
+		opt.ProxMu, opt.Anchor = float32(mu), global
+	}
+	tr := <-s.e.trainers
+	stats, err := tr.Train(params, batches, opt)
+	s.e.trainers <- tr
+	if err != nil {
+		return nil, fmt.Errorf("training client %d: %w", client, err)
+	}
+	return &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{
+		Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: client, Weights: pb.FromTensors(params),
+		MovingLoss: stats.MovingLoss, MeanLoss: stats.MeanLoss, NumSamples: int64(len(train.ClientSamples[client])),
+		WallSeconds: time.Since(start).Seconds(),
+	}}}, nil
+}
+
+// clientBatches draws steps mini-batches from a client's samples, walking a
+// seeded permutation and reshuffling at each epoch's end, as a DataLoader
+// with shuffle would. The seed makes the batches a pure function of the
+// task, so any executor produces the same update.
+func clientBatches(split *data.Split, samples []int32, bs, steps int, seed uint64) ([]model.Batch, error) {
+	if len(samples) == 0 {
+		return nil, errors.New("has no training samples")
+	}
+	bs = min(bs, len(samples))
+	h, w, err := split.Shape()
+	if err != nil {
+		return nil, err
+	}
+	rng := mrand.New(mrand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	perm := append([]int32(nil), samples...)
+	shuffle := func() { rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] }) }
+	shuffle()
+	pos := 0
+	batches := make([]model.Batch, steps)
+	x := make([]float32, steps*bs*h*w)
+	idx := make([]int32, bs)
+	for s := range batches {
+		for k := range idx {
+			if pos == len(perm) {
+				shuffle()
+				pos = 0
+			}
+			idx[k] = perm[pos]
+			pos++
+		}
+		xs := x[s*bs*h*w : (s+1)*bs*h*w]
+		labels, err := split.Batch(idx, xs)
+		if err != nil {
+			return nil, err
+		}
+		batches[s] = model.Batch{X: xs, Y: labels, N: bs}
+	}
+	return batches, nil
+}
+
+func (s *run) eval(t *pb.EvalTask) (*pb.ExecutorMessage, error) {
+	params, ok := s.model(t.GetModelVersion())
+	if !ok {
+		return nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
+	}
+	test := s.e.data.Test
+	if t.GetStart() < 0 || t.GetEnd() > int64(test.Len()) || t.GetStart() >= t.GetEnd() {
+		return nil, fmt.Errorf("test shard [%d,%d) is outside the %d test samples", t.GetStart(), t.GetEnd(), test.Len())
+	}
+	h, w, err := test.Shape()
+	if err != nil {
+		return nil, err
+	}
+	bsz := int64(max(s.training.GetTestBsz(), 1))
+	x := make([]float32, int(bsz)*h*w)
+	idx := make([]int32, 0, bsz)
+	var total model.EvalStats
+	tr := <-s.e.trainers
+	defer func() { s.e.trainers <- tr }()
+	for lo := t.GetStart(); lo < t.GetEnd(); lo += bsz {
+		hi := min(lo+bsz, t.GetEnd())
+		idx = idx[:0]
+		for i := lo; i < hi; i++ {
+			idx = append(idx, int32(i))
+		}
+		labels, err := test.Batch(idx, x)
+		if err != nil {
+			return nil, err
+		}
+		st, err := tr.Evaluate(params, model.Batch{X: x[:len(idx)*h*w], Y: labels, N: len(idx)})
+		if err != nil {
+			return nil, err
+		}
+		total.Add(st)
+	}
+	return &pb.ExecutorMessage{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{
+		Round: t.GetRound(), TaskId: t.GetTaskId(), Shard: t.GetShard(),
+		LossSum: total.LossSum, Top1: total.Top1, Top5: total.Top5, Count: total.Count,
+	}}}, nil
+}

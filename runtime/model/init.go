@@ -1,0 +1,146 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// param describes one parameter tensor of an architecture.
+type param struct {
+	name  string
+	shape []int
+	fanIn int // inputs feeding each output unit: sets the init bound
+}
+
+// Layer widths of the FedAvg paper's "2NN" and of LeNet-5.
+const (
+	mlpHidden = 200
+
+	lenetK     = 5 // kernel size of both convolutions
+	lenetPad1  = 2
+	lenetC1    = 6
+	lenetC2    = 16
+	lenetFC1   = 120
+	lenetFC2   = 84
+	lenetMinHW = 12 // smallest input whose second pooling leaves 1×1
+)
+
+// LeNetFeatures returns the spatial size of LeNet-5's last feature map for
+// an h×w input (5×5 for 28×28): conv1 keeps the size (pad 2), each 2×2 max
+// pooling floors, conv2 (no padding) removes 4. It returns zeros when the
+// input is too small. Backends use it so the geometry is defined once.
+func LeNetFeatures(h, w int) (fh, fw int) {
+	f := func(n int) int {
+		n = (n+2*lenetPad1-lenetK+1)/2 - lenetK + 1
+		if n < 2 {
+			return 0
+		}
+		return n / 2
+	}
+	fh, fw = f(h), f(w)
+	if fh == 0 || fw == 0 {
+		return 0, 0
+	}
+	return fh, fw
+}
+
+func dense(prefix string, in, out int) []param {
+	return []param{
+		{prefix + ".weight", []int{out, in}, in},
+		{prefix + ".bias", []int{out}, in},
+	}
+}
+
+func conv(prefix string, inC, outC, k int) []param {
+	fan := inC * k * k
+	return []param{
+		{prefix + ".weight", []int{outC, inC, k, k}, fan},
+		{prefix + ".bias", []int{outC}, fan},
+	}
+}
+
+// layout returns the parameters of spec's architecture in forward order.
+func layout(s Spec) ([]param, error) {
+	var ps []param
+	switch s.Name {
+	case Logistic, MLP, LeNet5:
+	default:
+		return nil, unknownModel(s.Name)
+	}
+	if err := s.checkDims(); err != nil {
+		return nil, err
+	}
+	in := s.InputSize()
+	switch s.Name {
+	case Logistic:
+		ps = dense("fc", in, s.Classes)
+	case MLP:
+		ps = append(dense("fc1", in, mlpHidden), dense("fc2", mlpHidden, mlpHidden)...)
+		ps = append(ps, dense("fc3", mlpHidden, s.Classes)...)
+	case LeNet5:
+		fh, fw := LeNetFeatures(s.Height, s.Width)
+		if fh == 0 {
+			return nil, fmt.Errorf("model %s: input %dx%d is too small: lenet5 needs at least %dx%d", s.Name, s.Height, s.Width, lenetMinHW, lenetMinHW)
+		}
+		ps = append(conv("conv1", s.Channels, lenetC1, lenetK), conv("conv2", lenetC1, lenetC2, lenetK)...)
+		ps = append(ps, dense("fc1", lenetC2*fh*fw, lenetFC1)...)
+		ps = append(ps, dense("fc2", lenetFC1, lenetFC2)...)
+		ps = append(ps, dense("fc3", lenetFC2, s.Classes)...)
+	}
+	total := 0
+	for _, p := range ps {
+		total += tensor.Size(p.shape)
+	}
+	if total > maxParams {
+		return nil, fmt.Errorf("model %s: %d parameters exceeds %d", s, total, maxParams)
+	}
+	return ps, nil
+}
+
+// Zeros returns zero-valued parameters of spec's architecture: the names
+// and shapes that Init produces and that Trainers check params against.
+func Zeros(spec Spec) (tensor.List, error) {
+	ps, err := layout(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := make(tensor.List, len(ps))
+	for i, p := range ps {
+		out[i] = tensor.New(p.name, p.shape...)
+	}
+	return out, nil
+}
+
+// Init returns spec's parameters initialised like PyTorch's defaults for
+// Linear and Conv2d: weights and biases uniform in ±1/sqrt(fan_in). The
+// values depend only on spec and seed: each tensor draws from its own PCG
+// stream derived from (seed, tensor index), so the order of generation
+// cannot leak between tensors.
+func Init(spec Spec, seed uint64) (tensor.List, error) {
+	ps, err := layout(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := make(tensor.List, len(ps))
+	for i, p := range ps {
+		t := tensor.New(p.name, p.shape...)
+		rng := rand.New(rand.NewPCG(splitmix64(seed), splitmix64(seed^(uint64(i)+1)*0x9e3779b97f4a7c15)))
+		bound := 1 / math.Sqrt(float64(p.fanIn))
+		for j := range t.Data {
+			t.Data[j] = float32((2*rng.Float64() - 1) * bound)
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// splitmix64 scrambles seeds so that nearby seeds give unrelated streams.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}

@@ -1,0 +1,202 @@
+// Package model defines the models a federated client can train: their
+// specifications, their deterministic parameter initialisation, the batch,
+// optimizer and statistics types, and the Trainer interface that compute
+// backends implement (runtime/model/cpu now, a GPU backend later).
+//
+// Only backend-independent definitions belong here: anything that does
+// arithmetic on activations lives in a backend package, so that every
+// backend is checked against the same names, shapes and rules.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// Names of the supported architectures.
+const (
+	LeNet5   = "lenet5"
+	Logistic = "logistic"
+	MLP      = "mlp"
+)
+
+// supported is sorted; Supported returns a copy so callers cannot change it.
+var supported = []string{LeNet5, Logistic, MLP}
+
+// Supported returns the names of the supported architectures, sorted.
+func Supported() []string { return append([]string(nil), supported...) }
+
+// Limits that keep a typo in a job file from asking for terabytes.
+const (
+	maxInput  = 1 << 24 // values per sample
+	maxParams = 1 << 28 // float32 parameters (1 GiB)
+)
+
+// Spec selects an architecture and the shape of its input and output.
+// Inputs are Channels×Height×Width images (28×28 grey is typical).
+type Spec struct {
+	Name                    string
+	Channels, Height, Width int
+	Classes                 int // at least 2
+}
+
+// InputSize returns the number of values in one sample: C*H*W.
+func (s Spec) InputSize() int { return s.Channels * s.Height * s.Width }
+
+// String formats s the way error messages and logs show it.
+func (s Spec) String() string {
+	return fmt.Sprintf("%s(%dx%dx%d→%d)", s.Name, s.Channels, s.Height, s.Width, s.Classes)
+}
+
+// Validate reports whether s names a supported architecture with dimensions
+// it can run on.
+func (s Spec) Validate() error {
+	_, err := layout(s)
+	return err
+}
+
+func unknownModel(name string) error {
+	return fmt.Errorf("unknown model %q (supported: %s)", name, strings.Join(supported, ", "))
+}
+
+// checkDims checks the dimensions shared by every architecture.
+func (s Spec) checkDims() error {
+	if s.Channels < 1 || s.Height < 1 || s.Width < 1 {
+		return fmt.Errorf("model %s: input %dx%dx%d: every dimension must be at least 1", s.Name, s.Channels, s.Height, s.Width)
+	}
+	if s.Channels > maxInput || s.Height > maxInput || s.Width > maxInput ||
+		s.Channels*s.Height > maxInput || s.InputSize() > maxInput {
+		return fmt.Errorf("model %s: input %dx%dx%d exceeds %d values per sample", s.Name, s.Channels, s.Height, s.Width, maxInput)
+	}
+	if s.Classes < 2 {
+		return fmt.Errorf("model %s: %d classes: need at least 2", s.Name, s.Classes)
+	}
+	if s.Classes > maxInput {
+		return fmt.Errorf("model %s: %d classes exceeds %d", s.Name, s.Classes, maxInput)
+	}
+	return nil
+}
+
+// Batch is a mini-batch of N samples. X holds N*C*H*W values, row-major
+// (sample, channel, row, column), nominally in [0,1]; Y holds N labels in
+// [0, Classes).
+type Batch struct {
+	X []float32
+	Y []int32
+	N int
+}
+
+// Validate reports whether b fits spec: lengths match N and every label is
+// a class of spec. An empty batch (N == 0) is valid.
+func (b Batch) Validate(spec Spec) error {
+	if b.N < 0 {
+		return fmt.Errorf("batch: negative size %d", b.N)
+	}
+	if len(b.Y) != b.N {
+		return fmt.Errorf("batch: %d labels for %d samples", len(b.Y), b.N)
+	}
+	in := spec.InputSize()
+	if in == 0 || len(b.X)%in != 0 || len(b.X)/in != b.N {
+		return fmt.Errorf("batch: %d input values for %d samples of %dx%dx%d", len(b.X), b.N, spec.Channels, spec.Height, spec.Width)
+	}
+	for i, y := range b.Y {
+		if y < 0 || int(y) >= spec.Classes {
+			return fmt.Errorf("batch: sample %d: label %d out of range [0,%d)", i, y, spec.Classes)
+		}
+	}
+	return nil
+}
+
+// SGD configures local training; it follows torch.optim.SGD. Each step
+// uses the gradient of the batch-mean cross-entropy and applies
+//
+//	g   = grad + WeightDecay*w + ProxMu*(w - Anchor)
+//	buf = Momentum*buf + g        (buf starts at zero each Train call)
+//	w  -= LR*buf
+type SGD struct {
+	LR, Momentum, WeightDecay float32 // the executor uses momentum 0.9, weight decay 5e-4
+	// ProxMu is FedProx's μ: the proximal term pulls w toward Anchor. The
+	// original FedScale added it with the wrong sign, pushing clients away.
+	ProxMu float32
+	// Anchor holds the global weights at the start of the task; required
+	// (and only read) when ProxMu > 0.
+	Anchor tensor.List
+	// LossDecay smooths the reported loss: the first step's loss, then
+	// (1-LossDecay)*m + LossDecay*loss. FedScale's default is 0.2.
+	LossDecay float64
+}
+
+// Validate checks the hyper-parameters and, when ProxMu > 0, that Anchor
+// matches params.
+func (o SGD) Validate(params tensor.List) error {
+	for _, h := range []struct {
+		name string
+		v    float32
+	}{{"learning rate", o.LR}, {"momentum", o.Momentum}, {"weight decay", o.WeightDecay}, {"proximal mu", o.ProxMu}} {
+		if math.IsNaN(float64(h.v)) || math.IsInf(float64(h.v), 0) || h.v < 0 {
+			return fmt.Errorf("sgd: %s %v: must be finite and non-negative", h.name, h.v)
+		}
+	}
+	if math.IsNaN(o.LossDecay) || o.LossDecay < 0 || o.LossDecay > 1 {
+		return fmt.Errorf("sgd: loss decay %v: must be in [0,1]", o.LossDecay)
+	}
+	if o.ProxMu > 0 {
+		if o.Anchor == nil {
+			return errors.New("sgd: proximal mu > 0 needs the global weights as Anchor")
+		}
+		if err := params.CheckCompatible(o.Anchor); err != nil {
+			return fmt.Errorf("sgd: anchor does not match the parameters: %w", err)
+		}
+	}
+	return nil
+}
+
+// TrainStats summarises one Train call.
+type TrainStats struct {
+	// MovingLoss is the LossDecay-smoothed batch-mean loss (see SGD).
+	MovingLoss float64
+	// MeanLoss is the mean per-sample loss over every sample trained on,
+	// each measured before the step that used it.
+	MeanLoss float64
+	Steps    int // batches trained on
+	Samples  int // samples over all batches
+}
+
+// EvalStats holds summed results of an evaluation, so that results of
+// several batches or executors add up.
+//
+// A sample is a top-k hit when fewer than k classes rank ahead of its label,
+// where class j ranks ahead of label y if its logit is larger, or equal with
+// j < y (ties go to the lower class, like argmax). A NaN logit for the label
+// is never a hit. Top5 uses k = min(5, Classes).
+type EvalStats struct {
+	LossSum    float64 // summed per-sample cross-entropy (natural log)
+	Top1, Top5 int64
+	Count      int64 // samples evaluated
+}
+
+// Add accumulates o into e.
+func (e *EvalStats) Add(o EvalStats) {
+	e.LossSum += o.LossSum
+	e.Top1 += o.Top1
+	e.Top5 += o.Top5
+	e.Count += o.Count
+}
+
+// Trainer is the compute seam: the CPU backend now, a GPU backend later.
+// A Trainer is used by one goroutine at a time; it keeps scratch memory
+// between calls, so a long-lived Trainer per worker avoids allocation.
+type Trainer interface {
+	// Spec returns the model the Trainer was built for.
+	Spec() Spec
+	// Train runs one SGD step per batch, updating params in place. The
+	// momentum buffer starts at zero on every call: one call is one client
+	// task. It stops with an error if a step's loss is not finite.
+	Train(params tensor.List, batches []Batch, opt SGD) (TrainStats, error)
+	// Evaluate returns the summed loss and hit counts of params on b.
+	Evaluate(params tensor.List, b Batch) (EvalStats, error)
+}
