@@ -11,7 +11,7 @@ BIN=${BIN:-$ROOT/bin}
 DATASET=${DATASET:-mnist}
 WORK=${WORK:-$ROOT/build/demo}
 PORT=${PORT:-29500}
-ROUNDS=${ROUNDS:-30}
+ROUNDS=${ROUNDS:-80}
 mkdir -p "$WORK"
 
 case "$DATASET" in
@@ -47,7 +47,7 @@ job_conf:
     - model: mlp
     - num_participants: 10
     - rounds: $ROUNDS
-    - eval_interval: 5
+    - eval_interval: 10
     - local_steps: 10
     - batch_size: 20
     - test_bsz: 100
@@ -67,7 +67,7 @@ for rank in 1 2; do
 	"$BIN/executor" --config "$JOB" --rank "$rank" 2>"$WORK/executor-$rank.stderr" & pids+=("$!")
 done
 set +e
-tail -n +1 -f "$WORK/aggregator.stderr" --pid "$agg" | grep --line-buffered -E "FL Testing|Job failed|round: .*Planned"
+tail -n +1 -f "$WORK/aggregator.stderr" --pid "$agg" | grep --line-buffered -E "FL Testing|Job failed|ERROR"
 wait "$agg"; rc=$?
 set -e
 end=$(date +%s.%N)

@@ -2,10 +2,10 @@ package aggregator_test
 
 import (
 	"bufio"
-	"fmt"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"

@@ -169,27 +169,17 @@ func (l *conv) backward(p tensor.List, g [][]float32, x, y, dy, dx []float32, n 
 			}
 			db[o] += bsum
 			off, val := l.nzOff[:nz], l.nzVal[:nz]
-			val = val[:len(off)]
 			dwo, wo := dw[o*l.kk:(o+1)*l.kk], wt[o*l.kk:(o+1)*l.kk]
 			r := 0
 			for c := 0; c < l.c; c++ {
 				for ki := 0; ki < l.k; ki++ {
 					for kj := 0; kj < l.k; kj++ {
 						base := (c*hp+ki)*wp + kj
-						var sum float32
 						if dxp != nil {
-							wv := wo[r]
-							for t, q := range off {
-								v := val[t]
-								sum += v * xp[base+int(q)]
-								dxp[base+int(q)] += wv * v
-							}
+							dwo[r] += tapBoth(xp[base:], dxp[base:], off, val, wo[r])
 						} else {
-							for t, q := range off {
-								sum += val[t] * xp[base+int(q)]
-							}
+							dwo[r] += tapDot(xp[base:], off, val)
 						}
-						dwo[r] += sum
 						r++
 					}
 				}
@@ -199,6 +189,35 @@ func (l *conv) backward(p tensor.List, g [][]float32, x, y, dy, dx []float32, n 
 			cropInto(dxs, dxp, l.c, l.h, l.w, l.pad)
 		}
 	}
+}
+
+// tapDot returns Σ_t val[t]·x[off[t]]: one tap's weight gradient.
+// It and tapBoth are kept out of line: as leaf functions their loops keep
+// every slice in registers, which inlined into backward they do not.
+//
+//go:noinline
+func tapDot(x []float32, off []int32, val []float32) float32 {
+	var sum float32
+	val = val[:len(off)]
+	for t, q := range off {
+		sum += val[t] * x[q]
+	}
+	return sum
+}
+
+// tapBoth is tapDot that also adds w·val[t] to dx[off[t]]: the input
+// gradient through the same tap.
+//
+//go:noinline
+func tapBoth(x, dx []float32, off []int32, val []float32, w float32) float32 {
+	var sum float32
+	val = val[:len(off)]
+	for t, q := range off {
+		v := val[t]
+		sum += v * x[q]
+		dx[q] += w * v
+	}
+	return sum
 }
 
 // padInto copies the c×h×w image src into dst with a zero border of pad.
