@@ -21,6 +21,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/model"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 	"github.com/fedscale/fedscale-go/runtime/trace"
@@ -95,6 +96,9 @@ func New(opt Options) (*Aggregator, error) {
 	}
 	if opt.Executors < 1 {
 		return nil, fmt.Errorf("executors: expected at least 1, got %d", opt.Executors)
+	}
+	if err := model.CheckName(opt.Conf.Model); err != nil {
+		return nil, fmt.Errorf("job_conf.model: %w", err)
 	}
 	if opt.Conf.ExperimentMode == "deployment" {
 		return nil, errors.New("job_conf.experiment_mode: deployment mode is not supported by this runtime yet; use simulation")

@@ -89,6 +89,9 @@ func New(opt Options) (*Executor, error) {
 	if opt.Log == nil {
 		opt.Log = fedlog.New(io.Discard)
 	}
+	if err := model.CheckName(opt.Conf.Model); err != nil {
+		return nil, fmt.Errorf("job_conf.model: %w", err)
+	}
 	ds := opt.Data
 	if ds == nil {
 		var err error
@@ -162,7 +165,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	lastGood := time.Now()
 	backoff := 100 * time.Millisecond
 	for {
-		done, err := e.session(ctx, client)
+		done, err := e.session(ctx, client, lastGood.Add(e.opt.ConnectTimeout))
 		if done {
 			return err
 		}
@@ -192,9 +195,13 @@ func (e *Executor) Run(ctx context.Context) error {
 // session runs one Session stream. done reports that the job is over (err
 // then tells whether it failed); otherwise err is nil when an established
 // session broke, or the reason a connection attempt failed.
-func (e *Executor) session(ctx context.Context, client pb.AggregatorClient) (done bool, err error) {
+func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, deadline time.Time) (done bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Waiting for the aggregator (WaitForReady) is bounded by the connect
+	// deadline; once welcomed, the stream lives as long as the job.
+	timer := time.AfterFunc(time.Until(deadline), cancel)
+	defer timer.Stop()
 	stream, err := client.Session(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
@@ -222,6 +229,9 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient) (don
 	w := first.GetWelcome()
 	if w == nil {
 		return false, errPermanent{errors.New("aggregator did not answer Hello with Welcome")}
+	}
+	if !timer.Stop() {
+		return false, errors.New("timed out waiting for the aggregator's welcome")
 	}
 	if err := e.welcome(w); err != nil {
 		return false, errPermanent{err}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedscale/fedscale-go/runtime/jobtest"
+)
+
+// TestBadInput runs the real commands on bad job files and data: each must
+// exit non-zero promptly with one clear message naming the key or file,
+// never a panic and never a hang.
+func TestBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	bin := buildBinaries(t)
+	root := t.TempDir()
+	good := filepath.Join(root, "good")
+	if err := jobtest.WriteSynthetic(good, jobtest.SynthOptions{Clients: 4, PerClient: 12, Test: 8, Classes: 3, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Data sets broken in one way each.
+	broken := func(name string, edit func(dir string)) string {
+		dir := filepath.Join(root, name)
+		if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 4, PerClient: 12, Test: 8, Classes: 3, Seed: 1}); err != nil {
+			t.Fatal(err)
+		}
+		edit(dir)
+		return dir
+	}
+	badLabel := broken("badlabel", func(dir string) {
+		p := filepath.Join(dir, "client_data_mapping", "train.csv")
+		b, _ := os.ReadFile(p)
+		lines := strings.Split(string(b), "\n")
+		f := strings.Split(lines[3], ",")
+		f[3] = "seven"
+		lines[3] = strings.Join(f, ",")
+		_ = os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
+	})
+	missingImage := broken("noimage", func(dir string) { _ = os.Remove(filepath.Join(dir, "train", "5.png")) })
+
+	const base = "job_conf:\n    - job_name: bad\n    - log_path: %s\n    - data_dir: %s\n    - model: logistic\n    - batch_size: 10\n    - filter_less: 10\n    - use_cuda: False\n"
+	conf := func(extra string, dataDir string) string {
+		return fmt.Sprintf(base, root, dataDir) + extra
+	}
+	for _, tc := range []struct {
+		name string
+		file string // job file body; "" means no file at all
+		who  string // aggregator or executor
+		want string
+	}{
+		{"missing job file", "", "aggregator", "no such file"},
+		{"malformed yaml", "job_conf:\n  - rounds: [1,\n", "aggregator", "conf.yml"},
+		{"unknown key", conf("    - learing_rate: 0.1\n", good), "aggregator", `did you mean "learning_rate"`},
+		{"unknown top-level key", "use_contianer: docker\n" + conf("", good), "aggregator", `did you mean "use_container"`},
+		{"wrong type", conf("    - rounds: ten\n", good), "aggregator", `rounds: expected an integer, got "ten"`},
+		{"filter_less below batch_size", conf("    - filter_less: 5\n", good), "aggregator", "filter_less"},
+		{"eval_interval zero", conf("    - eval_interval: 0\n", good), "aggregator", "eval_interval"},
+		{"decay_round zero", conf("    - decay_round: 0\n", good), "aggregator", "decay_round"},
+		{"unknown model", conf("    - model: resnet1234\n", good), "executor", "supported: lenet5, logistic, mlp"},
+		{"missing trace file", conf("    - device_conf_file: /nonexistent/client_device_capacity\n", good), "aggregator", "device_conf_file"},
+		{"missing data_dir", conf("", filepath.Join(root, "nope")), "executor", "nope"},
+		{"missing map file", conf("    - data_map_file: "+filepath.Join(root, "nope.csv")+"\n", good), "executor", "nope.csv"},
+		{"bad label in csv", conf("", badLabel), "executor", `"seven"`},
+		{"missing image", conf("", missingImage), "executor", "5.png"},
+		{"no aggregator", conf("", good), "executor", "unreachable for 2s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "conf.yml")
+			if tc.file != "" {
+				if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"--config", path, "--ps-port", fmt.Sprint(freePort(t)), "--http-port", "0"}
+			if tc.who == "executor" {
+				args = append(args, "--rank", "1", "--connect-timeout", "2s")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, tc.who), args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if ctx.Err() != nil {
+				t.Fatalf("%s hung on bad input; stderr:\n%s", tc.who, stderr.String())
+			}
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("%s: got %v, want exit status 1; stderr:\n%s", tc.who, err, stderr.String())
+			}
+			out := stderr.String()
+			if strings.Contains(out, "panic:") || strings.Contains(out, "goroutine ") {
+				t.Fatalf("%s panicked:\n%s", tc.who, out)
+			}
+			last := lastLine(out)
+			if !strings.Contains(last, tc.want) {
+				t.Errorf("%s error %q does not mention %q", tc.who, last, tc.want)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	// The error is printed last, but a multi-line error list starts with
+	// the command name: keep from there.
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "aggregator:") || strings.HasPrefix(lines[i], "executor:") {
+			return strings.Join(lines[i:], "\n")
+		}
+	}
+	return lines[len(lines)-1]
+}
