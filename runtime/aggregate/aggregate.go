@@ -102,11 +102,12 @@ func New(opt Options) (Server, error) {
 type meanServer struct{ name string }
 
 func (s meanServer) Step(global tensor.List, updates []Update, _ float64) (tensor.List, error) {
-	if err := checkRound(global, updates); err != nil {
+	weights, total, err := checkRound(global, updates)
+	if err != nil {
 		return nil, fmt.Errorf("aggregate: %s step: %w", s.name, err)
 	}
 	out := global.ZerosLike()
-	if err := weightedMean(out, updates); err != nil {
+	if err := weightedMean(out, updates, weights, total); err != nil {
 		return nil, fmt.Errorf("aggregate: %s step: %w", s.name, err)
 	}
 	return out, nil
@@ -124,27 +125,27 @@ func restoreStateless(name string, state tensor.List) error {
 }
 
 // checkRound validates what every policy's Step needs: a well-formed, finite
-// global model and well-formed updates from distinct clients. Duplicate ids
-// are rejected because a late or repeated upload must not count twice (a
-// defect of the original).
-func checkRound(global tensor.List, updates []Update) error {
+// global model and well-formed updates from distinct clients, and returns
+// the FedAvg weights as checkUpdates does. Duplicate ids are rejected because
+// a late or repeated upload must not count twice (a defect of the original).
+func checkRound(global tensor.List, updates []Update) (weights []float64, total float64, err error) {
 	if err := checkModel(global); err != nil {
-		return fmt.Errorf("global model: %w", err)
+		return nil, 0, fmt.Errorf("global model: %w", err)
 	}
 	if err := global.CheckFinite(); err != nil {
-		return fmt.Errorf("global model: %w", err)
+		return nil, 0, fmt.Errorf("global model: %w", err)
 	}
-	if _, _, err := checkUpdates(global, updates); err != nil {
-		return err
+	if weights, total, err = checkUpdates(global, updates); err != nil {
+		return nil, 0, err
 	}
 	seen := make(map[int64]bool, len(updates))
 	for _, u := range updates {
 		if seen[u.ClientID] {
-			return &ClientError{u.ClientID, errors.New("more than one update in this round")}
+			return nil, 0, &ClientError{u.ClientID, errors.New("more than one update in this round")}
 		}
 		seen[u.ClientID] = true
 	}
-	return nil
+	return weights, total, nil
 }
 
 // checkModel reports whether every tensor's data length matches its shape

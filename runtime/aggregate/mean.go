@@ -84,25 +84,27 @@ func numWorkers(n, elems, k int) int {
 // dst supplies the names and shapes every update must have. It may be one of
 // the updates' own Weights (each block is read completely before it is
 // written) but must not otherwise overlap them. Every NumSamples must be
-// positive and every value finite; the error names the offending client (see
-// ClientError). On error dst's contents are unspecified.
+// positive and every value finite; the error names the first offending
+// client in order (see ClientError). On error dst's contents are
+// unspecified, except that blocks whose mean would be non-finite are left
+// as they were.
 func WeightedMean(dst tensor.List, updates []Update) error {
 	if err := checkModel(dst); err != nil {
 		return fmt.Errorf("aggregate: weighted mean: destination: %w", err)
 	}
-	if err := weightedMean(dst, updates); err != nil {
+	weights, total, err := checkUpdates(dst, updates)
+	if err == nil {
+		err = weightedMean(dst, updates, weights, total)
+	}
+	if err != nil {
 		return fmt.Errorf("aggregate: weighted mean: %w", err)
 	}
 	return nil
 }
 
-// weightedMean is WeightedMean without the destination check and error
-// prefix, for Step, which has already checked global.
-func weightedMean(dst tensor.List, updates []Update) error {
-	weights, total, err := checkUpdates(dst, updates)
-	if err != nil {
-		return err
-	}
+// weightedMean is WeightedMean after validation: weights and total are
+// from checkUpdates.
+func weightedMean(dst tensor.List, updates []Update, weights []float64, total float64) error {
 	sp := spans(dst)
 	workers := numWorkers(len(sp), dst.NumElements(), len(updates))
 	accs := make([][]float64, workers)
@@ -111,24 +113,28 @@ func weightedMean(dst tensor.List, updates []Update) error {
 	}
 	var bad atomic.Bool
 	forEachSpan(len(sp), workers, func(w, i int) {
+		if bad.Load() {
+			return // the round fails anyway; stop early
+		}
 		s := sp[i]
 		acc := accs[w][:s.hi-s.lo]
 		weightedSum(acc, updates, weights, s)
-		out := dst[s.t].Data[s.lo:s.hi]
-		out = out[:len(acc)]
-		nonFinite := false
+		// Check the whole block before writing any of it: when dst is
+		// one of the updates, a NaN mean written over it would make
+		// the error blame that update instead of the one that sent
+		// the NaN. f-f is 0 for finite f and NaN for NaN and ±Inf;
+		// finite inputs have a finite mean, so this finds bad inputs
+		// without a separate pass over the data.
 		for j, v := range acc {
-			f := float32(v / total)
-			out[j] = f
-			// f-f is 0 for finite f and NaN for NaN and ±Inf. Finite
-			// inputs have a finite mean, so this finds bad inputs
-			// without a separate pass over the data.
-			if f-f != 0 {
-				nonFinite = true
+			acc[j] = v / total
+			if f := float32(acc[j]); f-f != 0 {
+				bad.Store(true)
+				return
 			}
 		}
-		if nonFinite {
-			bad.Store(true)
+		out := dst[s.t].Data[s.lo:s.hi][:len(acc)]
+		for j, v := range acc {
+			out[j] = float32(v)
 		}
 	})
 	if bad.Load() {

@@ -106,6 +106,38 @@ func TestWeightedMeanInPlace(t *testing.T) {
 	sameBits(t, "in place", updates[2].Weights, want)
 }
 
+// With dst aliasing an earlier update, the error must still name the
+// client that sent the NaN, not the one whose weights are being overwritten.
+func TestWeightedMeanInPlaceNamesOffender(t *testing.T) {
+	updates := randomUpdates(newRand(12), 5, []int{3*blockLen + 9, 4})
+	updates[3].Weights[0].Data[2*blockLen+1] = float32(math.NaN())
+	for _, procs := range []int{1, 2} {
+		withProcs(procs, func() {
+			checkErr(t, WeightedMean(updates[1].Weights, updates), updates[3].ClientID, "non-finite")
+		})
+	}
+}
+
+// Two clients send NaNs in different blocks, the later client in the
+// earlier block: every policy must name the earlier client, whichever block
+// a worker reaches first.
+func TestFirstBadClientNamed(t *testing.T) {
+	sizes := []int{8 * blockLen}
+	rng := newRand(13)
+	global := randomModel(rng, sizes)
+	updates := randomUpdates(rng, 6, sizes)
+	updates[1].Weights[0].Data[7*blockLen] = float32(math.Inf(1))
+	updates[4].Weights[0].Data[3] = float32(math.NaN())
+	for _, p := range []string{PolicyFedAvg, PolicyFedYogi, PolicyQFedAvg} {
+		for _, procs := range []int{1, 2, 3} {
+			withProcs(procs, func() {
+				_, err := mustNew(t, withPolicy(DefaultOptions(), p)).Step(global, updates, 0.1)
+				checkErr(t, err, updates[1].ClientID, "non-finite")
+			})
+		}
+	}
+}
+
 // withProcs runs f under GOMAXPROCS n.
 func withProcs(n int, f func()) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))

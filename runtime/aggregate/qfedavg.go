@@ -61,7 +61,8 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 	if !(lr > 0) || math.IsInf(lr, 0) {
 		return nil, fmt.Errorf("learning rate %v, want finite > 0", lr)
 	}
-	if err := checkRound(global, updates); err != nil {
+	// Sample counts are validated like every policy's, but not used.
+	if _, _, err := checkRound(global, updates); err != nil {
 		return nil, err
 	}
 	L := 1 / lr
@@ -90,31 +91,41 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 	workers := numWorkers(len(sp), nElem, K)
 	var bad atomic.Bool
 	forEachSpan(len(sp), workers, func(_, i int) {
+		if bad.Load() {
+			return // the step fails anyway; stop early
+		}
 		b := sp[i]
 		if !qfedBlock(sum[b.off:b.off+b.hi-b.lo], norms[i*K:(i+1)*K], global, updates, c, b) {
 			bad.Store(true)
 		}
 	})
 
-	// ‖g_k‖² = L²·Σ(global − w_k)²; a non-finite norm means client k sent
-	// a NaN or Inf (finite float32 differences cannot overflow it).
+	if bad.Load() {
+		// A block went non-finite: some client sent a NaN or Inf
+		// (c_k·NaN and c_k·Inf are never finite), or loss^q was so
+		// large that the sums overflowed. The serial scan names the first client in
+		// order whatever block the workers reached first.
+		if err := firstNonFinite(updates); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("accumulation overflows float64 (loss^q too large)")
+	}
+
+	// ‖g_k‖² = L²·Σ(global − w_k)², reduced in block order.
 	var h float64
 	for k, u := range updates {
 		var ss float64
 		for i := range sp {
 			ss += norms[i*K+k]
 		}
-		if !finite(ss) {
-			if err := firstNonFinite(updates[k : k+1]); err != nil {
-				return nil, err
-			}
-			return nil, errors.New("squared norm overflows float64")
+		var curv float64 // q·F^(q−1)·‖g_k‖²; exactly 0 for q = 0 even if ‖g_k‖² overflowed
+		if s.q != 0 {
+			curv = float64(s.q*math.Pow(u.Loss+1e-10, s.q-1)) * float64(L*L*ss)
 		}
-		F := u.Loss + 1e-10
-		h += float64(float64(s.q*math.Pow(F, s.q-1))*float64(L*L*ss)) + float64(L*c[k])
+		h += float64(curv) + float64(L*c[k])
 	}
-	if bad.Load() || !finite(h) {
-		return nil, errors.New("accumulation overflows float64 (loss^q too large)")
+	if !finite(h) {
+		return nil, fmt.Errorf("sum of h_k overflows float64 (learning rate %v too small?)", lr)
 	}
 
 	den := h + 1e-10

@@ -67,10 +67,10 @@ func (y *yogi) Step(global tensor.List, updates []Update, _ float64) (tensor.Lis
 }
 
 func (y *yogi) step(global tensor.List, updates []Update) (tensor.List, error) {
-	if err := checkRound(global, updates); err != nil {
+	weights, total, err := checkRound(global, updates)
+	if err != nil {
 		return nil, err
 	}
-	weights, total, _ := checkUpdates(global, updates) // checked by checkRound
 	// Work on locals so that a failed step, even the first, leaves the
 	// state as it was.
 	mOld, vOld := y.m, y.v
@@ -100,6 +100,9 @@ func (y *yogi) step(global tensor.List, updates []Update) (tensor.List, error) {
 	b1, c1, c2, eta, tau := y.beta1, 1-y.beta1, 1-y.beta2, y.eta, y.tau
 	var bad atomic.Bool
 	forEachSpan(len(sp), workers, func(w, i int) {
+		if bad.Load() {
+			return // the step fails anyway; stop early
+		}
 		s := sp[i]
 		acc := accs[w][:s.hi-s.lo]
 		weightedSum(acc, updates, weights, s)

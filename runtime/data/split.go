@@ -38,6 +38,9 @@ type Split struct {
 
 	// cache holds decoded pixels per sample; nil until first decoded.
 	cache []atomic.Pointer[[]uint8]
+	// budget, when set, bounds the bytes the cache may hold; images past
+	// it are decoded on every use instead of being kept.
+	budget *CacheBudget
 	// hw packs the expected image size (h<<32 | w); 0 until known.
 	hw atomic.Uint64
 	mu sync.Mutex // serialises establishing hw
@@ -305,6 +308,9 @@ func (s *Split) Image(i int) ([]uint8, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !s.budget.take(int64(len(pix))) {
+		return pix, nil
+	}
 	// Two goroutines may decode the same image at once; both results are
 	// identical, and the first stored wins so every caller shares one copy.
 	if !s.cache[i].CompareAndSwap(nil, &pix) {
@@ -312,6 +318,35 @@ func (s *Split) Image(i int) ([]uint8, error) {
 	}
 	return pix, nil
 }
+
+// CacheBudget is a bound on decoded-image memory that splits can share.
+type CacheBudget struct{ left atomic.Int64 }
+
+// NewCacheBudget returns a budget of n bytes.
+func NewCacheBudget(n int64) *CacheBudget {
+	b := &CacheBudget{}
+	b.left.Store(n)
+	return b
+}
+
+// take reserves n bytes; false when the budget is spent. A nil budget is
+// unlimited.
+func (b *CacheBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.left.Add(-n) < 0 {
+		b.left.Add(n)
+		return false
+	}
+	return true
+}
+
+// SetCacheBudget bounds the decoded images this split keeps in memory.
+// Images decoded once the budget is spent are not kept, so memory stays
+// bounded on data sets far larger than RAM at the price of decoding them
+// again on each use. Call it before the first Image.
+func (s *Split) SetCacheBudget(b *CacheBudget) { s.budget = b }
 
 // decode reads and decodes sample i. When h and w are non-zero the image
 // must have that size; the header is checked before decoding the pixels.

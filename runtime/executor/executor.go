@@ -56,6 +56,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Data, if set, is used instead of loading Conf.DataDir (tests share one).
 	Data *data.Dataset
+	// ImageCacheBytes bounds the decoded images kept in memory (train and
+	// test together); 0 keeps them all.
+	ImageCacheBytes int64
 }
 
 // Executor runs tasks for one aggregator.
@@ -98,6 +101,12 @@ func New(opt Options) (*Executor, error) {
 		ds, err = data.Load(opt.Conf.DataDir, opt.Conf.DataMapFile)
 		if err != nil {
 			return nil, fmt.Errorf("job_conf.data_dir: %w", err)
+		}
+		if opt.ImageCacheBytes > 0 {
+			// The test set goes first: it is read whole at every evaluation.
+			b := data.NewCacheBudget(opt.ImageCacheBytes)
+			ds.Test.SetCacheBudget(b)
+			ds.Train.SetCacheBudget(b)
 		}
 	}
 	var id [8]byte

@@ -123,7 +123,8 @@ type SGD struct {
 	// original FedScale added it with the wrong sign, pushing clients away.
 	ProxMu float32
 	// Anchor holds the global weights at the start of the task; required
-	// (and only read) when ProxMu > 0.
+	// (and only read) when ProxMu > 0. It must not share memory with the
+	// params being trained.
 	Anchor tensor.List
 	// LossDecay smooths the reported loss: the first step's loss, then
 	// (1-LossDecay)*m + LossDecay*loss. FedScale's default is 0.2.
@@ -150,6 +151,13 @@ func (o SGD) Validate(params tensor.List) error {
 		}
 		if err := params.CheckCompatible(o.Anchor); err != nil {
 			return fmt.Errorf("sgd: anchor does not match the parameters: %w", err)
+		}
+		// An anchor sharing memory with params would move with them and
+		// silently turn FedProx off.
+		for i := range params {
+			if len(params[i].Data) > 0 && &params[i].Data[0] == &o.Anchor[i].Data[0] {
+				return fmt.Errorf("sgd: anchor tensor %q shares memory with the parameters: pass a copy of the global weights", params[i].Name)
+			}
 		}
 	}
 	return nil
@@ -195,7 +203,8 @@ type Trainer interface {
 	Spec() Spec
 	// Train runs one SGD step per batch, updating params in place. The
 	// momentum buffer starts at zero on every call: one call is one client
-	// task. It stops with an error if a step's loss is not finite.
+	// task. It returns an error if a step's loss or the resulting weights
+	// are not finite (the stats then cover the steps completed).
 	Train(params tensor.List, batches []Batch, opt SGD) (TrainStats, error)
 	// Evaluate returns the summed loss and hit counts of params on b.
 	Evaluate(params tensor.List, b Batch) (EvalStats, error)

@@ -217,6 +217,7 @@ func TestSGDValidate(t *testing.T) {
 		{"negative mu", SGD{LR: 0.1, ProxMu: -0.1}, "proximal mu"},
 		{"loss decay", SGD{LR: 0.1, LossDecay: -0.5}, "loss decay -0.5"},
 		{"missing anchor", SGD{LR: 0.1, ProxMu: 0.1}, "needs the global weights as Anchor"},
+		{"anchor aliases params", SGD{LR: 0.1, ProxMu: 0.1, Anchor: params}, `anchor tensor "fc.weight" shares memory`},
 		{"anchor mismatch", SGD{LR: 0.1, ProxMu: 0.1, Anchor: tensor.List{tensor.New("fc.weight", 2, 3), params[1]}}, "anchor does not match the parameters: tensor \"fc.weight\": shape [2 3]"},
 	}
 	for _, tc := range tests {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 func main() {
 	var (
 		slots   int
+		cacheMB int
 		connect time.Duration
 	)
 	cmd := &cobra.Command{
@@ -37,6 +39,7 @@ func main() {
 	}
 	flags := jobflags.Bind(cmd.Flags())
 	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
+	cmd.Flags().IntVar(&cacheMB, "image-cache-mb", 16, "memory for decoded images (train and test together; 0 = keep every image); images beyond it are decoded on each use")
 	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		job, err := flags.Load()
@@ -64,9 +67,16 @@ func main() {
 		}
 		defer hs.Close()
 		hs.SetReady(false, "not registered with the aggregator")
-		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect})
+		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
+			ImageCacheBytes: int64(cacheMB) << 20})
 		if err != nil {
 			return err
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// Decoding and batching make short-lived garbage; a soft limit
+			// a little above the image cache keeps the heap from doubling
+			// past it between collections.
+			debug.SetMemoryLimit(int64(cacheMB)<<20 + 40<<20)
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

@@ -11,6 +11,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/fedscale/fedscale-go/runtime/model"
@@ -57,7 +58,7 @@ func New(spec model.Spec) (model.Trainer, error) {
 		return nil, fmt.Errorf("cpu backend: %s: layers have %d parameters, model defines %d", spec, len(shapes), len(tmpl))
 	}
 	for i, sh := range shapes {
-		if fmt.Sprint(sh) != fmt.Sprint(tmpl[i].Shape) {
+		if !slices.Equal(sh, tmpl[i].Shape) {
 			return nil, fmt.Errorf("cpu backend: %s: parameter %q: layers want shape %v, model defines %v", spec, tmpl[i].Name, sh, tmpl[i].Shape)
 		}
 	}
@@ -207,6 +208,11 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 		st.Samples += b.N
 	}
 	st.MeanLoss = lossSum / float64(st.Samples)
+	// The last step's update is not followed by a loss that would reveal
+	// an overflow, so check the weights themselves before they are sent.
+	if err := params.CheckFinite(); err != nil {
+		return st, fmt.Errorf("cpu %s: train: after step %d: %w (training diverged; lower the learning rate)", t.spec, st.Steps-1, err)
+	}
 	return st, nil
 }
 

@@ -217,6 +217,21 @@ func TestDivergenceIsAnError(t *testing.T) {
 	t.Log(err)
 }
 
+// TestOverflowOnLastStepIsAnError checks the weights themselves: a final
+// update that overflows has no later loss to reveal it.
+func TestOverflowOnLastStepIsAnError(t *testing.T) {
+	tr, err := New(tinySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tinyParams()
+	p[0].Data[0] = 3e38 // finite, but its weight decay term 1.5*3e38 overflows float32
+	_, err = tr.Train(p, []model.Batch{tinyBatch}, model.SGD{LR: 1, WeightDecay: 1.5})
+	if err == nil || !strings.Contains(err.Error(), "after step 0") || !strings.Contains(err.Error(), "non-finite") {
+		t.Fatalf("error %v, want non-finite weights after step 0", err)
+	}
+}
+
 var detSpecs = []model.Spec{
 	{Name: model.Logistic, Channels: 1, Height: 28, Width: 28, Classes: 10},
 	{Name: model.MLP, Channels: 1, Height: 28, Width: 28, Classes: 62},

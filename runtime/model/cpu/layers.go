@@ -49,7 +49,7 @@ func (l *dense) backward(p tensor.List, g [][]float32, x, y, dy, dx []float32, n
 		reluMask(dy, y)
 	}
 	// dW[o,:] = Σ_i dy[i,o]·x[i,:]: A is dyᵀ, read with strides.
-	gemmNN(g[l.w], l.in, dy, 1, l.out, x, l.in, l.out, l.in, n, false, &s.nz)
+	gemmNN(g[l.w], l.in, dy, 1, l.out, x, l.in, l.out, l.in, n, &s.nz)
 	db := g[l.w+1][:l.out]
 	clear(db)
 	for i := 0; i < n; i++ {
@@ -59,7 +59,7 @@ func (l *dense) backward(p tensor.List, g [][]float32, x, y, dy, dx []float32, n
 	}
 	if dx != nil {
 		// dx[i,:] = Σ_o dy[i,o]·W[o,:]
-		gemmNN(dx, l.in, dy, l.out, 1, p[l.w].Data, l.in, n, l.in, l.out, false, &s.nz)
+		gemmNN(dx, l.in, dy, l.out, 1, p[l.w].Data, l.in, n, l.in, l.out, &s.nz)
 	}
 }
 
@@ -77,8 +77,8 @@ type conv struct {
 	dxpad     []float32 // its gradient
 	nzOff     []int32   // nonzeros of one output-gradient row: padded-input offsets
 	nzVal     []float32 // and values
-	kk, inLen int // c·k·k, c·h·w
-	outLen    int // oc·oh·ow
+	kk, inLen int       // c·k·k, c·h·w
+	outLen    int       // oc·oh·ow
 }
 
 func newConv(c, h, w, oc, k, pad int, relu bool, wi int) *conv {
@@ -98,7 +98,7 @@ func newConv(c, h, w, oc, k, pad int, relu bool, wi int) *conv {
 func (l *conv) outSize() int    { return l.outLen }
 func (l *conv) shapes() [][]int { return [][]int{{l.oc, l.c, l.k, l.k}, {l.oc}} }
 
-func (l *conv) forward(p tensor.List, x, y []float32, n int, s *scratch) {
+func (l *conv) forward(p tensor.List, x, y []float32, n int, _ *scratch) {
 	wt, bias := p[l.wi].Data, p[l.wi+1].Data
 	np := l.oh * l.ow
 	for i := 0; i < n; i++ {
@@ -110,7 +110,7 @@ func (l *conv) forward(p tensor.List, x, y []float32, n int, s *scratch) {
 				row[j] = bias[o]
 			}
 		}
-		gemmNN(out, np, wt, l.kk, 1, l.col, np, l.oc, np, l.kk, true, &s.nz)
+		gemmAcc(out, wt, l.col, l.oc, np, l.kk)
 		if l.relu {
 			reluInPlace(out)
 		}
