@@ -14,7 +14,7 @@ import (
 // (32 KiB) stays in L1/L2 while every update's slice of the block streams
 // through it once, so the accumulator never travels to memory between
 // updates. On the 2-core EPYC dev machine, 4096 to 32768 cost the same CPU
-// time per byte (1024 was slower); 4096 keeps blocks small enough to spread
+// time per byte (1024 was slower in wall time); 4096 keeps blocks small enough to spread
 // even small models over the workers.
 const blockLen = 4096
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,10 +94,11 @@ func TestThreeProcesses(t *testing.T) {
 				t.Fatal(err)
 			}
 			port := fmt.Sprint(freePort(t))
+			aggHTTP, execHTTP := freePort(t), freePort(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			var aggOut bytes.Buffer
-			agg := exec.CommandContext(ctx, filepath.Join(bin, "aggregator"), "--config", conf, "--ps-port", port, "--http-port", "0",
+			agg := exec.CommandContext(ctx, filepath.Join(bin, "aggregator"), "--config", conf, "--ps-port", port, "--http-port", fmt.Sprint(aggHTTP),
 				"--time-stamp", tc.name, "--executor-timeout", "3s")
 			agg.Stderr = &aggOut
 			if err := agg.Start(); err != nil {
@@ -103,12 +106,24 @@ func TestThreeProcesses(t *testing.T) {
 			}
 			var execs []*exec.Cmd
 			for rank := 1; rank <= 2; rank++ {
-				e := exec.CommandContext(ctx, filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(rank), "--ps-port", port, "--http-port", "0")
+				httpPort := "0"
+				if rank == 1 {
+					httpPort = fmt.Sprint(execHTTP)
+				}
+				e := exec.CommandContext(ctx, filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(rank), "--ps-port", port, "--http-port", httpPort)
 				e.Stderr = &bytes.Buffer{}
 				if err := e.Start(); err != nil {
 					t.Fatal(err)
 				}
 				execs = append(execs, e)
+				if rank == 1 {
+					// The job cannot start before executor 2 registers, so
+					// executor 1 is ready and waiting here: what launchers
+					// and probes watch is checked without racing the job.
+					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", aggHTTP), "ready")
+					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", execHTTP), "ready")
+					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", aggHTTP), "fedscale_executors_connected 1")
+				}
 			}
 			logFile := filepath.Join(home, "benchmark", "logs", "processes", tc.name, "aggregator", "log")
 			if tc.kill {
@@ -158,3 +173,23 @@ func TestThreeProcesses(t *testing.T) {
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
+
+// waitHTTP polls url until it answers 200 with a body containing want.
+func waitHTTP(t *testing.T, url, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(b), want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered 200 with %q (last error %v)", url, want, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
