@@ -1,0 +1,79 @@
+package jobflags
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+const job = `ps_ip: 10.1.2.3
+worker_ips:
+    - 10.1.2.4:[2]
+job_conf:
+    - job_name: femnist
+    - rounds: 5
+    - batch_size: 20
+    - filter_less: 20
+`
+
+func parse(t *testing.T, args ...string) (*Flags, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "conf.yml")
+	if err := os.WriteFile(path, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	f := Bind(fs)
+	return f, fs.Parse(append([]string{"--config", path}, args...))
+}
+
+func TestOverrides(t *testing.T) {
+	f, err := parse(t, "--rank", "2", "--ps-port", "31000", "--rounds", "9", "--set", "learning_rate=0.01", "--set", "use_cuda=False")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := j.Conf
+	if c.ThisRank != 2 || c.PsPort != 31000 || c.Rounds != 9 || c.LearningRate != 0.01 || c.UseCuda {
+		t.Errorf("overrides not applied: rank %d port %d rounds %d lr %v cuda %v", c.ThisRank, c.PsPort, c.Rounds, c.LearningRate, c.UseCuda)
+	}
+	if c.PsIP != "10.1.2.3" {
+		t.Errorf("ps_ip = %q, want the top-level 10.1.2.3", c.PsIP)
+	}
+	if got := f.HealthAddr(c, 2); got != ":31003" {
+		t.Errorf("health addr = %q, want :31003", got)
+	}
+	if n, err := j.Executors(); err != nil || n != 2 {
+		t.Errorf("executors = %d, %v; want 2 from worker_ips", n, err)
+	}
+}
+
+func TestOverrideErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "rounds"}, "expected key=value"},
+		{[]string{"--set", "rounds=ten"}, "--set"},
+		{[]string{"--set", "batch_size=50"}, "filter_less"},
+		{[]string{"--ps-port", "70000"}, "ps_port"},
+	} {
+		f, err := parse(t, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Load(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	if _, err := Bind(fs).Load(); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("no --config: got %v", err)
+	}
+}
