@@ -26,13 +26,38 @@ func pngSize(b []byte) (w, h int, err error) {
 // paletted and 16-bit images are converted with color.GrayModel (the usual
 // ITU-R 601 luminance weights 0.299, 0.587, 0.114).
 func decodeGray(b []byte) (pix []uint8, w, h int, err error) {
+	return decodeGrayInto(nil, b)
+}
+
+// decodeGrayInto is decodeGray decoding into dst when its capacity is at
+// least w*h (the result then aliases dst), so a caller that only needs the
+// pixels briefly can decode without allocating. Common formats go through
+// the fast decoder (pngfast.go); the rest, and anything it does not accept,
+// through image/png, which also supplies the error messages.
+func decodeGrayInto(dst []uint8, b []byte) (pix []uint8, w, h int, err error) {
+	var hd pngHeader
+	if parsePNGHeader(b, &hd) && hd.w*hd.h <= maxPixels {
+		if pix, ok := hd.decode(dst, b); ok {
+			return pix, hd.w, hd.h, nil
+		}
+	}
+	return decodeGraySlow(dst, b)
+}
+
+// decodeGraySlow is decodeGrayInto through image/png, for every PNG it
+// supports. The fast decoder must match its output bit for bit.
+func decodeGraySlow(dst []uint8, b []byte) (pix []uint8, w, h int, err error) {
 	img, err := png.Decode(bytes.NewReader(b))
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	r := img.Bounds()
 	w, h = r.Dx(), r.Dy()
-	pix = make([]uint8, w*h)
+	if cap(dst) >= w*h {
+		pix = dst[:w*h]
+	} else {
+		pix = make([]uint8, w*h)
+	}
 	switch m := img.(type) {
 	case *image.Gray:
 		for y := 0; y < h; y++ {

@@ -259,7 +259,7 @@ func (s *Split) Shape() (h, w int, err error) {
 	if err := s.checkLoaded(); err != nil {
 		return 0, 0, err
 	}
-	pix, w, h, err := s.decode(0, 0, 0)
+	pix, w, h, err := s.decode(0, 0, 0, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -288,35 +288,51 @@ func (s *Split) setShape(h, w int) {
 // image is decoded on first use and cached; the returned slice is shared and
 // must not be modified. Safe for concurrent use.
 func (s *Split) Image(i int) ([]uint8, error) {
+	pix, _, err := s.image(i, nil)
+	return pix, err
+}
+
+// image is Image for callers that only read the pixels briefly. An image
+// the cache budget cannot keep is decoded into scratch when its capacity
+// suffices; kept is false then and the result (which the caller may reuse
+// as the next scratch) is the caller's. Past the budget this makes
+// decoding allocation-free, where Image allocates each image.
+func (s *Split) image(i int, scratch []uint8) (pix []uint8, kept bool, err error) {
 	if i < 0 || i >= len(s.Paths) {
-		return nil, fmt.Errorf("%s: sample %d out of range [0,%d)", s.MapFile, i, len(s.Paths))
+		return nil, false, fmt.Errorf("%s: sample %d out of range [0,%d)", s.MapFile, i, len(s.Paths))
 	}
 	if err := s.checkLoaded(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if p := s.cache[i].Load(); p != nil {
-		return *p, nil
+		return *p, true, nil
 	}
 	h, w, err := s.Shape()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if p := s.cache[i].Load(); p != nil { // Shape may have just decoded it
-		return *p, nil
+		return *p, true, nil
 	}
-	pix, _, _, err := s.decode(i, h, w)
+	// The size is known before decoding, so the budget is reserved first:
+	// an image that will not be kept can then go into scratch.
+	n := int64(h * w)
+	if !s.budget.take(n) {
+		pix, _, _, err := s.decode(i, h, w, scratch)
+		return pix, false, err
+	}
+	pix, _, _, err = s.decode(i, h, w, nil)
 	if err != nil {
-		return nil, err
-	}
-	if !s.budget.take(int64(len(pix))) {
-		return pix, nil
+		s.budget.give(n)
+		return nil, false, err
 	}
 	// Two goroutines may decode the same image at once; both results are
 	// identical, and the first stored wins so every caller shares one copy.
 	if !s.cache[i].CompareAndSwap(nil, &pix) {
-		return *s.cache[i].Load(), nil
+		s.budget.give(n)
+		return *s.cache[i].Load(), true, nil
 	}
-	return pix, nil
+	return pix, true, nil
 }
 
 // CacheBudget is a bound on decoded-image memory that splits can share.
@@ -342,6 +358,13 @@ func (b *CacheBudget) take(n int64) bool {
 	return true
 }
 
+// give returns n bytes taken but not used.
+func (b *CacheBudget) give(n int64) {
+	if b != nil {
+		b.left.Add(n)
+	}
+}
+
 // SetCacheBudget bounds the decoded images this split keeps in memory.
 // Images decoded once the budget is spent are not kept, so memory stays
 // bounded on data sets far larger than RAM at the price of decoding them
@@ -350,14 +373,26 @@ func (s *Split) SetCacheBudget(b *CacheBudget) { s.budget = b }
 
 // decode reads and decodes sample i. When h and w are non-zero the image
 // must have that size; the header is checked before decoding the pixels.
-func (s *Split) decode(i, h, w int) ([]uint8, int, int, error) {
-	b, err := os.ReadFile(s.abs(i))
+// The pixels go into dst when its capacity is at least w*h.
+//
+// The file is read into a pooled buffer and common PNGs take the fast
+// decoder, so in steady state this allocates little beyond the pixels
+// (nothing for them given dst). Files the fast decoder does not accept go
+// through image/png as before, which produces the error messages.
+func (s *Split) decode(i, h, w int, dst []uint8) ([]uint8, int, int, error) {
+	bp, err := readFilePooled(s.abs(i))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("image %s: %w", s.abs(i), err)
 	}
-	gw, gh, err := pngSize(b)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("image %s: corrupt PNG: %w", s.abs(i), err)
+	defer putFileBuf(bp)
+	b := *bp
+	var hd pngHeader
+	fast := parsePNGHeader(b, &hd)
+	gw, gh := hd.w, hd.h
+	if !fast {
+		if gw, gh, err = pngSize(b); err != nil {
+			return nil, 0, 0, fmt.Errorf("image %s: corrupt PNG: %w", s.abs(i), err)
+		}
 	}
 	if h != 0 && (gw != w || gh != h) {
 		return nil, 0, 0, fmt.Errorf("image %s: %dx%d, expected %dx%d like the rest of the dataset", s.abs(i), gw, gh, w, h)
@@ -365,7 +400,12 @@ func (s *Split) decode(i, h, w int) ([]uint8, int, int, error) {
 	if gw <= 0 || gh <= 0 || gw*gh > maxPixels {
 		return nil, 0, 0, fmt.Errorf("image %s: implausible size %dx%d", s.abs(i), gw, gh)
 	}
-	pix, gw, gh, err := decodeGray(b)
+	if fast {
+		if pix, ok := hd.decode(dst, b); ok {
+			return pix, gw, gh, nil
+		}
+	}
+	pix, gw, gh, err := decodeGraySlow(dst, b)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("image %s: corrupt PNG: %w", s.abs(i), err)
 	}
@@ -419,10 +459,14 @@ func (s *Split) Batch(idx []int32, dst []float32) ([]int32, error) {
 		return nil, fmt.Errorf("batch of %d images of %dx%d needs %d values, dst has %d", len(idx), w, h, len(idx)*hw, len(dst))
 	}
 	labels := make([]int32, len(idx))
+	var scratch []uint8 // reused for the images the cache does not keep
 	for k, i := range idx {
-		pix, err := s.Image(int(i))
+		pix, kept, err := s.image(int(i), scratch)
 		if err != nil {
 			return nil, err
+		}
+		if !kept {
+			scratch = pix
 		}
 		out := dst[k*hw : (k+1)*hw]
 		for j, p := range pix {
