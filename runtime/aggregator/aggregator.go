@@ -42,7 +42,8 @@ type Options struct {
 	// HeartbeatInterval is how often executors report (default 1s).
 	HeartbeatInterval time.Duration
 	// ExecutorTimeout is how long an executor may stay silent before it is
-	// declared lost and its tasks are re-issued (default 10s).
+	// declared lost and its tasks are re-issued (default 10s); it must be
+	// longer than HeartbeatInterval.
 	ExecutorTimeout time.Duration
 	// ExecutorWait bounds how long the job waits with no executor at all
 	// connected, at the start or after losing all of them (default 10m).
@@ -114,6 +115,12 @@ func New(opt Options) (*Aggregator, error) {
 	}
 	if opt.ExecutorWait <= 0 {
 		opt.ExecutorWait = 10 * time.Minute
+	}
+	if opt.ExecutorTimeout <= opt.HeartbeatInterval {
+		// Every executor would be declared lost between two heartbeats,
+		// and the job would churn re-issued tasks instead of failing.
+		return nil, fmt.Errorf("executor timeout %s (--executor-timeout) must be longer than the heartbeat interval %s (--heartbeat)",
+			opt.ExecutorTimeout, opt.HeartbeatInterval)
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now

@@ -138,39 +138,57 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 			}
 		}
 	}()
-	for {
-		select {
-		case <-s.notify:
+	// Sends run on their own goroutine: a Send blocked on flow control (an
+	// executor that stopped reading) must not keep this handler from
+	// returning when the session is dropped or the loop stops. Returning
+	// ends the stream, which unblocks that Send.
+	sendErr := make(chan error, 1)
+	drained := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-s.notify:
+			case <-stream.Context().Done():
+				return
+			}
 			msgs, closing := s.take()
 			for _, m := range msgs {
 				if err := stream.Send(m); err != nil {
-					a.post(evClosed{s: s, err: err})
-					return err
+					sendErr <- err
+					return
 				}
 			}
 			if closing {
-				// Keep the stream open until the executor hangs up, so
-				// the last messages are not cut off by a reset.
-				select {
-				case <-recvErr:
-				case <-time.After(5 * time.Second):
-				}
-				a.post(evClosed{s: s, err: nil})
-				return nil
+				close(drained)
+				return
 			}
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			a.post(evClosed{s: s, err: err})
-			return nil
-		case <-s.killed:
-			s.mu.Lock()
-			reason := s.reason
-			s.mu.Unlock()
-			return status.Error(codes.Aborted, reason)
-		case <-a.stopped:
-			return status.Error(codes.Unavailable, "aggregator stopped")
 		}
+	}()
+	select {
+	case err := <-sendErr:
+		a.post(evClosed{s: s, err: err})
+		return err
+	case <-drained:
+		// Keep the stream open until the executor hangs up, so the
+		// last messages are not cut off by a reset.
+		select {
+		case <-recvErr:
+		case <-time.After(5 * time.Second):
+		}
+		a.post(evClosed{s: s, err: nil})
+		return nil
+	case err := <-recvErr:
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		a.post(evClosed{s: s, err: err})
+		return nil
+	case <-s.killed:
+		s.mu.Lock()
+		reason := s.reason
+		s.mu.Unlock()
+		return status.Error(codes.Aborted, reason)
+	case <-a.stopped:
+		return status.Error(codes.Unavailable, "aggregator stopped")
 	}
 }

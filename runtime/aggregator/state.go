@@ -671,6 +671,20 @@ func (st *state) checkLiveness(a *Aggregator) {
 			st.warnedNoExecs = true
 			a.log.Warnf("No executor is connected; round %d waits for one to rejoin (up to %s)", st.round, a.opt.ExecutorWait)
 		}
+	} else if st.model == nil && !st.done {
+		// The job starts once every rank has registered; one that never
+		// does (it exited on bad data, say) must not leave the others
+		// waiting forever.
+		if waited := now.Sub(st.started); waited > a.opt.ExecutorWait {
+			var missing []string
+			for r := int32(1); r <= int32(a.opt.Executors); r++ {
+				if !st.everSeen[r] {
+					missing = append(missing, fmt.Sprint(r))
+				}
+			}
+			st.fail(a, fmt.Errorf("executor(s) %s of %d never registered within %s (waited at %s:%d); check their logs",
+				strings.Join(missing, ", "), a.opt.Executors, waited.Round(time.Second), a.conf.PsIP, a.conf.PsPort))
+		}
 	}
 }
 

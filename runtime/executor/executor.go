@@ -255,7 +255,11 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		go func() { defer wg.Done(); s.worker(ctx) }()
 	}
 	defer func() { cancel(); close(s.tasks); wg.Wait() }()
-	go s.heartbeat(ctx, time.Duration(w.GetHeartbeatIntervalMs())*time.Millisecond)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.heartbeat(ctx, time.Duration(w.GetHeartbeatIntervalMs())*time.Millisecond)
+	}()
 
 	for {
 		m, err := stream.Recv()
@@ -277,7 +281,7 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 			s.tasks <- m
 		case *pb.AggregatorMessage_Shutdown:
 			sd := b.Shutdown
-			_ = stream.CloseSend()
+			s.closeSend()
 			if sd.GetJobDone() {
 				e.log.Infof("Aggregator finished the job: %s", sd.GetReason())
 				return true, nil
@@ -369,6 +373,14 @@ func (s *run) send(m *pb.ExecutorMessage) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	return s.stream.Send(m)
+}
+
+// closeSend half-closes the stream. grpc forbids CloseSend concurrently
+// with SendMsg, and the heartbeat and worker goroutines may be sending.
+func (s *run) closeSend() {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	_ = s.stream.CloseSend()
 }
 
 func (s *run) heartbeat(ctx context.Context, every time.Duration) {
