@@ -517,3 +517,35 @@ func TestResumeFromCheckpoint(t *testing.T) {
 func startAggregatorB(b *testing.B, c config.Conf, executors int) *job {
 	return startAggregator(b, c, executors, func(o *aggregator.Options) { o.Log = fedlog.New(discard{}) })
 }
+
+// A result that names a live task of its executor but describes another
+// one comes from a broken executor: the job stops with the reason instead
+// of waiting forever for the task.
+func TestMismatchedResultFailsJob(t *testing.T) {
+	c := baseConf(t)
+	j := startAggregator(t, c, 1, nil)
+	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+	var params []*pb.Tensor
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			break
+		}
+		switch b := m.GetBody().(type) {
+		case *pb.AggregatorMessage_Model:
+			params = b.Model.GetTensors()
+		case *pb.AggregatorMessage_Eval:
+			e := b.Eval
+			_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), Count: e.GetEnd() - e.GetStart()}}})
+		case *pb.AggregatorMessage_Train:
+			tt := b.Train
+			_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, Weights: params, NumSamples: 10}}})
+		case *pb.AggregatorMessage_Shutdown:
+			_ = s.CloseSend()
+		}
+	}
+	<-j.done
+	if j.err == nil || !strings.Contains(j.err.Error(), "with a train result for round 1") {
+		t.Fatalf("job error = %v, want one naming the mismatched result", j.err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -24,7 +25,12 @@ type session struct {
 	busy         map[int64]*task
 	modelVersion int64 // newest model version sent on this stream; -1 none
 	lastSeen     time.Time
-	gone         bool
+	// lastRecv is when the receive goroutine last got a message (unix
+	// nanoseconds). Liveness reads it too, so a stalled event loop (a long
+	// aggregation or checkpoint) does not drop executors whose heartbeats
+	// are still queued behind it.
+	lastRecv atomic.Int64
+	gone     bool
 
 	// The outbox is unbounded so the event loop never blocks on a slow
 	// executor; liveness checks catch an executor that stops reading.
@@ -132,6 +138,7 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 				recvErr <- err
 				return
 			}
+			s.lastRecv.Store(a.now().UnixNano())
 			if !a.post(evMessage{s: s, m: m}) {
 				recvErr <- io.EOF
 				return

@@ -364,8 +364,16 @@ func (st *state) startTraining(a *Aggregator, round int) {
 
 func (st *state) trainResult(a *Aggregator, s *session, r *pb.TrainResult) {
 	t, ok := st.tasks[r.GetTaskId()]
-	if !ok || t.kind != trainKind || t.assigned != s || int64(t.round) != r.GetRound() || t.client != r.GetClientId() || st.phase != training {
+	if !ok || t.assigned != s {
 		st.reject(a, s, "train", r.GetRound(), r.GetTaskId())
+		return
+	}
+	if t.kind != trainKind || int64(t.round) != r.GetRound() || t.client != r.GetClientId() {
+		// The task is live and this executor holds it, yet the result
+		// describes another one: a broken executor, not a late message.
+		// Rejecting it would strand the task, so stop with the reason.
+		st.fail(a, fmt.Errorf("executor %d answered task %d (round %d, client %d) with a train result for round %d, client %d",
+			s.rank, t.id, t.round, t.client, r.GetRound(), r.GetClientId()))
 		return
 	}
 	st.complete(s, t)
@@ -483,8 +491,13 @@ func (st *state) startEval(a *Aggregator, round int) {
 
 func (st *state) evalResult(a *Aggregator, s *session, r *pb.EvalResult) {
 	t, ok := st.tasks[r.GetTaskId()]
-	if !ok || t.kind != evalKind || t.assigned != s || int64(t.round) != r.GetRound() || int32(t.shard) != r.GetShard() || st.phase != evaluating {
+	if !ok || t.assigned != s {
 		st.reject(a, s, "eval", r.GetRound(), r.GetTaskId())
+		return
+	}
+	if t.kind != evalKind || int64(t.round) != r.GetRound() || int32(t.shard) != r.GetShard() {
+		st.fail(a, fmt.Errorf("executor %d answered task %d (round %d, test shard %d) with an eval result for round %d, shard %d",
+			s.rank, t.id, t.round, t.shard, r.GetRound(), r.GetShard()))
 		return
 	}
 	if r.GetCount() != t.end-t.start {
@@ -659,7 +672,11 @@ func (st *state) checkLiveness(a *Aggregator) {
 	now := a.now()
 	for _, r := range st.ranks() {
 		s := st.sessions[r]
-		if silent := now.Sub(s.lastSeen); silent > a.opt.ExecutorTimeout {
+		seen := s.lastSeen
+		if r := time.Unix(0, s.lastRecv.Load()); r.After(seen) {
+			seen = r
+		}
+		if silent := now.Sub(seen); silent > a.opt.ExecutorTimeout {
 			st.dropSession(a, s, fmt.Sprintf("no heartbeat for %s", silent.Round(time.Millisecond)))
 		}
 	}

@@ -264,9 +264,6 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 	for {
 		m, err := stream.Recv()
 		if err != nil {
-			if s.failed() != nil {
-				return true, s.failed()
-			}
 			e.log.Warnf("Lost the aggregator: %s; reconnecting", status.Convert(err).Message())
 			return false, nil
 		}
@@ -341,7 +338,6 @@ type run struct {
 	models map[int64]tensor.List
 	sendMu sync.Mutex
 	busy   int32
-	err    error
 }
 
 func (s *run) setModel(v int64, p tensor.List) {
@@ -361,12 +357,6 @@ func (s *run) model(v int64) (tensor.List, bool) {
 	defer s.mu.Unlock()
 	p, ok := s.models[v]
 	return p, ok
-}
-
-func (s *run) failed() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
 }
 
 func (s *run) send(m *pb.ExecutorMessage) error {
