@@ -412,38 +412,15 @@ func TestDuplicateResultRejected(t *testing.T) {
 	c.NumParticipants = 2
 	j := startAggregator(t, c, 1, nil)
 	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
-	_, ds := testData(t)
-	tr, err := cpu.New(model.Spec{Name: "logistic", Channels: 1, Height: ds.Height, Width: ds.Width, Classes: ds.Classes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = tr
-	var params []*pb.Tensor
 	sent := map[int64]bool{}
-	for {
-		m, err := s.Recv()
-		if err != nil {
-			break
+	serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
+		r := &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), Weights: params, NumSamples: 10}
+		if sent[tt.GetTaskId()] {
+			return []*pb.TrainResult{r}
 		}
-		switch b := m.GetBody().(type) {
-		case *pb.AggregatorMessage_Model:
-			params = b.Model.GetTensors()
-		case *pb.AggregatorMessage_Eval:
-			e := b.Eval
-			res := &pb.ExecutorMessage{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), Count: e.GetEnd() - e.GetStart()}}}
-			_ = s.Send(res)
-		case *pb.AggregatorMessage_Train:
-			tt := b.Train
-			res := &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), Weights: params, NumSamples: 10}}}
-			_ = s.Send(res)
-			if !sent[tt.GetTaskId()] {
-				sent[tt.GetTaskId()] = true
-				_ = s.Send(res) // the duplicate
-			}
-		case *pb.AggregatorMessage_Shutdown:
-			_ = s.CloseSend()
-		}
-	}
+		sent[tt.GetTaskId()] = true
+		return []*pb.TrainResult{r, r} // the second is the duplicate
+	})
 	res := j.wait(t)
 	if res.Rejected != 2 {
 		t.Errorf("rejected %d results, want 2 (one duplicate per client)", res.Rejected)
@@ -525,11 +502,24 @@ func TestMismatchedResultFailsJob(t *testing.T) {
 	c := baseConf(t)
 	j := startAggregator(t, c, 1, nil)
 	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+	serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, Weights: params, NumSamples: 10}}
+	})
+	<-j.done
+	if j.err == nil || !strings.Contains(j.err.Error(), "with a train result for round 1") {
+		t.Fatalf("job error = %v, want one naming the mismatched result", j.err)
+	}
+}
+
+// serveRaw plays a hand-driven executor until the stream ends: it answers
+// evaluations with empty counts and training tasks with whatever train
+// returns (given the task and the current model).
+func serveRaw(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, []*pb.Tensor) []*pb.TrainResult) {
 	var params []*pb.Tensor
 	for {
 		m, err := s.Recv()
 		if err != nil {
-			break
+			return
 		}
 		switch b := m.GetBody().(type) {
 		case *pb.AggregatorMessage_Model:
@@ -538,14 +528,11 @@ func TestMismatchedResultFailsJob(t *testing.T) {
 			e := b.Eval
 			_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), Count: e.GetEnd() - e.GetStart()}}})
 		case *pb.AggregatorMessage_Train:
-			tt := b.Train
-			_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, Weights: params, NumSamples: 10}}})
+			for _, r := range train(b.Train, params) {
+				_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: r}})
+			}
 		case *pb.AggregatorMessage_Shutdown:
 			_ = s.CloseSend()
 		}
-	}
-	<-j.done
-	if j.err == nil || !strings.Contains(j.err.Error(), "with a train result for round 1") {
-		t.Fatalf("job error = %v, want one naming the mismatched result", j.err)
 	}
 }
