@@ -103,7 +103,12 @@ type job struct {
 
 func startAggregator(t testing.TB, c config.Conf, executors int, mod func(*aggregator.Options)) *job {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startAggregatorOn(t, "127.0.0.1:0", c, executors, mod)
+}
+
+func startAggregatorOn(t testing.TB, addr string, c config.Conf, executors int, mod func(*aggregator.Options)) *job {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,5 +539,48 @@ func serveRaw(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, []*pb.Ten
 		case *pb.AggregatorMessage_Shutdown:
 			_ = s.CloseSend()
 		}
+	}
+}
+
+// An aggregator stopped mid-job and started again with the same job resumes
+// from its checkpoint, and the executors, still running, reconnect to it on
+// their own and see the job through.
+func TestAggregatorRestartResumes(t *testing.T) {
+	c := baseConf(t)
+	c.SaveCheckpoint = true
+	c.Rounds = 60
+	c.EvalInterval = 2
+	first := startAggregator(t, c, 2, nil)
+	var execs []<-chan error
+	for r := 1; r <= 2; r++ {
+		execs = append(execs, startExecutor(t, context.Background(), first, r, 1, nil))
+	}
+	log := filepath.Join(c.LogDir(), "aggregator", "log")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "Saved checkpoint of round 2 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint of round 2 was written")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	first.cancel()
+	<-first.done
+	first.srv.Stop()
+	if !errors.Is(first.err, context.Canceled) {
+		t.Fatalf("first aggregator: %v", first.err)
+	}
+	c.TimeStamp = "run2"
+	second := startAggregatorOn(t, first.addr, c, 2, nil)
+	res := second.wait(t)
+	for r, e := range execs {
+		if err := <-e; err != nil {
+			t.Errorf("executor %d: %v", r+1, err)
+		}
+	}
+	if res.ResumedAt < 2 || res.Rounds != 60 || res.RoundsTrained != 60-res.ResumedAt {
+		t.Errorf("resumed at %d, ended at round %d after training %d rounds; want a resume at >= 2 and the rest trained", res.ResumedAt, res.Rounds, res.RoundsTrained)
 	}
 }
