@@ -11,7 +11,6 @@ package aggregator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -101,9 +100,6 @@ func New(opt Options) (*Aggregator, error) {
 	if err := model.CheckName(opt.Conf.Model); err != nil {
 		return nil, fmt.Errorf("job_conf.model: %w", err)
 	}
-	if opt.Conf.ExperimentMode == "deployment" {
-		return nil, errors.New("job_conf.experiment_mode: deployment mode is not supported by this runtime yet; use simulation")
-	}
 	if _, err := aggregate.New(serverOptions(opt.Conf)); err != nil {
 		return nil, fmt.Errorf("job_conf.gradient_policy: %w", err)
 	}
@@ -192,6 +188,16 @@ func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 			a.st.checkLiveness(a)
 		}
 	}
+}
+
+// deployment reports experiment_mode deployment: one executor per client.
+func (a *Aggregator) deployment() bool { return a.conf.ExperimentMode == "deployment" }
+
+func (a *Aggregator) mode() string {
+	if a.deployment() {
+		return "deployment"
+	}
+	return "simulation"
 }
 
 // Ready is closed once Run has started accepting executors.

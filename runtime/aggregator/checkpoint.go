@@ -32,6 +32,12 @@ func (st *state) fingerprint(a *Aggregator) string {
 		c.Model, c.SampleSeed, c.GradientPolicy, c.NumParticipants, c.Overcommitment, c.BatchSize, c.LocalSteps,
 		c.LearningRate, c.DecayFactor, c.DecayRound, c.MinLearningRate, c.WeightDecay, c.ProxyMu, c.QfedQ,
 		c.YogiEta, c.YogiTau, c.YogiBeta, c.YogiBeta2, c.FilterLess, c.FilterMore, st.data.GetFingerprint())
+	if a.deployment() {
+		// Every device's data, in rank order, not just the first to register.
+		for r := 1; r <= a.opt.Executors; r++ {
+			fmt.Fprintf(h, " %d=%s", r, st.infos[int32(r)].GetFingerprint())
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -584,3 +584,69 @@ func TestAggregatorRestartResumes(t *testing.T) {
 		t.Errorf("resumed at %d, ended at round %d after training %d rounds; want a resume at >= 2 and the rest trained", res.ResumedAt, res.Rounds, res.RoundsTrained)
 	}
 }
+
+// In deployment mode each executor is one client with data of its own:
+// its tasks go only to it, every device evaluates its own test data, and a
+// device that goes away mid-job drops out of its round instead of stopping
+// the job.
+func TestDeploymentMode(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kill=%v", kill), func(t *testing.T) {
+			c := baseConf(t)
+			c.ExperimentMode = "deployment"
+			c.NumClasses = 5
+			c.NumParticipants = 3
+			c.Overcommitment = 1
+			c.Rounds = 8
+			const devices = 4
+			j := startAggregator(t, c, devices, nil)
+			var errs []<-chan error
+			for r := 1; r <= devices; r++ {
+				dir := t.TempDir()
+				if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 1, PerClient: 60, Test: 40, Classes: 5, Noise: 1.2, Seed: 1, SampleSeed: uint64(r), FirstClient: r}); err != nil {
+					t.Fatal(err)
+				}
+				ec := j.conf
+				ec.DataDir = dir
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				backend := cpu.New
+				if kill && r == 2 {
+					var mu sync.Mutex
+					calls := 0
+					backend = func(s model.Spec) (model.Trainer, error) {
+						tr, err := cpu.New(s)
+						return dyingTrainer{Trainer: tr, mu: &mu, calls: &calls, at: 2, cancel: cancel}, err
+					}
+				}
+				ex, err := executor.New(executor.Options{Conf: ec, Rank: r, Backend: backend, Log: fedlog.New(testWriter{t}), ConnectTimeout: 20 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := make(chan error, 1)
+				go func() { e <- ex.Run(ctx) }()
+				errs = append(errs, e)
+			}
+			res := j.wait(t)
+			for r, e := range errs {
+				err := <-e
+				if kill && r == 1 {
+					continue
+				}
+				if err != nil {
+					t.Errorf("executor %d: %v", r+1, err)
+				}
+			}
+			if res.RoundsTrained != c.Rounds || res.Top1 < 0.7 {
+				t.Errorf("trained %d rounds to top_1 %v; want %d rounds and at least 0.7", res.RoundsTrained, res.Top1, c.Rounds)
+			}
+			log, _ := os.ReadFile(filepath.Join(res.LogDir, "aggregator", "log"))
+			if strings.Count(string(log), "Registered 4 clients") != 1 {
+				t.Errorf("want one client per device:\n%s", log)
+			}
+			if kill && !strings.Contains(string(log), "giving up client 1") {
+				t.Errorf("the lost device's task was not given up:\n%s", log)
+			}
+		})
+	}
+}

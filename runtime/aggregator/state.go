@@ -45,6 +45,9 @@ type task struct {
 	start    int64
 	end      int64
 	assigned *session
+	// owner pins the task to one executor rank (deployment mode: the
+	// client's data lives there); 0 means any executor.
+	owner int32
 }
 
 // state is the job, owned by the event loop.
@@ -52,6 +55,7 @@ type state struct {
 	sessions map[int32]*session
 	everSeen map[int32]bool
 	data     *pb.DataInfo
+	infos    map[int32]*pb.DataInfo // deployment mode: each executor's own data
 	registry *selection.Registry
 	server   aggregate.Server
 
@@ -72,6 +76,7 @@ type state struct {
 	trainResults map[int64]*pb.TrainResult
 	evalResults  map[int]*pb.EvalResult
 	shards       int
+	skipped      map[int]bool // deployment: shards whose executor was lost
 
 	started       time.Time
 	wallOffset    float64 // wall seconds of earlier runs of a resumed job
@@ -93,6 +98,7 @@ type state struct {
 func (st *state) init(a *Aggregator) {
 	st.sessions = map[int32]*session{}
 	st.everSeen = map[int32]bool{}
+	st.infos = map[int32]*pb.DataInfo{}
 	st.tasks = map[int64]*task{}
 	st.lr = a.conf.LearningRate
 	st.started = a.now()
@@ -170,14 +176,17 @@ func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
 	if r := h.GetRank(); r < 1 || int(r) > a.opt.Executors {
 		return status.Errorf(codes.FailedPrecondition, "executor rank %d is outside 1..%d (the job's num_executors)", r, a.opt.Executors)
 	}
-	if err := st.checkData(h.GetData()); err != nil {
+	mode := h.GetMode()
+	if mode == "" {
+		mode = "simulation" // the proto3 default: an executor that did not say
+	}
+	if want := a.mode(); mode != want {
+		return status.Errorf(codes.FailedPrecondition, "executor %d runs experiment_mode %q but the aggregator runs %q: use one job file for both", h.GetRank(), mode, want)
+	}
+	if err := st.checkData(a, h.GetRank(), h.GetData()); err != nil {
 		return status.Errorf(codes.FailedPrecondition, "executor %d: %v", h.GetRank(), err)
 	}
-	if old := st.sessions[s.rank]; old != nil {
-		// A restarted executor: replace its old stream. Its clients are
-		// already registered and are not added again.
-		st.dropSession(a, old, fmt.Sprintf("replaced by a new connection (incarnation %s)", s.incarnation))
-	}
+	old := st.sessions[s.rank]
 	st.sessions[s.rank] = s
 	st.lastExecutor = a.now()
 	st.warnedNoExecs = false
@@ -200,6 +209,12 @@ func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
 			Classes:     st.data.GetClasses(),
 		},
 	}}})
+	if old != nil {
+		// A restarted executor: replace its old stream (after the new one
+		// is welcomed, so tasks re-issued to it follow the Welcome). Its
+		// clients are already registered and are not added again.
+		st.dropSession(a, old, fmt.Sprintf("replaced by a new connection (incarnation %s)", s.incarnation))
+	}
 	if rejoin {
 		a.log.Infof("Executor %d rejoined (incarnation %s, %d slots); its clients stay registered", s.rank, s.incarnation, s.slots)
 	} else {
@@ -212,6 +227,7 @@ func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
 			return nil
 		}
 	}
+	st.abandonOrphans(a)
 	st.dispatch(a)
 	return nil
 }
@@ -219,9 +235,28 @@ func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
 // checkData fixes the job's data description from the first executor and
 // requires every later one to agree: in simulation mode all executors load
 // the same data, and a mismatch would silently train on different clients.
-func (st *state) checkData(d *pb.DataInfo) error {
+func (st *state) checkData(a *Aggregator, rank int32, d *pb.DataInfo) error {
 	if d == nil || len(d.GetClientSamples()) == 0 {
 		return fmt.Errorf("reports no training clients")
+	}
+	if a.deployment() {
+		// Each executor is one client with data of its own: only the
+		// model's input and output sizes must agree.
+		if len(d.GetClientSamples()) != 1 || d.GetClientSamples()[0] < 1 {
+			return fmt.Errorf("a deployment executor must hold exactly one client with samples")
+		}
+		if st.data != nil && (d.GetClasses() != st.data.GetClasses() || d.GetHeight() != st.data.GetHeight() || d.GetWidth() != st.data.GetWidth() || d.GetChannels() != st.data.GetChannels()) {
+			return fmt.Errorf("has %d classes of %dx%d images but the first executor has %d classes of %dx%d: set job_conf.num_classes so every client's model has the same size",
+				d.GetClasses(), d.GetWidth(), d.GetHeight(), st.data.GetClasses(), st.data.GetWidth(), st.data.GetHeight())
+		}
+		if old := st.infos[rank]; old != nil && old.GetClientSamples()[0] != d.GetClientSamples()[0] && st.registry != nil {
+			return fmt.Errorf("rejoined with %d training samples, it registered with %d", d.GetClientSamples()[0], old.GetClientSamples()[0])
+		}
+		if st.data == nil {
+			st.data = d
+		}
+		st.infos[rank] = d
+		return nil
 	}
 	if st.data == nil {
 		st.data = d
@@ -253,7 +288,15 @@ func (st *state) start(a *Aggregator) error {
 	if err != nil {
 		return fmt.Errorf("job_conf.gradient_policy: %w", err)
 	}
-	reg, err := selection.NewRegistry(d.GetClientSamples(), a.opt.Capacities, a.opt.Behaviors, selection.Options{
+	samples := d.GetClientSamples()
+	if a.deployment() {
+		// Client k is executor k+1's device.
+		samples = make([]int64, a.opt.Executors)
+		for r := range samples {
+			samples[r] = st.infos[int32(r+1)].GetClientSamples()[0]
+		}
+	}
+	reg, err := selection.NewRegistry(samples, a.opt.Capacities, a.opt.Behaviors, selection.Options{
 		Participants:   c.NumParticipants,
 		Overcommitment: c.Overcommitment,
 		BatchSize:      c.BatchSize,
@@ -272,7 +315,7 @@ func (st *state) start(a *Aggregator) error {
 	st.registry, st.server, st.model = reg, srv, params
 	a.prom.clients.Set(float64(reg.Eligible()))
 	a.log.Infof("Registered %d clients (%d eligible), model %s with %d parameters, %d test samples",
-		len(d.GetClientSamples()), reg.Eligible(), c.Model, params.NumElements(), d.GetTestSamples())
+		len(samples), reg.Eligible(), c.Model, params.NumElements(), d.GetTestSamples())
 
 	if a.opt.Resume {
 		if ck, ok, err := loadCheckpoint(st.checkpointPath(a), st.fingerprint(a)); err != nil {
@@ -354,8 +397,13 @@ func (st *state) startTraining(a *Aggregator, round int) {
 	st.kept, st.roundTime = sel.Kept, sel.Duration
 	st.planned = len(sel.Kept) + len(sel.Stragglers)
 	for _, k := range sel.Kept {
-		st.newTask(&task{kind: trainKind, round: round, client: k.Client})
+		t := &task{kind: trainKind, round: round, client: k.Client}
+		if a.deployment() {
+			t.owner = int32(k.Client + 1)
+		}
+		st.newTask(t)
 	}
+	st.abandonOrphans(a)
 	a.prom.round.Set(float64(round))
 	a.log.Debugf("Round %d: %d planned, training %d clients at lr %s", round, st.planned, len(sel.Kept), fedlog.PyFloat(st.lr))
 	_ = c
@@ -409,16 +457,21 @@ func (st *state) finishTraining(a *Aggregator) {
 		updates = append(updates, aggregate.Update{ClientID: k.Client, Weights: w, NumSamples: r.GetNumSamples(), Loss: r.GetMovingLoss()})
 		losses = append(losses, r.GetMovingLoss())
 	}
-	if len(updates) == 0 {
+	switch {
+	case len(updates) == 0 && len(st.kept) > 0:
 		st.fail(a, fmt.Errorf("round %d: every client's update diverged (non-finite weights); lower learning_rate", st.round))
 		return
+	case len(updates) == 0:
+		// Deployment mode: every participant's device went away.
+		a.log.Warnf("Round %d: no participant reported; the model is unchanged", st.round)
+	default:
+		next, err := st.server.Step(st.model, updates, st.lr)
+		if err != nil {
+			st.fail(a, fmt.Errorf("round %d: aggregation: %w", st.round, err))
+			return
+		}
+		st.model = next
 	}
-	next, err := st.server.Step(st.model, updates, st.lr)
-	if err != nil {
-		st.fail(a, fmt.Errorf("round %d: aggregation: %w", st.round, err))
-		return
-	}
-	st.model = next
 	st.version = int64(st.round)
 	st.trainResults = nil
 	st.clock += st.roundTime
@@ -431,7 +484,10 @@ func (st *state) finishTraining(a *Aggregator) {
 	a.log.Infof("%s", fedlog.RoundLine(wall, st.round, st.planned, len(updates), loss))
 	a.prom.roundsDone.Inc()
 	a.prom.clock.Set(st.clock)
-	rec := fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: wall, Participants: len(updates), Planned: st.planned, LearningRate: st.lr, Loss: &loss}
+	rec := fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: wall, Participants: len(updates), Planned: st.planned, LearningRate: st.lr}
+	if len(losses) > 0 {
+		rec.Loss = &loss
+	}
 	st.pendingRecord = &rec
 	if st.round%c.EvalInterval == 0 || st.round >= c.Rounds {
 		st.startEval(a, st.round)
@@ -480,9 +536,21 @@ func (st *state) startEval(a *Aggregator, round int) {
 	st.phase, st.round = evaluating, round
 	n := int64(math.Floor(float64(st.data.GetTestSamples()) * c.TestRatio))
 	n = max(n, 1)
+	st.evalResults = map[int]*pb.EvalResult{}
+	st.skipped = map[int]bool{}
+	if a.deployment() {
+		// Each device evaluates its own test data; shard i is rank i+1.
+		st.shards = a.opt.Executors
+		for r := 1; r <= a.opt.Executors; r++ {
+			n := max(int64(math.Floor(float64(st.infos[int32(r)].GetTestSamples())*c.TestRatio)), 1)
+			st.newTask(&task{kind: evalKind, round: round, shard: r - 1, start: 0, end: n, owner: int32(r)})
+		}
+		st.abandonOrphans(a)
+		st.dispatch(a)
+		return
+	}
 	shards := evalShards(n, c.TestBsz)
 	st.shards = len(shards)
-	st.evalResults = map[int]*pb.EvalResult{}
 	for i, sh := range shards {
 		st.newTask(&task{kind: evalKind, round: round, shard: i, start: sh[0], end: sh[1]})
 	}
@@ -506,26 +574,39 @@ func (st *state) evalResult(a *Aggregator, s *session, r *pb.EvalResult) {
 	}
 	st.complete(s, t)
 	st.evalResults[t.shard] = r
-	if len(st.evalResults) < st.shards {
+	st.maybeFinishEval(a)
+}
+
+// maybeFinishEval combines the evaluation once every shard has reported or
+// (deployment mode) been given up with its executor.
+func (st *state) maybeFinishEval(a *Aggregator) {
+	if len(st.evalResults)+len(st.skipped) < st.shards {
 		st.dispatch(a)
 		return
 	}
 	var lossSum float64
 	var top1, top5, count int64
 	for i := 0; i < st.shards; i++ { // shard order: a fixed summation order
-		e := st.evalResults[i]
+		e, ok := st.evalResults[i]
+		if !ok {
+			continue
+		}
 		lossSum += e.GetLossSum()
 		top1 += e.GetTop1()
 		top5 += e.GetTop5()
 		count += e.GetCount()
 	}
-	acc1, acc5, loss := float64(top1)/float64(count), float64(top5)/float64(count), lossSum/float64(count)
-	a.log.Infof("%s", fedlog.TestLine(st.round, st.clock, acc1, acc5, loss))
-	a.prom.top1.Set(acc1)
 	if st.pendingRecord == nil {
 		st.pendingRecord = &fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: st.wall(a), LearningRate: st.lr}
 	}
-	st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, &loss
+	if count > 0 {
+		acc1, acc5, loss := float64(top1)/float64(count), float64(top5)/float64(count), lossSum/float64(count)
+		a.log.Infof("%s", fedlog.TestLine(st.round, st.clock, acc1, acc5, loss))
+		a.prom.top1.Set(acc1)
+		st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, &loss
+	} else {
+		a.log.Warnf("Round %d: no executor was available to evaluate the model", st.round)
+	}
 	st.flushRecord(a)
 	if a.conf.SaveCheckpoint {
 		path := st.checkpointPath(a)
@@ -573,12 +654,18 @@ func (st *state) dispatch(a *Aggregator) {
 			continue
 		}
 		var s *session
-		for i := 0; i < len(ranks); i++ {
-			cand := st.sessions[ranks[(next+i)%len(ranks)]]
-			if cand.free() > 0 {
+		if t.owner != 0 {
+			if cand := st.sessions[t.owner]; cand != nil && cand.free() > 0 {
 				s = cand
-				next = (next + i + 1) % len(ranks)
-				break
+			}
+		} else {
+			for i := 0; i < len(ranks); i++ {
+				cand := st.sessions[ranks[(next+i)%len(ranks)]]
+				if cand.free() > 0 {
+					s = cand
+					next = (next + i + 1) % len(ranks)
+					break
+				}
 			}
 		}
 		if s == nil {
@@ -649,7 +736,7 @@ func (st *state) dropSession(a *Aggregator, s *session, reason string) {
 	for _, id := range ids {
 		old := s.busy[id]
 		delete(st.tasks, id)
-		t := &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end}
+		t := &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end, owner: old.owner}
 		st.newTask(t)
 		if t.kind == trainKind {
 			what = append(what, fmt.Sprintf("client %d", t.client))
@@ -665,7 +752,58 @@ func (st *state) dropSession(a *Aggregator, s *session, reason string) {
 	} else {
 		a.log.Warnf("Executor %d lost (%s)", s.rank, reason)
 	}
+	st.abandonOrphans(a)
 	st.dispatch(a)
+}
+
+// abandonOrphans gives up, in deployment mode, the queued tasks whose
+// executor is not connected: the client's data lives only on that device,
+// so like a real device that went away it drops out of this round (or this
+// evaluation). While no executor at all is connected nothing is given up:
+// the job waits for executors (bounded by ExecutorWait) instead of rushing
+// through empty rounds.
+func (st *state) abandonOrphans(a *Aggregator) {
+	if !a.deployment() || len(st.sessions) == 0 || st.done {
+		return
+	}
+	var gone []string
+	rest := st.queue[:0]
+	for _, t := range st.queue {
+		if _, live := st.tasks[t.id]; !live {
+			continue
+		}
+		if t.owner == 0 || st.sessions[t.owner] != nil {
+			rest = append(rest, t)
+			continue
+		}
+		delete(st.tasks, t.id)
+		if t.kind == trainKind {
+			kept := st.kept[:0]
+			for _, k := range st.kept {
+				if k.Client != t.client {
+					kept = append(kept, k)
+				}
+			}
+			st.kept = kept
+			gone = append(gone, fmt.Sprintf("client %d", t.client))
+		} else {
+			st.skipped[t.shard] = true
+			gone = append(gone, fmt.Sprintf("the test data of executor %d", t.owner))
+		}
+	}
+	st.queue = rest
+	if len(gone) == 0 {
+		return
+	}
+	a.log.Warnf("Round %d: giving up %s: the executor holding the data is not connected", st.round, strings.Join(gone, ", "))
+	switch st.phase {
+	case training:
+		if len(st.trainResults) == len(st.kept) {
+			st.finishTraining(a)
+		}
+	case evaluating:
+		st.maybeFinishEval(a)
+	}
 }
 
 func (st *state) checkLiveness(a *Aggregator) {

@@ -71,8 +71,13 @@ type Executor struct {
 
 	trainers chan model.Trainer // a pool: one trainer per running task
 	spec     model.Spec
+	classes  int
+	// deployment: this executor is the single client rank-1 (all its data).
+	deployment bool
 
 	logOnce sync.Once
+	allOnce sync.Once
+	all     []int32 // every training sample, for deployment mode
 }
 
 // New loads the data and returns an executor ready to Run.
@@ -109,11 +114,34 @@ func New(opt Options) (*Executor, error) {
 			ds.Train.SetCacheBudget(b)
 		}
 	}
+	classes := ds.Classes
+	if n := opt.Conf.NumClasses; n > 0 {
+		// Deployment clients rarely hold every class; num_classes names
+		// the model's size so all executors agree.
+		if n < ds.Classes {
+			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, opt.Conf.DataDir, ds.Classes-1)
+		}
+		classes = n
+	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan model.Trainer, opt.Slots)}
+	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan model.Trainer, opt.Slots),
+		classes: classes, deployment: opt.Conf.ExperimentMode == "deployment"}
 	e.info = DataInfo(ds)
+	e.info.Classes = int32(classes)
+	if e.deployment {
+		// This process is one real client: all of its training data.
+		e.info.ClientSamples = []int64{int64(ds.Train.Len())}
+	}
 	return e, nil
+}
+
+// mode is the experiment_mode this executor registers with.
+func (e *Executor) mode() string {
+	if e.deployment {
+		return "deployment"
+	}
+	return "simulation"
 }
 
 // DataInfo describes ds for registration, with a digest of its mapping so
@@ -222,7 +250,7 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		Incarnation:     e.incarnation,
 		Slots:           int32(e.opt.Slots),
 		Data:            e.info,
-		Mode:            "simulation",
+		Mode:            e.mode(),
 	}
 	if err := stream.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Hello{Hello: hello}}); err != nil {
 		return false, err
@@ -293,7 +321,7 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 // the aggregator's time stamp.
 func (e *Executor) welcome(w *pb.Welcome) error {
 	t := w.GetTraining()
-	spec := model.Spec{Name: t.GetModel(), Channels: 1, Height: e.data.Height, Width: e.data.Width, Classes: e.data.Classes}
+	spec := model.Spec{Name: t.GetModel(), Channels: 1, Height: e.data.Height, Width: e.data.Width, Classes: e.classes}
 	if spec != e.spec {
 		// The trainer pool is rebuilt only when the model changes, which
 		// is at the first welcome.
@@ -434,11 +462,12 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, error) {
 	}
 	train := s.e.data.Train
 	client := t.GetClientId()
-	if client < 0 || client >= int64(len(train.ClientSamples)) {
-		return nil, fmt.Errorf("client %d does not exist (this executor has %d clients)", client, len(train.ClientSamples))
+	samples, err := s.e.clientSamples(client)
+	if err != nil {
+		return nil, err
 	}
 	bs, steps := int(s.training.GetBatchSize()), int(s.training.GetLocalSteps())
-	batches, err := clientBatches(train, train.ClientSamples[client], bs, steps, t.GetSeed())
+	batches, err := clientBatches(train, samples, bs, steps, t.GetSeed())
 	if err != nil {
 		return nil, fmt.Errorf("client %d: %w", client, err)
 	}
@@ -460,9 +489,30 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, error) {
 	}
 	return &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{
 		Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: client, Weights: pb.FromTensors(params),
-		MovingLoss: stats.MovingLoss, MeanLoss: stats.MeanLoss, NumSamples: int64(len(train.ClientSamples[client])),
+		MovingLoss: stats.MovingLoss, MeanLoss: stats.MeanLoss, NumSamples: int64(len(samples)),
 		WallSeconds: time.Since(start).Seconds(),
 	}}}, nil
+}
+
+// clientSamples returns the training samples of client.
+func (e *Executor) clientSamples(client int64) ([]int32, error) {
+	train := e.data.Train
+	if e.deployment {
+		if client != int64(e.opt.Rank-1) {
+			return nil, fmt.Errorf("client %d is not this deployment executor's client (%d)", client, e.opt.Rank-1)
+		}
+		e.allOnce.Do(func() {
+			e.all = make([]int32, train.Len())
+			for i := range e.all {
+				e.all[i] = int32(i)
+			}
+		})
+		return e.all, nil
+	}
+	if client < 0 || client >= int64(len(train.ClientSamples)) {
+		return nil, fmt.Errorf("client %d does not exist (this executor has %d clients)", client, len(train.ClientSamples))
+	}
+	return train.ClientSamples[client], nil
 }
 
 // clientBatches draws steps mini-batches from a client's samples, walking a

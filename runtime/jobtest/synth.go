@@ -15,7 +15,12 @@ type SynthOptions struct {
 	Clients, PerClient, Test, Classes int
 	Size                              int // images are Size x Size
 	Noise                             float64
-	Seed                              uint64
+	Seed                              uint64 // the class patterns
+	// SampleSeed, when set, draws the samples from a stream of their own,
+	// so several data sets share class patterns but not samples (one per
+	// device in deployment mode); FirstClient offsets client numbering.
+	SampleSeed  uint64
+	FirstClient int
 }
 
 // WriteSynthetic writes a data set in the FEMNIST layout under dir.
@@ -37,6 +42,9 @@ func WriteSynthetic(dir string, o SynthOptions) error {
 			}
 		}
 	}
+	if o.SampleSeed != 0 {
+		rng = rand.New(rand.NewPCG(o.SampleSeed, 11))
+	}
 	sample := func(c int) []uint8 {
 		px := make([]uint8, hw)
 		for i, v := range protos[c] {
@@ -46,7 +54,7 @@ func WriteSynthetic(dir string, o SynthOptions) error {
 		return px
 	}
 	var train, test []data.Record
-	for k := 0; k < o.Clients; k++ {
+	for k := o.FirstClient; k < o.FirstClient+o.Clients; k++ {
 		name := fmt.Sprintf("c%03d", k)
 		major := k % o.Classes
 		for i := 0; i < o.PerClient; i++ {
@@ -59,7 +67,7 @@ func WriteSynthetic(dir string, o SynthOptions) error {
 	}
 	for i := 0; i < o.Test; i++ {
 		c := i % o.Classes
-		test = append(test, data.Record{Client: fmt.Sprintf("c%03d", i%o.Clients), Label: c, Pixels: sample(c)})
+		test = append(test, data.Record{Client: fmt.Sprintf("c%03d", o.FirstClient+i%o.Clients), Label: c, Pixels: sample(c)})
 	}
 	return data.WriteLayout(dir, o.Size, o.Size, train, test, nil)
 }
