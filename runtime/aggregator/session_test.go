@@ -56,17 +56,12 @@ func TestDroppedSessionBlockedInSendEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := config.Default()
+	c := baseConf(t)
 	c.JobName = "blocked"
-	c.LogPath = t.TempDir()
-	c.TimeStamp = "run1"
 	c.DataDir = dir
-	c.Model = "logistic"
 	c.NumParticipants = 2
 	c.BatchSize = 4
 	c.FilterLess = 4
-	c.TestBsz = 16
-	c.UseCuda = false
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
