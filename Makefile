@@ -11,17 +11,24 @@ LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Ve
 # Packages whose concurrency is tested under the race detector.
 RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/...
 
-.PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo proto clean
+.PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo proto clean infra images pin
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./runtime/cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./runtime/cmd/... ./builder/cmd/...
+
+## infra: the daemons the integration tests use: buildkitd (built from its Go
+## module into a version-keyed cache on first use, minutes) and the Docker
+## engine (when installed; .ci/run installs it).
+infra:
+	@./scripts/buildkitd.sh start >/dev/null
+	@./scripts/dockerd.sh start || echo "make: no Docker engine: Docker tests will skip (CI installs it: scripts/dockerd.sh install)"
 
 ## test: everything CI runs: formatting, vet, unit and integration tests,
 ## the race detector on concurrent packages, and the fuzz seed corpora.
-test: fmt-check vet
-	$(GO) test -count=1 ./...
+test: fmt-check vet infra
+	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 ## test-fast: the inner loop (skips the slow in-process jobs).
@@ -42,6 +49,15 @@ bench:
 DATASET ?= mnist
 demo: build
 	DATASET=$(DATASET) BIN=$(BIN) ./scripts/demo.sh
+
+## images: both runtime images for this machine, loaded into the Docker engine.
+images: infra
+	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) run ./builder/cmd/fsbuild all --output docker
+
+## pin: resolve the nvidia/cuda base digests in dockerfiles/cuda-bases.json
+## (needs access to Docker Hub: the release pipeline, not our VMs).
+pin:
+	$(GO) run ./builder/cmd/fsbuild pin
 
 proto:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

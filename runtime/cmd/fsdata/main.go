@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fedscale/fedscale-go/runtime/data"
+	"github.com/fedscale/fedscale-go/runtime/version"
 	"github.com/spf13/cobra"
 )
 
@@ -32,6 +33,7 @@ func newCommand(stdout io.Writer) *cobra.Command {
 OUT/train/<i>.png, OUT/test/<i>.png and OUT/client_data_mapping/{train,test}.csv.
 Training samples are split among clients with a Dirichlet(alpha) draw per class
 (smaller alpha: more skewed clients); test samples are dealt round-robin.`,
+		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -1,0 +1,77 @@
+// Package infratest hands the builder's tests the real infrastructure they
+// run against: the project's buildkitd (started by `make test` / .ci/run via
+// scripts/buildkitd.sh, found through $BUILDKIT_HOST), an in-process OCI
+// registry (go-containerregistry's pkg/registry, referrers API on) and the
+// Docker engine. Outside CI a missing daemon skips the test; under CI=true it
+// fails it, since CI must provide everything.
+package infratest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/fedscale/fedscale-go/builder/buildkit"
+)
+
+// missing skips, or under CI fails, a test whose infrastructure is absent.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required under CI", what)
+	}
+	t.Skipf("%s not available (run `make test`, which starts it)", what)
+}
+
+// BuildKit returns the address of a running buildkitd.
+func BuildKit(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs buildkitd; skipped with -short")
+	}
+	addr := os.Getenv("BUILDKIT_HOST")
+	if addr == "" {
+		missing(t, "buildkitd ($BUILDKIT_HOST)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := buildkit.Connect(ctx, addr)
+	if err != nil {
+		t.Fatalf("BUILDKIT_HOST is set but: %v", err)
+	}
+	c.Close()
+	return addr
+}
+
+// Registry starts an in-process registry and returns its host:port on
+// 127.0.0.1 (reachable by buildkitd, which runs on this machine).
+// wrap, when not nil, wraps the registry's handler (e.g. to demand auth).
+func Registry(t testing.TB, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger()))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// Docker fails or skips unless a Docker engine answers.
+func Docker(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Docker engine; skipped with -short")
+	}
+	out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
+	if err != nil {
+		missing(t, "the Docker engine ("+strings.TrimSpace(string(out))+")")
+	}
+}

@@ -1,0 +1,52 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseList(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		{in: "", want: Host().String()},
+		{in: "linux/amd64", want: "linux/amd64"},
+		{in: "linux/arm64,linux/amd64", want: "linux/amd64,linux/arm64"},
+		{in: "linux/amd64, linux/amd64", want: "linux/amd64"},
+		{in: "linux/arm64/v8", want: "linux/arm64"},
+		{in: "linux/arm", want: "linux/arm/v7"},
+		{in: "windows/amd64", wantErr: `platform "windows/amd64" is not supported`},
+		{in: "linux/mips", wantErr: "not supported (supported: linux/amd64, linux/arm64"},
+		{in: "amd64", wantErr: "want os/arch"},
+	} {
+		got, err := ParseList(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseList(%q) error = %v, want it to contain %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseList(%q): %v", tc.in, err)
+			continue
+		}
+		if Join(got) != tc.want {
+			t.Errorf("ParseList(%q) = %s, want %s", tc.in, Join(got), tc.want)
+		}
+	}
+}
+
+func TestGoEnvAndDir(t *testing.T) {
+	p, err := Parse("linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.GoEnv(), " "); got != "GOOS=linux GOARCH=arm GOARM=7" {
+		t.Errorf("GoEnv = %s", got)
+	}
+	if p.Dir() != "linux_armv7" {
+		t.Errorf("Dir = %s", p.Dir())
+	}
+}
