@@ -45,9 +45,8 @@ type Statement struct {
 }
 
 // Split returns idx without its attestation manifests, and the statements
-// those manifests carried. An image manifest at the top (BuildKit's output
-// for one platform without attestations) is wrapped in an index of one, so
-// every image fsbuild makes is an index.
+// those manifests carried. (With attestations on, BuildKit always exports an
+// index, even for one platform, so every image fsbuild makes is an index.)
 func Split(idx v1.ImageIndex) (v1.ImageIndex, []Statement, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
@@ -216,7 +215,7 @@ func Rewrap(base v1.ImageIndex, m *v1.IndexManifest) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &index{base: base, manifest: m, raw: raw}, nil
+	return &index{base: base, manifest: m.DeepCopy(), raw: raw}, nil
 }
 
 // Annotate returns idx with its own annotations replaced by ann.

@@ -148,6 +148,7 @@ func (c *Client) Solve(ctx context.Context, b Build) error {
 		"source-date-epoch": sde,
 		"compression":       "gzip",
 		"force-compression": "true",
+		"compression-level": "1",
 	}
 	if b.Name != "" {
 		export["name"] = b.Name

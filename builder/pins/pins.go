@@ -8,11 +8,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/fedscale/fedscale-go/builder/publish"
@@ -72,12 +74,17 @@ func Load(path string) (Pins, error) {
 	if err := dec.Decode(&p); err != nil {
 		return Pins{}, fmt.Errorf("CUDA base pins %s: %w", path, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Pins{}, fmt.Errorf("CUDA base pins %s: unexpected data after the JSON object", path)
+	}
 	for v, b := range p.Bases {
 		if _, err := name.NewTag(b.Image, name.StrictValidation); err != nil {
 			return Pins{}, fmt.Errorf("CUDA base pins %s: bases.%q.image: %w", path, v, err)
 		}
-		if b.Digest != "" && !strings.HasPrefix(b.Digest, "sha256:") {
-			return Pins{}, fmt.Errorf("CUDA base pins %s: bases.%q.digest %q: want sha256:<hex> or empty", path, v, b.Digest)
+		if b.Digest != "" {
+			if h, err := v1.NewHash(b.Digest); err != nil || h.Algorithm != "sha256" {
+				return Pins{}, fmt.Errorf("CUDA base pins %s: bases.%q.digest %q: want sha256:<64 hex digits> or empty", path, v, b.Digest)
+			}
 		}
 	}
 	return p, nil
