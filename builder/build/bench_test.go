@@ -22,9 +22,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/fedscale/fedscale-go/builder/internal/infratest"
 	"github.com/fedscale/fedscale-go/builder/platform"
 	"github.com/fedscale/fedscale-go/builder/rootfs"
+	"github.com/fedscale/fedscale-go/internal/infratest"
 )
 
 // BenchmarkImageBuild sets fsbuild beside ko (the reference tool)

@@ -25,10 +25,10 @@ import (
 
 	"github.com/fedscale/fedscale-go/builder/attest"
 	"github.com/fedscale/fedscale-go/builder/buildkit"
-	"github.com/fedscale/fedscale-go/builder/internal/infratest"
 	"github.com/fedscale/fedscale-go/builder/platform"
 	"github.com/fedscale/fedscale-go/builder/publish"
 	"github.com/fedscale/fedscale-go/builder/sbom"
+	"github.com/fedscale/fedscale-go/internal/infratest"
 )
 
 const maxCompressed = 25 << 20 // the size aim per image

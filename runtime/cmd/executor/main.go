@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ func main() {
 		slots   int
 		cacheMB int
 		connect time.Duration
+		byIndex bool
 	)
 	cmd := &cobra.Command{
 		Use:           "executor --config JOB.yml --rank N",
@@ -41,7 +43,20 @@ func main() {
 	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
 	cmd.Flags().IntVar(&cacheMB, "image-cache-mb", 16, "memory for decoded images (train and test together; 0 = keep every image); images beyond it are decoded on each use")
 	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
+	cmd.Flags().BoolVar(&byIndex, "rank-from-index", false, "take the rank from $JOB_COMPLETION_INDEX + 1 (a Kubernetes Indexed Job's pod index)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if byIndex {
+			if cmd.Flags().Changed("rank") {
+				return fmt.Errorf("--rank-from-index and --rank: give one")
+			}
+			idx, err := strconv.Atoi(os.Getenv("JOB_COMPLETION_INDEX"))
+			if err != nil || idx < 0 {
+				return fmt.Errorf("--rank-from-index: $JOB_COMPLETION_INDEX is %q, want the pod's index (0, 1, ...)", os.Getenv("JOB_COMPLETION_INDEX"))
+			}
+			if err := cmd.Flags().Set("rank", strconv.Itoa(idx+1)); err != nil {
+				return err
+			}
+		}
 		job, err := flags.Load()
 		if err != nil {
 			return err

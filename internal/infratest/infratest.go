@@ -1,8 +1,10 @@
-// Package infratest hands the builder's tests the real infrastructure they
-// run against: the project's buildkitd (started by `make test` / .ci/run via
+// Package infratest hands tests the real infrastructure they run against:
+// the project's buildkitd (started by `make test` / .ci/run via
 // scripts/buildkitd.sh, found through $BUILDKIT_HOST), an in-process OCI
-// registry (go-containerregistry's pkg/registry, referrers API on) and the
-// Docker engine. Outside CI a missing daemon skips the test; under CI=true it
+// registry (go-containerregistry's pkg/registry, referrers API on), the
+// Docker engine, and a Kubernetes control plane (scripts/kube.sh: etcd,
+// kube-apiserver, controller-manager, scheduler and kwok's fake GPU nodes,
+// found through $FEDSCALE_KUBECONFIG). Outside CI a missing daemon skips the test; under CI=true it
 // fails it, since CI must provide everything.
 package infratest
 
@@ -74,4 +76,20 @@ func Docker(t testing.TB) {
 	if err != nil {
 		missing(t, "the Docker engine ("+strings.TrimSpace(string(out))+")")
 	}
+}
+
+// Kube returns the kubeconfig path of the test control plane.
+func Kube(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Kubernetes control plane; skipped with -short")
+	}
+	path := os.Getenv("FEDSCALE_KUBECONFIG")
+	if path == "" {
+		missing(t, "the Kubernetes control plane ($FEDSCALE_KUBECONFIG, from scripts/kube.sh start)")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("FEDSCALE_KUBECONFIG is set but: %v", err)
+	}
+	return path
 }

@@ -1,0 +1,249 @@
+// Package job turns a FedScale job file into the backend-neutral description
+// of what to run: the job's name, its processes (one aggregator, N
+// executors) with their images, arguments, health ports and GPUs, and the
+// config bytes every process receives at start. Backends (package backend
+// and its docker, k8s and local implementations) only translate a Spec into
+// their own objects; every decision about the job itself is made here.
+package job
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/version"
+)
+
+// Where things are inside a container. data_path is mounted where the
+// original images had it, so job files that say $FEDSCALE_HOME/benchmark/...
+// keep working unchanged.
+const (
+	ContainerHome       = "/FedScale"
+	ContainerDataPath   = "/FedScale/benchmark"
+	ContainerConfigDir  = "/etc/fedscale"
+	ContainerConfigFile = "job.yml"
+	ContainerConfigPath = ContainerConfigDir + "/" + ContainerConfigFile
+)
+
+// Labels (Docker) and labels/annotations (Kubernetes) that carry a job's
+// state in the backend itself, so stop/status/logs work from any machine.
+const (
+	LabelJob       = "fedscale.dev/job"       // the job name
+	LabelComponent = "fedscale.dev/component" // aggregator | executor
+	LabelRank      = "fedscale.dev/rank"      // 0 aggregator, 1..N executors
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "fedscale-launcher"
+	// AnnotationJobFile records the job file's path at submit (informational).
+	AnnotationJobFile = "fedscale.dev/job-file"
+)
+
+// Image repositories fsbuild pushes; the default tag is this binary's version.
+const (
+	DefaultAggregatorRepo = "fedscale/fedscale-aggr"
+	DefaultExecutorRepo   = "fedscale/fedscale-exec"
+)
+
+// Backends.
+const (
+	BackendDocker = "docker"
+	BackendK8s    = "k8s"
+	BackendLocal  = "local"
+)
+
+// Options are the command-line choices that override the job file.
+type Options struct {
+	Backend         string // "" means from use_container
+	Name            string // "" means job_conf job_name
+	AggregatorImage string // "" means aggregator_image, else the default
+	ExecutorImage   string
+}
+
+// Spec is one job, ready for a backend.
+type Spec struct {
+	Name    string // DNS-1123 label, at most MaxNameLen
+	File    string // the job file's path as given
+	Config  []byte // the job file's bytes; every process reads them at start
+	Job     *config.Job
+	Backend string
+
+	Executors       int
+	AggregatorImage string
+	ExecutorImage   string
+	PsPort          int    // aggregator gRPC port (job_conf ps_port)
+	UseCUDA         bool   // job_conf use_cuda
+	DataPath        string // host folder (expanded) or "" when the job file has none
+	Network         string // container_network ("" lets the backend choose)
+	Ports           []int  // docker: host ports (aggregator first), may be empty
+}
+
+// MaxNameLen leaves room for "-executor-NNNNN" inside a 63-byte DNS label.
+const MaxNameLen = 40
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// SanitizeName maps a FedScale job_name (which may hold '_' or capitals) onto
+// the DNS-1123 label alphabet every backend accepts.
+func SanitizeName(s string) string {
+	s = strings.ToLower(s)
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b), "-")
+}
+
+// ValidateName checks a job name for every backend.
+func ValidateName(s string) error {
+	if len(s) > MaxNameLen || !nameRE.MatchString(s) {
+		return fmt.Errorf("job name %q: want lower-case letters, digits and '-', starting and ending with a letter or digit, at most %d characters", s, MaxNameLen)
+	}
+	return nil
+}
+
+// Load reads and validates the job file at path and applies opts.
+func Load(path string, opts Options) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading job file: %w", err)
+	}
+	return Parse(data, path, opts)
+}
+
+// Parse is Load from bytes already read.
+func Parse(data []byte, path string, opts Options) (*Spec, error) {
+	j, err := config.Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spec{File: path, Config: data, Job: j}
+	switch opts.Backend {
+	case "":
+		s.Backend = j.UseContainer
+		if s.Backend == "" {
+			s.Backend = BackendLocal
+		}
+	case BackendDocker, BackendK8s, BackendLocal:
+		s.Backend = opts.Backend
+	default:
+		return nil, fmt.Errorf("--backend %q: want docker, k8s or local", opts.Backend)
+	}
+	name := opts.Name
+	if name == "" {
+		name = SanitizeName(j.Conf.JobName)
+		if name == "" {
+			return nil, fmt.Errorf("%s: job_conf job_name is empty; set it or pass --name", path)
+		}
+	}
+	if err := ValidateName(name); err != nil {
+		if opts.Name != "" {
+			return nil, fmt.Errorf("--name: %w", err)
+		}
+		return nil, fmt.Errorf("%s: job_conf job_name gives %w; pass --name", path, err)
+	}
+	s.Name = name
+	if s.Executors, err = j.Executors(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.Backend == BackendDocker && len(j.Ports) > 0 && len(j.Ports) != s.Executors+1 {
+		return nil, fmt.Errorf("%s: ports lists %d ports but %d executors need %d (the aggregator's first, then one per executor)", path, len(j.Ports), s.Executors, s.Executors+1)
+	}
+	s.Ports = j.Ports
+	s.PsPort = j.Conf.PsPort
+	s.UseCUDA = j.Conf.UseCuda
+	s.DataPath = j.DataPath
+	s.Network = j.ContainerNetwork
+	if s.DataPath != "" && s.Backend != BackendK8s {
+		// On Kubernetes the folder is on the nodes, not here.
+		fi, err := os.Stat(s.DataPath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: data_path %s: %w", path, s.DataPath, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%s: data_path %s is not a folder", path, s.DataPath)
+		}
+	}
+	tag := version.Version
+	s.AggregatorImage = firstNonEmpty(opts.AggregatorImage, j.AggregatorImage, DefaultAggregatorRepo+":"+tag)
+	s.ExecutorImage = firstNonEmpty(opts.ExecutorImage, j.ExecutorImage, DefaultExecutorRepo+":"+tag)
+	return s, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Process is one process of the job.
+type Process struct {
+	Name       string // "aggregator", "executor-1", ...
+	Component  string // "aggregator" or "executor"
+	Rank       int
+	Image      string
+	Args       []string // arguments of the image's entrypoint (the runtime binary)
+	HealthPort int      // port of /healthz and /readyz inside its network namespace
+	Host       string   // worker_ips host this executor belongs to, "" when not given
+	GPU        int      // GPU index on Host from worker_ips, -1 when none
+}
+
+// Processes lists the aggregator then the executors. configPath is where the
+// process reads the job file, psHost how executors reach the aggregator.
+func (s *Spec) Processes(configPath, psHost string) []Process {
+	gpus := s.gpuSlots()
+	common := []string{"--config", configPath, "--job-name", s.Job.Conf.JobName}
+	out := []Process{{
+		Name: "aggregator", Component: "aggregator", Rank: 0, Image: s.AggregatorImage,
+		Args:       append(append([]string{}, common...), "--ps-port", strconv.Itoa(s.PsPort)),
+		HealthPort: s.PsPort + 1, GPU: -1,
+	}}
+	for r := 1; r <= s.Executors; r++ {
+		p := Process{
+			Name: "executor-" + strconv.Itoa(r), Component: "executor", Rank: r, Image: s.ExecutorImage,
+			Args: append(append([]string{}, common...), "--rank", strconv.Itoa(r),
+				"--ps-ip", psHost, "--ps-port", strconv.Itoa(s.PsPort)),
+			HealthPort: s.PsPort + 1 + r, GPU: -1,
+		}
+		if r-1 < len(gpus) {
+			p.Host, p.GPU = gpus[r-1].host, gpus[r-1].gpu
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+type gpuSlot struct {
+	host string
+	gpu  int
+}
+
+// gpuSlots expands worker_ips ("host:[2,1]": two processes on GPU 0, one on
+// GPU 1) into one slot per executor, in rank order.
+func (s *Spec) gpuSlots() []gpuSlot {
+	var out []gpuSlot
+	for _, w := range s.Job.WorkerIPs {
+		for gpu, n := range w.Procs {
+			for i := 0; i < n; i++ {
+				out = append(out, gpuSlot{host: w.Host, gpu: gpu})
+			}
+		}
+	}
+	return out
+}
+
+// Labels are the labels every object of the job carries.
+func (s *Spec) Labels(p *Process) map[string]string {
+	l := map[string]string{LabelJob: s.Name, LabelManagedBy: ManagedBy}
+	if p != nil {
+		l[LabelComponent] = p.Component
+		l[LabelRank] = strconv.Itoa(p.Rank)
+	}
+	return l
+}
