@@ -1,0 +1,266 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/jobtest"
+)
+
+func TestMain(m *testing.M) {
+	// The backend re-runs this test binary as each process's supervisor.
+	MaybeSupervise()
+	os.Exit(m.Run())
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// runtimeBinaries compiles the real aggregator and executor once per run.
+func runtimeBinaries(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the runtime's binaries")
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "launcher-local-bin-")
+		if binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir+"/",
+			"github.com/fedscale/fedscale-go/runtime/cmd/aggregator",
+			"github.com/fedscale/fedscale-go/runtime/cmd/executor").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binDir
+}
+
+func freePort(t *testing.T) int {
+	// ps_port+1..+3 must be free too: take a port whose neighbours are.
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for d := 1; d <= 3 && ok; d++ {
+			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l2.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// newJob writes synthetic data and a job file (as users write them) and
+// returns the spec.
+func newJob(t *testing.T, name string, rounds int, dataDir string) (*job.Spec, string) {
+	t.Helper()
+	home := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(home, "data")
+		if err := jobtest.WriteSynthetic(dataDir, jobtest.SynthOptions{Clients: 12, PerClient: 30, Test: 60, Classes: 4, Seed: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(home, "conf.yml")
+	conf := fmt.Sprintf(`ps_ip: 127.0.0.1
+worker_ips:
+    - 127.0.0.1:[2]
+setup_commands:
+job_conf:
+    - job_name: %s
+    - log_path: %s
+    - ps_port: %d
+    - data_set: synthetic
+    - data_dir: %s
+    - model: logistic
+    - num_participants: 4
+    - rounds: %d
+    - eval_interval: 2
+    - local_steps: 3
+    - batch_size: 10
+    - test_bsz: 20
+    - filter_less: 10
+    - use_cuda: False
+`, name, home, freePort(t), dataDir, rounds)
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := job.Load(file, job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, home
+}
+
+func newBackend(t *testing.T) *Backend {
+	t.Helper()
+	b, err := New(Options{StateDir: t.TempDir(), BinDir: runtimeBinaries(t), Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestWholeJob: submit, running, done with exit codes 0, progress, logs,
+// stop, and a second stop that says the job is unknown.
+func TestWholeJob(t *testing.T) {
+	b := newBackend(t)
+	s, home := newJob(t, "local_whole", 6, "")
+	c := ctx(t)
+	if err := b.Submit(c, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background(), s.Name) })
+	if err := b.Submit(c, s); !errors.Is(err, backend.ErrExists) {
+		t.Errorf("second submit: %v, want ErrExists", err)
+	}
+	if _, err := b.Wait(c, s.Name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(c, s.Name, backend.UntilDone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != backend.Succeeded || len(st.Processes) != 3 {
+		t.Fatalf("status %+v", st)
+	}
+	// Executors exit on their own right after the aggregator.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err = b.Status(c, s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := true
+		for _, p := range st.Processes {
+			if p.ExitCode == nil {
+				done = false
+			} else if *p.ExitCode != 0 {
+				t.Errorf("%s exited %d", p.Name, *p.ExitCode)
+			}
+		}
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Round == nil || *st.Round != 6 || st.Accuracy == nil {
+		t.Errorf("progress: round %v accuracy %v, want round 6 and an accuracy", st.Round, st.Accuracy)
+	}
+	var logs bytes.Buffer
+	if err := b.Logs(c, s.Name, backend.LogOptions{}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "[aggregator] ") || !strings.Contains(logs.String(), "FL Testing in round: 6") {
+		t.Errorf("logs lack the aggregator's FedScale lines:\n%s", logs.String())
+	}
+	jobs, err := b.List(c)
+	if err != nil || len(jobs) != 1 || jobs[0].Job != s.Name {
+		t.Errorf("List = %+v, %v", jobs, err)
+	}
+	if err := b.Stop(c, s.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(c, s.Name); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("second stop: %v, want ErrNotFound", err)
+	}
+	if _, err := b.Status(c, s.Name); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("status after stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "logs", "local_whole", "launcher", "aggregator.log")); err != nil {
+		t.Errorf("stop must keep the logs: %v", err)
+	}
+}
+
+// TestStopRunning ends a long job's processes by their recorded pids.
+func TestStopRunning(t *testing.T) {
+	b := newBackend(t)
+	s, _ := newJob(t, "local_stop", 100000, "")
+	c := ctx(t)
+	if err := b.Submit(c, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(c, s.Name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.readState(s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(c, s.Name); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Processes {
+		if alive(p) {
+			t.Errorf("%s (pid %d) still runs after stop", p.Name, p.Pid)
+		}
+	}
+}
+
+// TestFailedExecutor: an executor that exits non-zero makes Wait fail,
+// naming it and its exit code.
+func TestFailedExecutor(t *testing.T) {
+	b := newBackend(t)
+	s, _ := newJob(t, "local_fail", 4, "/nonexistent/data")
+	c := ctx(t)
+	if err := b.Submit(c, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background(), s.Name) })
+	_, err := b.Wait(c, s.Name, backend.UntilDone)
+	if err == nil || !strings.Contains(err.Error(), "executor-") || !strings.Contains(err.Error(), "exit code 1") {
+		t.Fatalf("Wait = %v, want an executor failure with exit code 1", err)
+	}
+}
+
+func TestMissingBinaries(t *testing.T) {
+	b, err := New(Options{StateDir: t.TempDir(), BinDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newJob(t, "local_nobin", 2, "/nonexistent")
+	err = b.Submit(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "aggregator not found in --bin-dir") {
+		t.Fatalf("Submit = %v", err)
+	}
+	if _, err := os.Stat(b.dir(s.Name)); !os.IsNotExist(err) {
+		t.Errorf("a failed submit left %s behind", b.dir(s.Name))
+	}
+}

@@ -1,0 +1,251 @@
+// Command launcher submits, stops, inspects and follows FedScale jobs on
+// Docker, Kubernetes or local processes, from the job files users already
+// have. Each subcommand parses flags, calls a backend (package backend and
+// its docker, k8s and local implementations) and prints the result.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/backend/local"
+	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/version"
+)
+
+func main() {
+	// The local backend re-runs this binary as each process's supervisor.
+	local.MaybeSupervise()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "launcher:", err)
+		os.Exit(1)
+	}
+}
+
+// globals are the flags that pick and configure a backend.
+type globals struct {
+	backend    string
+	kubeconfig string
+	kubeCtx    string
+	namespace  string
+	stateDir   string
+	binDir     string
+}
+
+func newCommand(stdout, stderr io.Writer) *cobra.Command {
+	var g globals
+	root := &cobra.Command{
+		Use:   "launcher",
+		Short: "Run FedScale jobs on Docker, Kubernetes or local processes",
+		Example: `  launcher submit conf.yml --wait          # backend from use_container (none: local processes)
+  launcher submit conf_k8s.yml --dry-run    # print the Kubernetes manifests, create nothing
+  launcher status femnist -o json
+  launcher logs femnist -f --component executor-1
+  launcher stop femnist`,
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.backend, "backend", "", "docker, k8s or local (submit: default from use_container; others: search every reachable backend)")
+	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	pf.StringVar(&g.kubeCtx, "context", "", "kubeconfig context")
+	pf.StringVarP(&g.namespace, "namespace", "n", "fedscale", "Kubernetes namespace (created when missing)")
+	pf.StringVar(&g.stateDir, "state-dir", "", "local backend: where job state lives (default $FEDSCALE_LAUNCHER_STATE or ~/.local/state/fedscale/launcher)")
+	pf.StringVar(&g.binDir, "bin-dir", "", "local backend: folder of the aggregator and executor binaries (default: beside this launcher, else $PATH)")
+	root.AddCommand(submitCommand(&g, stdout, stderr), stopCommand(&g, stdout), statusCommand(&g, stdout),
+		logsCommand(&g, stdout), listCommand(&g, stdout))
+	return root
+}
+
+// open builds one backend.
+func (g *globals) open(name string) (backend.Backend, error) {
+	switch name {
+	case job.BackendLocal:
+		return local.New(local.Options{StateDir: g.stateDir, BinDir: g.binDir})
+	}
+	if f, ok := remoteBackends[name]; ok {
+		return f(g)
+	}
+	return nil, fmt.Errorf("--backend %q: want docker, k8s or local", name)
+}
+
+// remoteBackends are registered by the files that import their packages.
+var remoteBackends = map[string]func(*globals) (backend.Backend, error){}
+
+// backendOrder is the search order when no --backend is given.
+var backendOrder = []string{job.BackendLocal, job.BackendDocker, job.BackendK8s}
+
+// find locates the backend that knows job name: --backend when given, else
+// the first reachable backend that has it.
+func (g *globals) find(ctx context.Context, name string) (backend.Backend, error) {
+	if g.backend != "" {
+		return g.open(g.backend)
+	}
+	var tried []string
+	for _, n := range backendOrder {
+		b, err := g.open(n)
+		if err != nil {
+			tried = append(tried, fmt.Sprintf("%s (unreachable: %v)", n, err))
+			continue
+		}
+		if _, err := b.Status(ctx, name); err == nil {
+			return b, nil
+		} else if errors.Is(err, backend.ErrNotFound) {
+			tried = append(tried, err.Error())
+		} else {
+			tried = append(tried, fmt.Sprintf("%s: %v", n, err))
+		}
+	}
+	return nil, fmt.Errorf("job %q: %w; looked on: %s", name, backend.ErrNotFound, joinLines(tried))
+}
+
+func joinLines(s []string) string {
+	out := ""
+	for _, l := range s {
+		out += "\n  " + l
+	}
+	return out
+}
+
+// waitFlag is --wait, --wait=running or --wait=done.
+type waitFlag struct {
+	set   bool
+	until backend.Until
+}
+
+func (w *waitFlag) String() string {
+	if !w.set {
+		return ""
+	}
+	if w.until == backend.UntilDone {
+		return "done"
+	}
+	return "running"
+}
+
+func (w *waitFlag) Set(s string) error {
+	switch s {
+	case "running", "true":
+		w.set, w.until = true, backend.UntilRunning
+	case "done":
+		w.set, w.until = true, backend.UntilDone
+	case "false":
+		w.set = false
+	default:
+		return fmt.Errorf("want running or done")
+	}
+	return nil
+}
+
+func (w *waitFlag) Type() string { return "running|done" }
+
+func submitCommand(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	var (
+		opts    job.Options
+		wait    waitFlag
+		timeout time.Duration
+		dryRun  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "submit JOB.yml",
+		Short: "Start a job from a FedScale job file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Backend = g.backend
+			spec, err := job.Load(args[0], opts)
+			if err != nil {
+				return err
+			}
+			for _, w := range spec.Job.Warnings {
+				fmt.Fprintln(stderr, "warning:", w)
+			}
+			b, err := g.open(spec.Backend)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				return b.Plan(stdout, spec)
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			if err := b.Submit(ctx, spec); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, spec.Name)
+			if !wait.set {
+				return nil
+			}
+			st, err := b.Wait(ctx, spec.Name, wait.until)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "job %s: %s\n", spec.Name, st.Phase)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Name, "name", "", "job name (default: job_conf job_name)")
+	f.StringVar(&opts.AggregatorImage, "image-aggr", "", "aggregator image (default: aggregator_image, else fedscale/fedscale-aggr:"+version.Version+")")
+	f.StringVar(&opts.ExecutorImage, "image-exec", "", "executor image (default: executor_image, else fedscale/fedscale-exec:"+version.Version+")")
+	f.Var(&wait, "wait", "wait until every process runs (--wait) or the job finishes (--wait=done)")
+	f.Lookup("wait").NoOptDefVal = "running"
+	f.DurationVar(&timeout, "timeout", 0, "give up submitting and waiting after this long (e.g. 10m; 0: no limit)")
+	f.BoolVar(&dryRun, "dry-run", false, "validate the job file and print what would be created; touch nothing")
+	return cmd
+}
+
+func stopCommand(g *globals, stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop JOB",
+		Short: "Remove every process/container/object of a job",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := g.find(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := b.Stop(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "stopped %s on %s\n", args[0], b.Name())
+			return nil
+		},
+	}
+}
+
+func logsCommand(g *globals, stdout io.Writer) *cobra.Command {
+	var o backend.LogOptions
+	cmd := &cobra.Command{
+		Use:   "logs JOB",
+		Short: "Print a job's output (all processes, or one with --component)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := g.find(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return b.Logs(cmd.Context(), args[0], o, stdout)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing until the processes exit")
+	cmd.Flags().StringVar(&o.Process, "component", "", "aggregator or executor-N (default: all, each line prefixed)")
+	return cmd
+}

@@ -1,0 +1,128 @@
+package job
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func withHome(t *testing.T) string {
+	t.Helper()
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, "benchmark"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FEDSCALE_HOME", home)
+	return home
+}
+
+// The original project's job files are accepted unchanged.
+func TestOriginalJobFiles(t *testing.T) {
+	home := withHome(t)
+	for _, tc := range []struct {
+		file, backend string
+		executors     int
+		cuda          bool
+	}{
+		{"conf_k8s.yml", BackendK8s, 2, true},
+		{"conf_docker.yml", BackendDocker, 2, false},
+	} {
+		s, err := Load(filepath.Join("testdata", tc.file), Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if s.Backend != tc.backend || s.Executors != tc.executors || s.UseCUDA != tc.cuda || s.Name != "femnist" {
+			t.Errorf("%s: %+v", tc.file, s)
+		}
+		if s.DataPath != filepath.Join(home, "benchmark") {
+			t.Errorf("%s: data_path %q not expanded", tc.file, s.DataPath)
+		}
+		if !strings.HasPrefix(s.AggregatorImage, DefaultAggregatorRepo+":") || !strings.HasPrefix(s.ExecutorImage, DefaultExecutorRepo+":") {
+			t.Errorf("%s: images %s %s", tc.file, s.AggregatorImage, s.ExecutorImage)
+		}
+	}
+}
+
+func TestProcesses(t *testing.T) {
+	withHome(t)
+	s, err := Load(filepath.Join("testdata", "conf_docker.yml"), Options{Name: "fm", AggregatorImage: "a:1", ExecutorImage: "e:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := s.Processes("/etc/fedscale/job.yml", "fm-aggregator")
+	if len(ps) != 3 || ps[0].Name != "aggregator" || ps[2].Name != "executor-2" {
+		t.Fatalf("processes %+v", ps)
+	}
+	if ps[0].Image != "a:1" || ps[1].Image != "e:1" || s.Name != "fm" {
+		t.Errorf("images/name: %+v", ps)
+	}
+	got := strings.Join(ps[2].Args, " ")
+	want := "--config /etc/fedscale/job.yml --job-name femnist --rank 2 --ps-ip fm-aggregator --ps-port 29500"
+	if got != want {
+		t.Errorf("executor-2 args:\n got %s\nwant %s", got, want)
+	}
+	// worker_ips localhost:[2]: both executors on GPU 0.
+	if ps[1].GPU != 0 || ps[2].GPU != 0 || ps[1].Host != "localhost" || ps[0].GPU != -1 {
+		t.Errorf("GPU slots: %+v", ps)
+	}
+	if ps[0].HealthPort != 29501 || ps[2].HealthPort != 29503 {
+		t.Errorf("health ports %d %d", ps[0].HealthPort, ps[2].HealthPort)
+	}
+	l := s.Labels(&ps[1])
+	if l[LabelJob] != "fm" || l[LabelComponent] != "executor" || l[LabelRank] != "1" || l[LabelManagedBy] != ManagedBy {
+		t.Errorf("labels %v", l)
+	}
+}
+
+// TestBadInput: one clear error each, naming the key or flag.
+func TestBadInput(t *testing.T) {
+	home := withHome(t)
+	docker := func(edit func(string) string) string {
+		data, err := os.ReadFile(filepath.Join("testdata", "conf_docker.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return edit(string(data))
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		opts Options
+		want string
+	}{
+		{"ports not executors+1", docker(func(s string) string { return strings.Replace(s, "[30000, 32000, 32001]", "[30000, 32000]", 1) }), Options{}, "ports lists 2 ports but use_container docker with 2 executors needs 3"},
+		{"two aggregators", docker(func(s string) string {
+			return strings.Replace(s, "use_container: docker", "use_container: docker\nnum_aggregators: 2", 1)
+		}), Options{}, "num_aggregators: only 1 aggregator is supported, got 2"},
+		{"missing data_path", docker(func(s string) string {
+			return strings.Replace(s, "data_path: $FEDSCALE_HOME/benchmark", "data_path: $FEDSCALE_HOME/nope", 1)
+		}), Options{}, "data_path " + filepath.Join(home, "nope")},
+		{"unknown use_container", docker(func(s string) string { return strings.Replace(s, "use_container: docker", "use_container: podman", 1) }), Options{}, `use_container must be docker, k8s or absent, got "podman"`},
+		{"unknown backend flag", docker(func(s string) string { return s }), Options{Backend: "nomad"}, `--backend "nomad": want docker, k8s or local`},
+		{"bad --name", docker(func(s string) string { return s }), Options{Name: "Fem_Nist"}, `--name: job name "Fem_Nist"`},
+		{"typo in a key", docker(func(s string) string { return strings.Replace(s, "container_network:", "container_netwrok:", 1) }), Options{}, "container_network"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "conf.yml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSanitizeName(t *testing.T) {
+	for in, want := range map[string]string{"femnist": "femnist", "Google_Speech": "google-speech", "_x.y_": "x-y"} {
+		if got := SanitizeName(in); got != want || ValidateName(got) != nil {
+			t.Errorf("SanitizeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if ValidateName(strings.Repeat("a", MaxNameLen+1)) == nil {
+		t.Error("over-long name accepted")
+	}
+}

@@ -1,0 +1,99 @@
+// Package progress reads how far a running or finished job has got: the
+// round and the last top-1 accuracy, from the aggregator's Prometheus
+// endpoint while it runs, or from its metrics.jsonl once it has exited.
+package progress
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+)
+
+// Progress is what status shows. Nil fields were not available.
+type Progress struct {
+	Round    *int
+	Accuracy *float64
+}
+
+// Scrape reads the aggregator's /metrics at base (http://host:port).
+func Scrape(ctx context.Context, base string) (Progress, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/metrics", nil)
+	if err != nil {
+		return Progress{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Progress{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Progress{}, fmt.Errorf("%s/metrics: %s", base, resp.Status)
+	}
+	var p Progress
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "fedscale_round":
+			r := int(v)
+			p.Round = &r
+		case "fedscale_test_top1_accuracy":
+			if v > 0 { // 0 until the first evaluation
+				p.Accuracy = &v
+			}
+		}
+	}
+	return p, sc.Err()
+}
+
+// FromLogs reads the newest metrics.jsonl under jobLogDir
+// ({log_path}/logs/{job_name}: one folder per aggregator start).
+func FromLogs(jobLogDir string) (Progress, error) {
+	files, err := filepath.Glob(filepath.Join(jobLogDir, "*", "aggregator", "metrics.jsonl"))
+	if err != nil {
+		return Progress{}, err
+	}
+	files2, _ := filepath.Glob(filepath.Join(jobLogDir, "*", "metrics.jsonl"))
+	files = append(files, files2...)
+	if len(files) == 0 {
+		return Progress{}, fmt.Errorf("no metrics.jsonl under %s", jobLogDir)
+	}
+	sort.Strings(files) // time-stamp folders sort by time
+	f, err := os.Open(files[len(files)-1])
+	if err != nil {
+		return Progress{}, err
+	}
+	defer f.Close()
+	var p Progress
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r fedlog.Record
+		if json.Unmarshal(sc.Bytes(), &r) != nil {
+			continue // a line being written
+		}
+		round := r.Round
+		p.Round = &round
+		if r.Top1 != nil {
+			acc := *r.Top1
+			p.Accuracy = &acc
+		}
+	}
+	return p, sc.Err()
+}
