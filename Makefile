@@ -16,7 +16,7 @@ RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./runtime/cmd/... ./builder/cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./runtime/cmd/... ./builder/cmd/... ./launcher/cmd/...
 
 ## infra: the daemons the integration tests use: buildkitd (built from its Go
 ## module into a version-keyed cache on first use, minutes) and the Docker

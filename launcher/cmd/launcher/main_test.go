@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/runtime/jobtest"
+)
+
+// buildAll compiles the launcher and the runtime into one folder, as
+// `make build` lays them out (the local backend finds the runtime beside it).
+func buildAll(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", bin+"/",
+		"github.com/fedscale/fedscale-go/launcher/cmd/launcher",
+		"github.com/fedscale/fedscale-go/runtime/cmd/aggregator",
+		"github.com/fedscale/fedscale-go/runtime/cmd/executor").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func launcher(t *testing.T, bin, state string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "launcher"), args...)
+	cmd.Env = append(os.Environ(), "FEDSCALE_LAUNCHER_STATE="+state, "DOCKER_HOST=unix:///nonexistent.sock", "KUBECONFIG=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestLocalJobEndToEnd is the issue's check: `launcher submit --backend
+// local --wait=done JOB.yml` runs a whole job with the runtime's binaries
+// and `launcher status` shows it finished.
+func TestLocalJobEndToEnd(t *testing.T) {
+	bin := buildAll(t)
+	state := t.TempDir()
+	home := t.TempDir()
+	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 12, PerClient: 30, Test: 60, Classes: 4, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	file := filepath.Join(home, "conf.yml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`ps_ip: 127.0.0.1
+worker_ips:
+    - 127.0.0.1:[2]
+setup_commands:
+job_conf:
+    - job_name: cli_e2e
+    - log_path: %s
+    - ps_port: %d
+    - data_set: synthetic
+    - data_dir: %s/data
+    - model: logistic
+    - num_participants: 4
+    - rounds: 4
+    - eval_interval: 2
+    - local_steps: 3
+    - batch_size: 10
+    - test_bsz: 20
+    - filter_less: 10
+`, home, port, home)), 0o644)
+
+	out, err := launcher(t, bin, state, "submit", "--backend", "local", "--wait=done", "--timeout", "2m", file)
+	if err != nil {
+		t.Fatalf("submit: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "cli-e2e") {
+		t.Errorf("submit did not print the job name:\n%s", out)
+	}
+	t.Cleanup(func() { launcher(t, bin, state, "stop", "cli-e2e") })
+
+	out, err = launcher(t, bin, state, "status", "cli-e2e", "-o", "json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	var st backend.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != 4 || st.Processes[0].ExitCode == nil || *st.Processes[0].ExitCode != 0 {
+		t.Errorf("status: %s", out)
+	}
+	out, err = launcher(t, bin, state, "status", "cli-e2e")
+	if err != nil || !strings.Contains(out, "Succeeded") || !strings.Contains(out, "aggregator") {
+		t.Errorf("status table: %v\n%s", err, out)
+	}
+	out, err = launcher(t, bin, state, "logs", "cli-e2e", "--component", "aggregator")
+	if err != nil || !strings.Contains(out, "FL Testing in round: 4") {
+		t.Errorf("logs: %v\n%s", err, out)
+	}
+	if out, err = launcher(t, bin, state, "stop", "cli-e2e"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	out, err = launcher(t, bin, state, "stop", "cli-e2e")
+	if err == nil || !strings.Contains(out, `job "cli-e2e": no such job`) {
+		t.Errorf("second stop: %v\n%s", err, out)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	bin := buildAll(t)
+	state := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stop", "nosuchjob", "--backend", "local"}, `job "nosuchjob": no such job on this machine`},
+		{[]string{"status", "x", "-o", "xml"}, `-o "xml": want table, json or yaml`},
+		{[]string{"submit", "/nonexistent/conf.yml"}, "reading job file"},
+		{[]string{"submit", "--wait=later", "conf.yml"}, `invalid argument "later" for "--wait"`},
+		{[]string{"submit"}, "accepts 1 arg(s), received 0"},
+	} {
+		out, err := launcher(t, bin, state, tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("launcher %s: %v\n%s\nwant %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+}
