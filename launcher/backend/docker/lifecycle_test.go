@@ -1,0 +1,441 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/backend/docker"
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// A job of one aggregator and two executors runs to the end: Wait sees it
+// running and ready, then done; the FedScale logs land in data_path; Stop
+// leaves nothing, and a second Stop says the job is unknown.
+func TestJobLifecycle(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 2, 150)
+	ctx := timeout(t, 4*time.Minute)
+
+	start := time.Now()
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("submit: %v", time.Since(start))
+	st, err := b.Wait(ctx, j.name, backend.UntilRunning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("running and ready: %v after submit began", time.Since(start))
+	if st.Phase != backend.Running {
+		t.Fatalf("Wait(UntilRunning) phase %s, want Running (%+v); make the job longer?", st.Phase, st.Processes)
+	}
+	st, err = b.Status(ctx, j.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Processes) != 3 {
+		t.Fatalf("%d processes, want 3: %+v", len(st.Processes), st.Processes)
+	}
+	for i, want := range []string{"aggregator", "executor-1", "executor-2"} {
+		p := st.Processes[i]
+		if p.Name != want || p.Phase != backend.Running || !p.Ready {
+			t.Errorf("process %d: %+v, want %s Running and ready", i, p, want)
+		}
+	}
+	if st.Backend != "docker" || st.Job != j.name || st.Created.IsZero() {
+		t.Errorf("status header: %+v", st)
+	}
+	if st.Round == nil {
+		t.Errorf("no round from the aggregator's metrics while it runs")
+	}
+	checkContainer(t, b.Client(), j)
+	list, err := b.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range list {
+		found = found || s.Job == j.name && len(s.Processes) == 3
+	}
+	if !found {
+		t.Errorf("List does not show %s with 3 processes: %+v", j.name, list)
+	}
+
+	st, err = b.Wait(ctx, j.name, backend.UntilDone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("done: %v after submit began", time.Since(start))
+	if st.Phase != backend.Succeeded {
+		t.Errorf("phase %s, want Succeeded: %+v", st.Phase, st.Processes)
+	}
+	for _, p := range st.Processes {
+		if p.ExitCode == nil || *p.ExitCode != 0 || p.Phase != backend.Succeeded {
+			t.Errorf("process %s: phase %s exit %v, want Succeeded with exit 0", p.Name, p.Phase, p.ExitCode)
+		}
+	}
+
+	logFile := filepath.Join(j.data, "logs", j.name, "run1", "aggregator", "log")
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatalf("the aggregator's FedScale log: %v", err)
+	}
+	if !strings.Contains(string(log), "FL Testing in round: 150,") {
+		t.Errorf("%s has no final test line:\n%s", logFile, log)
+	}
+	if _, err := os.Stat(filepath.Join(j.data, "logs", j.name, "run1", "executor", "log")); err != nil {
+		t.Errorf("the executors' FedScale log: %v", err)
+	}
+
+	var out bytes.Buffer
+	if err := b.Logs(ctx, j.name, backend.LogOptions{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[aggregator] ", "[executor-1] ", "[executor-2] ", "Final test accuracy"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, out.String())
+		}
+	}
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if !strings.HasPrefix(line, "[") {
+			t.Errorf("unprefixed log line %q", line)
+			break
+		}
+	}
+	out.Reset()
+	if err := b.Logs(ctx, j.name, backend.LogOptions{Process: "executor-2", Follow: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() == 0 || strings.Contains(out.String(), "[executor-2]") {
+		t.Errorf("one process's logs should be unprefixed and not empty:\n%s", out.String())
+	}
+
+	start = time.Now()
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stop: %v", time.Since(start))
+	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
+		t.Errorf("after Stop: %d containers and %d networks carry the job's label", c, n)
+	}
+	if _, err := b.Client().NetworkInspect(ctx, docker.NetworkName(j.spec), client.NetworkInspectOptions{}); err == nil {
+		t.Errorf("network %s is still there", docker.NetworkName(j.spec))
+	}
+
+	err = b.Stop(ctx, j.name)
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("second Stop: %v, want ErrNotFound", err)
+	}
+	if !strings.Contains(err.Error(), "Docker engine at ") {
+		t.Errorf("second Stop does not say where it looked: %v", err)
+	}
+	if _, err := b.Status(ctx, j.name); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Status after Stop: %v, want ErrNotFound", err)
+	}
+	if _, err := b.Wait(ctx, j.name, backend.UntilDone); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Wait after Stop: %v, want ErrNotFound", err)
+	}
+	if err := b.Logs(ctx, j.name, backend.LogOptions{}, &out); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Logs after Stop: %v, want ErrNotFound", err)
+	}
+}
+
+// Submitting a job whose name runs is ErrExists and creates nothing.
+func TestSubmitExisting(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 2, 100000)
+	ctx := timeout(t, 2*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	before := containerIDs(t, b.Client(), j.name)
+	err := b.Submit(ctx, j.spec)
+	if !errors.Is(err, backend.ErrExists) {
+		t.Fatalf("second Submit: %v, want ErrExists", err)
+	}
+	t.Logf("second Submit: %v", err)
+	after := containerIDs(t, b.Client(), j.name)
+	if strings.Join(before, ",") != strings.Join(after, ",") {
+		t.Errorf("containers changed: %v -> %v", before, after)
+	}
+	st, err := b.Status(ctx, j.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Processes {
+		if p.Phase == backend.Failed {
+			t.Errorf("the first job was disturbed: %+v", p)
+		}
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
+		t.Errorf("after Stop: %d containers and %d networks", c, n)
+	}
+}
+
+// checkContainer looks at the aggregator's container as the engine has it.
+func checkContainer(t *testing.T, c *client.Client, j *testJob) {
+	t.Helper()
+	res, err := c.ContainerInspect(context.Background(), docker.ContainerName(j.name, "aggregator"), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := res.Container
+	if len(ci.Mounts) != 1 || ci.Mounts[0].Source != j.data || ci.Mounts[0].Destination != job.ContainerDataPath || !ci.Mounts[0].RW {
+		t.Errorf("mounts %+v, want only data_path read-write at %s", ci.Mounts, job.ContainerDataPath)
+	}
+	if ci.HostConfig.RestartPolicy.Name != "no" {
+		t.Errorf("restart policy %q", ci.HostConfig.RestartPolicy.Name)
+	}
+	if ci.Config.User != "65532" {
+		t.Errorf("user %q, want the image's 65532 (data_path is root's)", ci.Config.User)
+	}
+	if l := ci.Config.Labels; l[job.LabelJob] != j.name || l[job.LabelComponent] != "aggregator" || l[job.LabelRank] != "0" ||
+		l[job.LabelManagedBy] != job.ManagedBy || l[job.AnnotationJobFile] != j.file {
+		t.Errorf("labels %v", l)
+	}
+	for port, bs := range ci.NetworkSettings.Ports {
+		for _, bd := range bs {
+			if !bd.HostIP.IsLoopback() {
+				t.Errorf("port %s published on %s, want 127.0.0.1", port, bd.HostIP)
+			}
+		}
+	}
+	if ep := ci.NetworkSettings.Networks[docker.NetworkName(j.spec)]; ep == nil || !slices.Contains(ep.Aliases, docker.AggregatorAlias) {
+		t.Errorf("networks %v: want %s with the alias %s", ci.NetworkSettings.Networks, docker.NetworkName(j.spec), docker.AggregatorAlias)
+	}
+}
+
+func containerIDs(t *testing.T, c *client.Client, name string) []string {
+	t.Helper()
+	res, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", job.LabelJob+"="+name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, it := range res.Items {
+		ids = append(ids, it.ID)
+	}
+	return ids
+}
+
+// An image that is neither on the engine nor pullable fails the submit
+// before anything is created, with an error naming it and the way out.
+func TestSubmitMissingImage(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 2, 4)
+	// A registry on this machine that refuses connections: the pull fails
+	// at once and nothing leaves the machine.
+	const missing = "127.0.0.1:1/fedscale-test/missing:nope"
+	j.spec.ExecutorImage = missing
+	err := b.Submit(timeout(t, time.Minute), j.spec)
+	if err == nil {
+		t.Fatal("Submit with a missing image succeeded")
+	}
+	var ie *docker.ImageError
+	if !errors.As(err, &ie) || ie.Image != missing {
+		t.Fatalf("error %v (%T), want an ImageError for %s", err, err, missing)
+	}
+	for _, want := range []string{missing, "neither", "fsbuild exec --output docker"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	t.Logf("error: %v", err)
+	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
+		t.Errorf("after the failed Submit: %d containers and %d networks", c, n)
+	}
+}
+
+// A Submit that fails half way (the last container's name is taken)
+// removes the containers and the network it made, and nothing else.
+func TestSubmitRollback(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 2, 4)
+	ctx := timeout(t, time.Minute)
+	blocker := docker.ContainerName(j.name, "executor-2")
+	res, err := b.Client().ContainerCreate(ctx, client.ContainerCreateOptions{Name: blocker, Image: aggImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Client().ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	err = b.Submit(ctx, j.spec)
+	if err == nil || !strings.Contains(err.Error(), blocker) {
+		t.Fatalf("Submit: %v, want an error naming %s", err, blocker)
+	}
+	t.Logf("error: %v", err)
+	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
+		t.Errorf("after the failed Submit: %d containers and %d networks", c, n)
+	}
+	if _, err := b.Client().ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{}); err != nil {
+		t.Errorf("the container that was in the way was touched: %v", err)
+	}
+}
+
+// An executor that exits non-zero fails the wait, which names it, its
+// exit code and the end of its log.
+func TestExecutorFails(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 2, 100000)
+	// One executor more than the job file has: executor-3 is told
+	// --rank 3 and exits 1 (its rank is outside the job's 1..2).
+	j.spec.Executors = 3
+	ctx := timeout(t, 2*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(ctx, j.name, backend.UntilDone)
+	var pe *docker.ProcessError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Wait: %v, want a ProcessError", err)
+	}
+	t.Logf("error: %v", err)
+	if pe.Process != "executor-3" || pe.ExitCode != 1 || pe.Container != j.name+"-executor-3" {
+		t.Errorf("ProcessError %+v, want executor-3 exit 1", pe)
+	}
+	for _, want := range []string{"executor-3", "exited with code 1", "outside 1..2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if st.Phase != backend.Failed {
+		t.Errorf("phase %s, want Failed", st.Phase)
+	}
+	// UntilRunning reports the same failure.
+	if _, err := b.Wait(ctx, j.name, backend.UntilRunning); !errors.As(err, &pe) {
+		t.Errorf("Wait(UntilRunning): %v, want a ProcessError", err)
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
+		t.Errorf("after Stop: %d containers and %d networks", c, n)
+	}
+}
+
+// Wait returns when its context ends, saying so.
+func TestWaitContext(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 1, 100000)
+	if err := b.Submit(timeout(t, time.Minute), j.spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := b.Wait(ctx, j.name, backend.UntilDone)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait: %v, want the deadline", err)
+	}
+	// Following the logs of a running job ends with the context, quietly.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := b.Logs(ctx, j.name, backend.LogOptions{Follow: true}, &out); err != nil {
+		t.Errorf("Logs: %v", err)
+	}
+	if !strings.Contains(out.String(), "[aggregator] ") || !strings.Contains(out.String(), "[executor-1] ") {
+		t.Errorf("followed logs:\n%s", out.String())
+	}
+	if err := b.Stop(timeout(t, time.Minute), j.name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop of a job the engine never saw is ErrNotFound.
+func TestStopUnknown(t *testing.T) {
+	b := engine(t)
+	err := b.Stop(timeout(t, time.Minute), "no-such-job-"+uniqueName(t))
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Stop: %v, want ErrNotFound", err)
+	}
+}
+
+// When data_path belongs to a user other than root, the processes run as
+// that user (so they can write their logs there).
+func TestRunsAsDataOwner(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 1, 4)
+	const owner = 12345
+	if err := os.Chmod(j.data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(j.data, owner, owner); err != nil {
+		t.Skipf("cannot give data_path to another user: %v", err)
+	}
+	ctx := timeout(t, 2*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(ctx, j.name, backend.UntilDone); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(j.data, "logs", j.name, "run1", "aggregator", "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != owner {
+		t.Errorf("the log belongs to uid %d, want %d", uid, owner)
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An ssh:// engine is dialled through ssh and `docker system dial-stdio`,
+// as the docker CLI does. A stand-in ssh on $PATH runs dial-stdio against
+// the local engine, so the whole path but sshd itself is exercised.
+func TestSSHEngine(t *testing.T) {
+	local := engine(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "ssh"), []byte("#!/bin/sh\nexec docker system dial-stdio\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	const host = "ssh://fedscale@engine.invalid"
+	b, err := docker.New(docker.Options{Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if addr, from := b.Host(); addr != host || from != "Options.Host" {
+		t.Errorf("Host() = %s, %s", addr, from)
+	}
+	j := newJob(t, local, 1, 100000)
+	ctx := timeout(t, 2*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(ctx, j.name, backend.UntilRunning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != backend.Running || len(st.Processes) != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	// Ports published on a remote engine's 127.0.0.1 are not ours to probe.
+	if p := st.Processes[0]; !p.Ready || !strings.Contains(p.Message, "not probed") {
+		t.Errorf("aggregator %+v: want ready, not probed", p)
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(ctx, j.name); !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), host) {
+		t.Errorf("second Stop: %v, want ErrNotFound naming %s", err, host)
+	}
+}

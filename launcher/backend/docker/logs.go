@@ -1,0 +1,139 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+)
+
+// Logs writes the job's container output to w: one process's as is, or
+// (o.Process "") every process's, each line prefixed "[executor-1] ". Not
+// following, processes are written one after the other, aggregator first;
+// following, lines interleave as they come, until every container has
+// exited or ctx ends (which is not an error).
+func (b *Backend) Logs(ctx context.Context, name string, o backend.LogOptions, w io.Writer) (err error) {
+	defer b.wrap(&err)
+	cs, err := b.inspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return backend.NotFound(name, b.where())
+	}
+	if o.Process != "" {
+		var names []string
+		for _, c := range cs {
+			if c.proc == o.Process || c.name == o.Process {
+				return b.copyLogs(ctx, c, o.Follow, w, w)
+			}
+			names = append(names, c.proc)
+		}
+		return fmt.Errorf("job %q has no process %q (it has %s)", name, o.Process, strings.Join(names, ", "))
+	}
+	out := &lockedWriter{w: w}
+	if !o.Follow {
+		for _, c := range cs {
+			if err := b.prefixed(ctx, c, false, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.prefixed(ctx, c, true, out)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// prefixed copies c's output to out, each line prefixed with its process.
+func (b *Backend) prefixed(ctx context.Context, c ctr, follow bool, out *lockedWriter) error {
+	prefix := "[" + c.proc + "] "
+	stdout := &lineWriter{prefix: prefix, out: out}
+	stderr := &lineWriter{prefix: prefix, out: out}
+	err := b.copyLogs(ctx, c, follow, stdout, stderr)
+	stdout.flush()
+	stderr.flush()
+	return err
+}
+
+func (b *Backend) copyLogs(ctx context.Context, c ctr, follow bool, stdout, stderr io.Writer) error {
+	rc, err := b.cli.ContainerLogs(ctx, c.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		if follow && ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("logs of %s: %w", c.name, err)
+	}
+	defer rc.Close()
+	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil {
+		if follow && ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("logs of %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// lockedWriter serializes whole writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// lineWriter writes complete lines, prefixed, to out; a partial line waits
+// for its end (or flush).
+type lineWriter struct {
+	prefix string
+	out    io.Writer
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	i := bytes.LastIndexByte(l.buf, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	var sb bytes.Buffer
+	for _, line := range bytes.SplitAfter(l.buf[:i+1], []byte{'\n'}) {
+		if len(line) == 0 {
+			continue
+		}
+		sb.WriteString(l.prefix)
+		sb.Write(line)
+	}
+	l.buf = append(l.buf[:0], l.buf[i+1:]...)
+	if _, err := l.out.Write(sb.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (l *lineWriter) flush() {
+	if len(l.buf) > 0 {
+		_, _ = l.out.Write([]byte(l.prefix + string(l.buf) + "\n"))
+		l.buf = l.buf[:0]
+	}
+}

@@ -1,0 +1,180 @@
+package docker
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// EnvHome is set in every container so $FEDSCALE_HOME in job files expands
+// to where data_path is mounted.
+const EnvHome = "FEDSCALE_HOME"
+
+// LabelHealthPort records, on each container, the port of its process's
+// /healthz, /readyz and /metrics inside the container, so status and wait
+// find the published host port without re-deriving it.
+const LabelHealthPort = "fedscale.dev/health-port"
+
+// AggregatorAlias is the aggregator's extra name on the job's network.
+const AggregatorAlias = "aggregator"
+
+// loopback is where health ports are published for probing.
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// jobPlan is everything Submit creates for a spec; Plan prints it.
+type jobPlan struct {
+	Network    netPlan
+	Containers []ctrPlan
+}
+
+type netPlan struct {
+	Name   string
+	Labels map[string]string // set only on a network we create
+}
+
+// ctrPlan is one container, both as the engine's create request and in
+// the terms Plan prints.
+type ctrPlan struct {
+	Proc   job.Process
+	Name   string
+	Config *container.Config
+	Host   *container.HostConfig
+	Net    *network.NetworkingConfig
+	// HealthPort is the container's health port, published on 127.0.0.1
+	// with an ephemeral host port.
+	HealthPort network.Port
+}
+
+// NetworkName is the network a job's containers join: the job file's
+// container_network, else fedscale-<job>.
+func NetworkName(s *job.Spec) string {
+	if s.Network != "" {
+		return s.Network
+	}
+	return "fedscale-" + s.Name
+}
+
+// ContainerName is the container of process p ("aggregator", "executor-2").
+func ContainerName(jobName, process string) string { return jobName + "-" + process }
+
+// plan builds the create requests for s. hostIP is where s.Ports are
+// published.
+func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
+	if err := job.ValidateName(s.Name); err != nil {
+		return nil, err
+	}
+	if s.Job == nil {
+		return nil, fmt.Errorf("job %q: the spec has no parsed job file", s.Name)
+	}
+	user, err := runAs(s.DataPath)
+	if err != nil {
+		return nil, err
+	}
+	jobFile := s.File
+	if abs, err := filepath.Abs(s.File); err == nil && s.File != "" {
+		jobFile = abs
+	}
+	p := &jobPlan{Network: netPlan{Name: NetworkName(s), Labels: s.Labels(nil)}}
+	aggName := ContainerName(s.Name, "aggregator")
+	procs := s.Processes(job.ContainerConfigPath, aggName)
+	if len(s.Ports) > 0 && len(s.Ports) != len(procs) {
+		return nil, fmt.Errorf("job %q: ports lists %d ports but the job has %d processes (the aggregator's first, then one per executor)", s.Name, len(s.Ports), len(procs))
+	}
+	for i, proc := range procs {
+		name := ContainerName(s.Name, proc.Name)
+		labels := s.Labels(&proc)
+		if jobFile != "" {
+			labels[job.AnnotationJobFile] = jobFile
+		}
+		labels[LabelHealthPort] = strconv.Itoa(proc.HealthPort)
+		health, err := tcpPort(proc.HealthPort)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %s health port: %w", s.Name, proc.Name, err)
+		}
+		exposed := network.PortSet{health: {}}
+		bindings := network.PortMap{health: {{HostIP: loopback, HostPort: "0"}}}
+		if len(s.Ports) > 0 {
+			// ports[0] is the aggregator's gRPC port, ports[i] executor
+			// i's health port, as in the original driver.
+			inner := proc.HealthPort
+			if proc.Rank == 0 {
+				inner = s.PsPort
+			}
+			cp, err := tcpPort(inner)
+			if err != nil {
+				return nil, fmt.Errorf("job %q: %s port: %w", s.Name, proc.Name, err)
+			}
+			if s.Ports[i] < 1 || s.Ports[i] > 65535 {
+				return nil, fmt.Errorf("job %q: ports[%d] = %d is not a port", s.Name, i, s.Ports[i])
+			}
+			exposed[cp] = struct{}{}
+			bindings[cp] = append(bindings[cp], network.PortBinding{HostIP: hostIP, HostPort: strconv.Itoa(s.Ports[i])})
+		}
+		cfg := &container.Config{
+			Hostname:     name,
+			User:         user,
+			Env:          []string{EnvHome + "=" + job.ContainerHome},
+			Cmd:          proc.Args,
+			Image:        proc.Image,
+			Labels:       labels,
+			ExposedPorts: exposed,
+		}
+		hc := &container.HostConfig{
+			NetworkMode:   container.NetworkMode(p.Network.Name),
+			PortBindings:  bindings,
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		}
+		if s.DataPath != "" {
+			hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.DataPath, Target: job.ContainerDataPath}}
+		}
+		if s.UseCUDA && proc.Component == "executor" {
+			dr := container.DeviceRequest{Capabilities: [][]string{{"gpu"}}}
+			if proc.GPU >= 0 {
+				dr.DeviceIDs = []string{strconv.Itoa(proc.GPU)}
+			} else {
+				dr.Count = 1
+			}
+			hc.DeviceRequests = []container.DeviceRequest{dr}
+		}
+		ep := &network.EndpointSettings{}
+		if proc.Rank == 0 {
+			ep.Aliases = []string{AggregatorAlias}
+		}
+		p.Containers = append(p.Containers, ctrPlan{
+			Proc: proc, Name: name, Config: cfg, Host: hc, HealthPort: health,
+			Net: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{p.Network.Name: ep}},
+		})
+	}
+	return p, nil
+}
+
+func tcpPort(n int) (network.Port, error) {
+	if n < 1 || n > 65535 {
+		return network.Port{}, fmt.Errorf("%d is not a port", n)
+	}
+	p, ok := network.PortFrom(uint16(n), network.TCP)
+	if !ok {
+		return network.Port{}, fmt.Errorf("%d is not a port", n)
+	}
+	return p, nil
+}
+
+// images are the distinct images of a plan, in order.
+func (p *jobPlan) images() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range p.Containers {
+		if !seen[c.Config.Image] {
+			seen[c.Config.Image] = true
+			out = append(out, c.Config.Image)
+		}
+	}
+	return out
+}

@@ -1,0 +1,285 @@
+package docker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// ctr is one container of a job, inspected.
+type ctr struct {
+	id, name string // name without the leading '/'
+	proc     string // aggregator, executor-1, ...
+	rank     int
+	info     container.InspectResponse
+}
+
+// list returns the job's containers (running or not).
+func (b *Backend) list(ctx context.Context, name string) ([]container.Summary, error) {
+	f := make(client.Filters).Add("label", job.LabelJob+"="+name)
+	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	return res.Items, nil
+}
+
+func summaryName(c container.Summary) string {
+	if len(c.Names) > 0 {
+		return strings.TrimPrefix(c.Names[0], "/")
+	}
+	return c.ID[:min(12, len(c.ID))]
+}
+
+// procName is a container's process name from its labels.
+func procName(labels map[string]string) (string, int) {
+	rank, _ := strconv.Atoi(labels[job.LabelRank])
+	if labels[job.LabelComponent] == "aggregator" {
+		return "aggregator", rank
+	}
+	return "executor-" + strconv.Itoa(rank), rank
+}
+
+// inspect lists and inspects the job's containers, aggregator first then by
+// rank. Containers that vanish meanwhile are left out.
+func (b *Backend) inspect(ctx context.Context, name string) ([]ctr, error) {
+	items, err := b.list(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ctr, 0, len(items))
+	for _, it := range items {
+		res, err := b.cli.ContainerInspect(ctx, it.ID, client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c := ctr{id: it.ID, name: strings.TrimPrefix(res.Container.Name, "/"), info: res.Container}
+		c.proc, c.rank = procName(it.Labels)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rank < out[j].rank })
+	return out, nil
+}
+
+// Status reports the job's processes, probing readiness and the
+// aggregator's progress through the published health ports.
+func (b *Backend) Status(ctx context.Context, name string) (st backend.Status, err error) {
+	defer b.wrap(&err)
+	cs, err := b.inspect(ctx, name)
+	if err != nil {
+		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, err
+	}
+	if len(cs) == 0 {
+		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, b.where())
+	}
+	return b.statusOf(ctx, name, cs), nil
+}
+
+// List reports every job on the engine, by name.
+func (b *Backend) List(ctx context.Context) (out []backend.Status, err error) {
+	defer b.wrap(&err)
+	f := make(client.Filters).Add("label", job.LabelJob)
+	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range res.Items {
+		if n := c.Labels[job.LabelJob]; !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st, err := b.Status(ctx, n)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue // stopped meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// statusOf builds a Status from inspected containers.
+func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.Status {
+	st := backend.Status{Job: name, Backend: b.Name(), Processes: make([]backend.ProcessStatus, len(cs))}
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		ps := processStatus(c)
+		st.Processes[i] = ps
+		if t, err := time.Parse(time.RFC3339Nano, c.info.Created); err == nil && (st.Created.IsZero() || t.Before(st.Created)) {
+			st.Created = t
+		}
+		if ps.Phase != backend.Running {
+			continue
+		}
+		if !b.probe {
+			st.Processes[i].Ready = true
+			st.Processes[i].Message = "readiness not probed: the engine is not on this machine"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready, msg := b.ready(ctx, c)
+			st.Processes[i].Ready = ready
+			if !ready && st.Processes[i].Message == "" {
+				st.Processes[i].Message = msg
+			}
+		}()
+		if c.proc == "aggregator" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st.Round, st.Accuracy = b.progress(ctx, c)
+			}()
+		}
+	}
+	wg.Wait()
+	st.Phase = backend.Summarize(st.Processes)
+	return st
+}
+
+func processStatus(c ctr) backend.ProcessStatus {
+	ps := backend.ProcessStatus{Name: c.proc, Restarts: c.info.RestartCount, Phase: backend.Unknown}
+	s := c.info.State
+	if s == nil {
+		return ps
+	}
+	switch s.Status {
+	case container.StateCreated:
+		ps.Phase = backend.Pending
+	case container.StateRunning:
+		ps.Phase = backend.Running
+	case container.StatePaused:
+		ps.Phase, ps.Message = backend.Running, "paused"
+	case container.StateRestarting:
+		ps.Phase, ps.Message = backend.Pending, "restarting"
+	case container.StateRemoving:
+		ps.Phase, ps.Message = backend.Unknown, "being removed"
+	case container.StateExited, container.StateDead:
+		code := s.ExitCode
+		ps.ExitCode = &code
+		ps.Phase = backend.Failed
+		if s.Status == container.StateExited && code == 0 {
+			ps.Phase = backend.Succeeded
+		}
+		switch {
+		case s.OOMKilled:
+			ps.Message = "killed: out of memory"
+		case s.Error != "":
+			ps.Message = s.Error
+		case s.Status == container.StateDead:
+			ps.Message = "dead"
+		}
+	}
+	return ps
+}
+
+// healthAddr is the host address of c's published health port.
+func healthAddr(c ctr) (string, bool) {
+	if c.info.Config == nil || c.info.NetworkSettings == nil {
+		return "", false
+	}
+	n, err := strconv.Atoi(c.info.Config.Labels[LabelHealthPort])
+	if err != nil {
+		return "", false
+	}
+	port, ok := network.PortFrom(uint16(n), network.TCP)
+	if !ok {
+		return "", false
+	}
+	for _, bd := range c.info.NetworkSettings.Ports[port] {
+		if bd.HostPort == "" || bd.HostPort == "0" {
+			continue
+		}
+		if bd.HostIP.IsLoopback() || bd.HostIP.IsUnspecified() || !bd.HostIP.IsValid() {
+			return net.JoinHostPort("127.0.0.1", bd.HostPort), true
+		}
+	}
+	return "", false
+}
+
+func (b *Backend) get(ctx context.Context, c ctr, path string) (int, []byte, error) {
+	addr, ok := healthAddr(c)
+	if !ok {
+		return 0, nil, fmt.Errorf("no published health port")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return resp.StatusCode, body, err
+}
+
+// ready probes c's /readyz.
+func (b *Backend) ready(ctx context.Context, c ctr) (bool, string) {
+	code, body, err := b.get(ctx, c, "/readyz")
+	if err != nil {
+		return false, "not ready: " + err.Error()
+	}
+	if code != http.StatusOK {
+		return false, "not ready: " + strings.TrimSpace(string(body))
+	}
+	return true, ""
+}
+
+// progress reads the aggregator's round and last accuracy from /metrics;
+// nil when they cannot be read.
+func (b *Backend) progress(ctx context.Context, c ctr) (*int, *float64) {
+	code, body, err := b.get(ctx, c, "/metrics")
+	if err != nil || code != http.StatusOK {
+		return nil, nil
+	}
+	var round *int
+	var acc *float64
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "fedscale_round":
+			r := int(v)
+			round = &r
+		case "fedscale_test_top1_accuracy":
+			acc = &v
+		}
+	}
+	return round, acc
+}
