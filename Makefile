@@ -6,7 +6,9 @@ BIN   := $(CURDIR)/bin
 # Versions of the code generators; `make proto` installs them into $(BIN).
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The same tag fsbuild gives images by default, so a built launcher's default
+# image references name the images `make images` / fsbuild made from this tree.
+VERSION ?= $(shell git describe --tags --always --abbrev=12 --match 'v[0-9]*' 2>/dev/null || echo dev)$(shell test -z "$$(git status --porcelain 2>/dev/null)" || echo -dirty)
 LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Version=$(VERSION)
 # Packages whose concurrency is tested under the race detector.
 RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/...

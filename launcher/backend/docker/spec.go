@@ -22,6 +22,10 @@ const EnvHome = "FEDSCALE_HOME"
 // find the published host port without re-deriving it.
 const LabelHealthPort = "fedscale.dev/health-port"
 
+// LabelConfJobName on the aggregator is job_conf job_name (its log folder
+// name), which the DNS-safe job name may differ from.
+const LabelConfJobName = "fedscale.dev/job-conf-name"
+
 // AggregatorAlias is the aggregator's extra name on the job's network.
 const AggregatorAlias = "aggregator"
 
@@ -94,6 +98,9 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 			labels[job.AnnotationJobFile] = jobFile
 		}
 		labels[LabelHealthPort] = strconv.Itoa(proc.HealthPort)
+		if proc.Component == "aggregator" {
+			labels[LabelConfJobName] = s.Job.Conf.JobName
+		}
 		health, err := tcpPort(proc.HealthPort)
 		if err != nil {
 			return nil, fmt.Errorf("job %q: %s health port: %w", s.Name, proc.Name, err)

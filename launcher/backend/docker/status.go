@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fedscale/fedscale-go/launcher/progress"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -161,7 +164,37 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.S
 	}
 	wg.Wait()
 	st.Phase = backend.Summarize(st.Processes)
+	if st.Round == nil {
+		st.Round, st.Accuracy = finishedProgress(cs)
+	}
 	return st
+}
+
+// finishedProgress reads the aggregator's metrics.jsonl through the host
+// folder mounted at the data path, where logs go when log_path is
+// $FEDSCALE_HOME/benchmark (the original's convention), once /metrics is gone.
+func finishedProgress(cs []ctr) (*int, *float64) {
+	for _, c := range cs {
+		if c.proc != "aggregator" || c.info.Config == nil {
+			continue
+		}
+		name := c.info.Config.Labels[LabelConfJobName]
+		for _, m := range c.info.Mounts {
+			if m.Destination == job.ContainerDataPath && name != "" && b2local(m.Source) {
+				if p, err := progress.FromLogs(filepath.Join(m.Source, "logs", name)); err == nil {
+					return p.Round, p.Accuracy
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+// b2local: a bind mount's source is a path on the engine's machine, readable
+// here only when that folder exists here too.
+func b2local(src string) bool {
+	fi, err := os.Stat(src)
+	return err == nil && fi.IsDir()
 }
 
 func processStatus(c ctr) backend.ProcessStatus {
@@ -278,7 +311,9 @@ func (b *Backend) progress(ctx context.Context, c ctr) (*int, *float64) {
 			r := int(v)
 			round = &r
 		case "fedscale_test_top1_accuracy":
-			acc = &v
+			if v > 0 { // 0 until the first evaluation
+				acc = &v
+			}
 		}
 	}
 	return round, acc
