@@ -11,12 +11,17 @@
 # The cache folder is keyed by the pinned version parsed from the helper
 # module's go.mod, so bumping the pin (go get -tool ...@vX) rebuilds.
 #
-# Known tools:
-#   buildkitd, buildctl   tools/buildkit  (github.com/moby/buildkit)
+# Known tools (cache folder <group>-<version of the key module>):
+#   buildkitd, buildctl     group buildkit    tools/buildkit  (github.com/moby/buildkit)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+#                           group kubernetes  tools/k8s       (k8s.io/kubernetes)
+#   etcd                    group etcd        tools/k8s       (go.etcd.io/etcd/server/v3)
+#   kwok                    group kwok        tools/kwok      (sigs.k8s.io/kwok)
 #
 # Env: FEDSCALE_TOOLS_CACHE (default $HOME/.cache/fedscale-tools), GO (go).
 # All progress goes to stderr; stdout carries only the bin folder(s), one per
-# helper module, in the order first named (with today's tools: one line).
+# group, in the order first named (e.g. `buildkitd buildctl`: one line;
+# `kube-apiserver etcd kwok`: three lines).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,10 +35,22 @@ fi
 
 log() { echo "tools.sh: $*" >&2; }
 
-# spec NAME -> "<helper dir under tools/> <module whose version keys the cache> <package>"
+# spec NAME -> "<group> <helper dir under tools/> <module whose version keys
+# the cache> <package> [<name go build gives the binary, when not NAME>]"
+# A group is one cache folder and one `go build`; several groups may share a
+# helper module (etcd is pinned in tools/k8s, next to the Kubernetes release
+# that requires that very version, but is keyed by its own version).
+KNOWN="buildkitd buildctl kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok"
 spec() {
 	case $1 in
-	buildkitd | buildctl) echo "buildkit github.com/moby/buildkit github.com/moby/buildkit/cmd/$1" ;;
+	buildkitd | buildctl) echo "buildkit buildkit github.com/moby/buildkit github.com/moby/buildkit/cmd/$1" ;;
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
+		echo "kubernetes k8s k8s.io/kubernetes k8s.io/kubernetes/cmd/$1"
+		;;
+	# go build names a binary after the last path element that is not a major
+	# version suffix: go.etcd.io/etcd/server/v3 becomes "server".
+	etcd) echo "etcd k8s go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 server" ;;
+	kwok) echo "kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok" ;;
 	*) return 1 ;;
 	esac
 }
@@ -44,6 +61,18 @@ spec() {
 ldflags_for() { # GROUP VERSION
 	case $1 in
 	buildkit) echo "-s -w -X github.com/moby/buildkit/version.Version=$2" ;;
+	kubernetes)
+		# What hack/lib/version.sh stamps (gitVersion/Major/Minor) into both
+		# version packages; the defaults would report v0.0.0-master.
+		local v=${2#v} f="" p
+		local major=${v%%.*} minor=${v#*.}
+		minor=${minor%%.*}
+		for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+			f+=" -X $p.gitVersion=$2 -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+		done
+		echo "-s -w$f"
+		;;
+	# etcd and kwok carry their versions as constants: nothing to stamp.
 	*) echo "-s -w" ;;
 	esac
 }
@@ -57,24 +86,25 @@ module_version() {
 }
 
 [ $# -gt 0 ] || {
-	echo "usage: $0 NAME... (known: buildkitd buildctl)" >&2
+	echo "usage: $0 NAME... (known: $KNOWN)" >&2
 	exit 2
 }
 
-# Group the requested tools by helper module, so one `go build` builds all of
-# a module's missing tools (shared packages compile once).
-declare -A GROUP_TOOLS=() GROUP_MOD=()
+# Group the requested tools, so one `go build` builds all of a group's
+# missing tools (shared packages compile once).
+declare -A GROUP_TOOLS=() GROUP_MOD=() GROUP_DIR=()
 ORDER=()
 for name in "$@"; do
 	s=$(spec "$name") || {
-		echo "tools.sh: unknown tool '$name' (known: buildkitd buildctl)" >&2
+		echo "tools.sh: unknown tool '$name' (known: $KNOWN)" >&2
 		exit 2
 	}
-	read -r group mod _pkg <<<"$s"
+	read -r group dir mod _pkg <<<"$s"
 	if [ -z "${GROUP_TOOLS[$group]+x}" ]; then
 		ORDER+=("$group")
 		GROUP_TOOLS[$group]=""
 		GROUP_MOD[$group]=$mod
+		GROUP_DIR[$group]=$dir
 	fi
 	case " ${GROUP_TOOLS[$group]} " in *" $name "*) ;; *) GROUP_TOOLS[$group]+=" $name" ;; esac
 done
@@ -83,7 +113,7 @@ TMP=""
 trap '[ -z "$TMP" ] || rm -rf "$TMP"' EXIT
 
 for group in "${ORDER[@]}"; do
-	moddir=$ROOT/tools/$group
+	moddir=$ROOT/tools/${GROUP_DIR[$group]}
 	version=$(module_version "$moddir/go.mod" "${GROUP_MOD[$group]}")
 	[ -n "$version" ] || {
 		echo "tools.sh: no '${GROUP_MOD[$group]}' requirement in $moddir/go.mod" >&2
@@ -109,21 +139,26 @@ for group in "${ORDER[@]}"; do
 		mapfile -t todo < <(missing)
 		if [ ${#todo[@]} -gt 0 ]; then
 			pkgs=()
+			declare -A built=()
 			for t in "${todo[@]}"; do
-				read -r _ _ pkg <<<"$(spec "$t")"
+				read -r _ _ _ pkg out <<<"$(spec "$t")"
 				pkgs+=("$pkg")
+				built[$t]=${out:-$t}
 			done
 			TMP=$(mktemp -d "$keydir/.build.XXXXXX") # same filesystem: mv is a rename
 			log "building ${todo[*]} ($group $version) into $bin ..."
 			start=$SECONDS
 			# CGO_ENABLED=0: upstream ships buildkitd static too (its Dockerfile
 			# builds with CGO_ENABLED=0; v0.34.2 has no cgo code), so the binary
-			# needs no libc/libseccomp. GOWORK=off and -mod=readonly: build
-			# exactly what tools/$group/go.{mod,sum} pin, whatever the caller's
-			# environment says. -trimpath: no local paths in the binaries.
+			# needs no libc/libseccomp; Kubernetes builds its control plane and
+			# kubectl static too, and etcd and kwok release static binaries.
+			# GOWORK=off and -mod=readonly: build exactly what
+			# tools/<dir>/go.{mod,sum} pin, whatever the caller's environment
+			# says. -trimpath: no local paths in the binaries.
 			(cd "$moddir" && CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=readonly \
 				"$GO" build -trimpath -ldflags "$(ldflags_for "$group" "$version")" -o "$TMP/" "${pkgs[@]}") >&2
-			for t in "${todo[@]}"; do mv -f "$TMP/$t" "$bin/$t"; done
+			for t in "${todo[@]}"; do mv -f "$TMP/${built[$t]}" "$bin/$t"; done
+			unset built
 			rm -rf "$TMP"
 			TMP=""
 			log "built ${todo[*]} in $((SECONDS - start)) s"
