@@ -20,17 +20,23 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./runtime/cmd/... ./builder/cmd/... ./launcher/cmd/...
 
-## infra: the daemons the integration tests use: buildkitd (built from its Go
-## module into a version-keyed cache on first use, minutes) and the Docker
-## engine (when installed; .ci/run installs it).
+## infra: the daemons the integration tests use: buildkitd and a Kubernetes
+## control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok
+## with fake GPU nodes), all built from their Go modules into a version-keyed
+## cache on first use (about 15-25 minutes cold on 2 cores, seconds after),
+## and the Docker engine (when installed; .ci/run installs it).
 infra:
 	@./scripts/buildkitd.sh start >/dev/null
+	@./scripts/kube.sh start >/dev/null
 	@./scripts/dockerd.sh start || echo "make: no Docker engine: Docker tests will skip (CI installs it: scripts/dockerd.sh install)"
+
+# The addresses the integration tests read (see internal/infratest).
+INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig)
 
 ## test: everything CI runs: formatting, vet, unit and integration tests,
 ## the race detector on concurrent packages, and the fuzz seed corpora.
-test: fmt-check vet infra
-	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -timeout 30m ./...
+test: fmt-check vet actionlint infra
+	$(INFRA_ENV) $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 ## test-fast: the inner loop (skips the slow in-process jobs).
@@ -69,3 +75,18 @@ proto:
 
 clean:
 	rm -rf $(BIN) build
+
+.PHONY: release-dryrun actionlint
+
+## release-dryrun: the release workflow (.github/workflows/release.yml) on
+## this machine: both images, linux/amd64+arm64, CPU and CUDA (on a stand-in
+## base) pushed to a local registry with the workflow's own fsbuild calls
+## (scripts/release.sh), pulled back and checked; plus the release binaries
+## and notes. Starts buildkitd as `make infra` does unless $BUILDKIT_HOST is set.
+release-dryrun:
+	./scripts/release-dryrun.sh
+
+## actionlint: lint .github/workflows with actionlint (built once from
+## tools/actionlint into the tools cache).
+actionlint:
+	./scripts/actionlint.sh

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +46,7 @@ func BenchmarkImageBuild(b *testing.B) {
 	host := infratest.Registry(b, nil)
 	src := cloneHEAD(b)
 	base := pushKoBase(b, host)
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goCmd := "go" // go test puts its own toolchain first on PATH
 	ctx := context.Background()
 
 	fsbuild := func(b *testing.B, components []Component) {
@@ -123,7 +122,7 @@ func koPath() string {
 	if p, err := exec.LookPath("ko"); err == nil {
 		return p
 	}
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "env", "GOPATH").Output()
+	out, err := exec.Command("go", "env", "GOPATH").Output()
 	if err != nil {
 		return ""
 	}

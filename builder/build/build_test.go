@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +57,7 @@ func baseOptions(t testing.TB, addr, regHost string, platforms string) Options {
 		AllowDirty: true, // tests run in working copies
 		Builder:    addr,
 		Registry:   publish.Registry{Insecure: []string{regHost}},
-		Go:         filepath.Join(runtime.GOROOT(), "bin", "go"),
+		Go:         "go", // go test puts its own toolchain first on PATH
 		Log:        testWriter{t},
 	}
 }
