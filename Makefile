@@ -11,7 +11,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 VERSION ?= $(shell git describe --tags --always --abbrev=12 --match 'v[0-9]*' 2>/dev/null || echo dev)$(shell test -z "$$(git status --porcelain 2>/dev/null)" || echo -dirty)
 LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Version=$(VERSION)
 # Packages whose concurrency is tested under the race detector.
-RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/...
+RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/... ./launcher/...
 
 .PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo proto clean infra images pin
 
@@ -37,7 +37,7 @@ INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$
 ## the race detector on concurrent packages, and the fuzz seed corpora.
 test: fmt-check vet actionlint infra
 	$(INFRA_ENV) $(GO) test -count=1 -timeout 30m ./...
-	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(INFRA_ENV) $(GO) test -count=1 -race $(RACE_PKGS)
 
 ## test-fast: the inner loop (skips the slow in-process jobs).
 test-fast:
