@@ -302,6 +302,9 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 	aggRunning := false
 	for _, p := range st.Processes {
 		ps := backend.ProcessStatus{Name: p.Name}
+		isAlive := alive(p)
+		// Read the exit file after the liveness check: a supervisor writes it
+		// before it exits, so "not alive" and no file means really gone.
 		if e, err := readExit(p.ExitFile); err == nil {
 			code := e.Code
 			ps.ExitCode = &code
@@ -313,7 +316,7 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 					ps.Message += " (" + e.Signal + ")"
 				}
 			}
-		} else if alive(p) {
+		} else if isAlive {
 			ps.Phase = backend.Running
 			if probe {
 				ps.Ready = ready(ctx, p.HealthPort)
