@@ -90,3 +90,13 @@ release-dryrun:
 ## tools/actionlint into the tools cache).
 actionlint:
 	./scripts/actionlint.sh
+
+.PHONY: e2e
+
+## e2e: the end-to-end suites (e2e/, also part of `make test`): both images
+## built by fsbuild into the Docker engine, whole federated jobs on real MNIST
+## in containers through testcontainers-go (full job, killed executor,
+## restarted aggregator) and through `launcher --backend docker`; a leak check
+## at the end. FEDSCALE_E2E_SCALE=1 adds the 1+8-executor job.
+e2e: infra
+	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -v -timeout 30m ./e2e/
