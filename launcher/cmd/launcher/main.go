@@ -173,12 +173,17 @@ func submitCommand(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			for _, w := range spec.Job.Warnings {
 				fmt.Fprintln(stderr, "warning:", w)
 			}
+			if dryRun {
+				// Plans need no engine or cluster: use offline planners.
+				p, err := g.planner(spec.Backend)
+				if err != nil {
+					return err
+				}
+				return p.Plan(stdout, spec)
+			}
 			b, err := g.open(spec.Backend)
 			if err != nil {
 				return err
-			}
-			if dryRun {
-				return b.Plan(stdout, spec)
 			}
 			ctx := cmd.Context()
 			if timeout > 0 {

@@ -133,3 +133,25 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunNeedsNothing: the original conf_k8s.yml gives manifests, and the
+// Docker plan prints, with no cluster, no kubeconfig and no engine.
+func TestDryRunNeedsNothing(t *testing.T) {
+	bin := buildAll(t)
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, "benchmark"), 0o755)
+	t.Setenv("FEDSCALE_HOME", home)
+	out, err := launcher(t, bin, t.TempDir(), "submit", "--dry-run", filepath.Join("..", "..", "job", "testdata", "conf_k8s.yml"))
+	if err != nil {
+		t.Fatalf("k8s dry run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"kind: Namespace", "kind: ConfigMap", "kind: Service", "completionMode: Indexed", "nvidia.com/gpu: \"1\"", "--rank-from-index", "type: Directory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("k8s plan lacks %q", want)
+		}
+	}
+	out, err = launcher(t, bin, t.TempDir(), "submit", "--dry-run", filepath.Join("..", "..", "job", "testdata", "conf_docker.yml"))
+	if err != nil || !strings.Contains(out, "femnist-executor-2") {
+		t.Errorf("docker dry run: %v\n%s", err, out)
+	}
+}

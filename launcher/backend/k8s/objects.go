@@ -1,0 +1,287 @@
+package k8s
+
+import (
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// Names and values of what the backend creates.
+const (
+	// GPUResource is the extended resource the NVIDIA device plugin offers.
+	GPUResource corev1.ResourceName = "nvidia.com/gpu"
+	// EnvHome is set in every container so $FEDSCALE_HOME in job files
+	// expands to where the original images had FedScale.
+	EnvHome = "FEDSCALE_HOME"
+	// AnnotationExecutors on the aggregator Job records num_executors, so
+	// status lists every executor even when their Job is gone.
+	AnnotationExecutors = "fedscale.dev/executors"
+	// User the containers run as (the images' USER, distroless nonroot).
+	runAsID int64 = 65532
+
+	componentAggregator = "aggregator"
+	componentExecutor   = "executor"
+
+	portGRPC   = "grpc"
+	portHealth = "health"
+
+	volConfig = "config"
+	volData   = "data"
+	volTmp    = "tmp"
+
+	// Executors restart per rank: a lost executor's tasks are re-issued by
+	// the aggregator and a new pod of the same index re-registers, without
+	// disturbing the other ranks (backoffLimitPerIndex, GA since 1.33).
+	executorRetries int32 = 3
+	// With save_checkpoint the aggregator restarts in place (same pod, same
+	// node, so the checkpoint in the node's data_path is found) a few times;
+	// without it a restart would silently train again from round 0, so a
+	// failure is final and visible.
+	aggregatorRetriesWithCheckpoint int32 = 3
+)
+
+// AggregatorName is the aggregator Job's and its Service's name: executors
+// reach the aggregator at this DNS name.
+func AggregatorName(jobName string) string { return jobName + "-aggregator" }
+
+// ExecutorsName is the executors' Indexed Job.
+func ExecutorsName(jobName string) string { return jobName + "-executors" }
+
+// ConfigMapName holds the job file.
+func ConfigMapName(jobName string) string { return jobName + "-config" }
+
+// objects is everything Submit creates, in creation order after the
+// Namespace: the aggregator Job first (its uid makes the owner references).
+type objects struct {
+	Namespace  *corev1.Namespace
+	Aggregator *batchv1.Job
+	ConfigMap  *corev1.ConfigMap
+	Service    *corev1.Service
+	Executors  *batchv1.Job
+}
+
+// healthPort is where each process serves /healthz and /readyz inside its
+// pod: the aggregator's default (ps_port+1), and for executors one fixed
+// port for all (ps_port+2, rank 1's default), given with --http-port, since
+// pods do not share a network namespace and an Indexed Job has one template.
+func healthPorts(s *job.Spec) (agg, exec int) { return s.PsPort + 1, s.PsPort + 2 }
+
+// executorArgs turns rank 1's arguments into the template every index
+// shares: --rank N becomes --rank-from-index, and --http-port is fixed.
+func executorArgs(p job.Process, httpPort int) []string {
+	var out []string
+	for i := 0; i < len(p.Args); i++ {
+		if p.Args[i] == "--rank" && i+1 < len(p.Args) {
+			out = append(out, "--rank-from-index")
+			i++
+			continue
+		}
+		out = append(out, p.Args[i])
+	}
+	return append(out, "--http-port", strconv.Itoa(httpPort))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// buildObjects makes the job's objects. Owner references are added by
+// Submit, once the aggregator Job's uid is known.
+func buildObjects(s *job.Spec, ns string) (*objects, error) {
+	if s.Executors < 1 {
+		return nil, fmt.Errorf("k8s backend: job %s has %d executors; want at least 1", s.Name, s.Executors)
+	}
+	aggPort, execPort := healthPorts(s)
+	if s.PsPort < 1 || execPort > 65535 {
+		return nil, fmt.Errorf("k8s backend: job_conf ps_port %d: want 1..65533 (ps_port+1 and ps_port+2 serve health checks)", s.PsPort)
+	}
+	procs := s.Processes(job.ContainerConfigPath, AggregatorName(s.Name))
+	agg, exec1 := procs[0], procs[1]
+
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: meta(ConfigMapName(s.Name), ns, s.Labels(nil), nil),
+	}
+	// A ConfigMap holds at most 1 MiB; job files are a few KiB.
+	if len(s.Config) > 1<<20-4096 {
+		return nil, fmt.Errorf("k8s backend: job file %s is %d bytes; a ConfigMap holds at most 1 MiB", s.File, len(s.Config))
+	}
+	if utf8.Valid(s.Config) {
+		cm.Data = map[string]string{job.ContainerConfigFile: string(s.Config)}
+	} else {
+		cm.BinaryData = map[string][]byte{job.ContainerConfigFile: s.Config}
+	}
+
+	aggLabels := s.Labels(&agg)
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(AggregatorName(s.Name), ns, s.Labels(nil), nil),
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			// Executors may dial before the aggregator is ready (they retry
+			// for --connect-timeout); the name must resolve from the start.
+			PublishNotReadyAddresses: true,
+			Selector:                 map[string]string{job.LabelJob: s.Name, job.LabelComponent: componentAggregator},
+			Ports: []corev1.ServicePort{
+				{Name: portGRPC, Port: int32(s.PsPort), TargetPort: intstr.FromString(portGRPC), Protocol: corev1.ProtocolTCP, AppProtocol: ptr("grpc")},
+				{Name: portHealth, Port: int32(aggPort), TargetPort: intstr.FromString(portHealth), Protocol: corev1.ProtocolTCP, AppProtocol: ptr("http")},
+			},
+		},
+	}
+
+	aggAnn := map[string]string{AnnotationExecutors: strconv.Itoa(s.Executors)}
+	if s.File != "" {
+		aggAnn[job.AnnotationJobFile] = s.File
+	}
+	aggPod := podTemplate(s, aggLabels, componentAggregator, agg.Image, agg.Args, aggPort,
+		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false)
+	aggJob := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: meta(AggregatorName(s.Name), ns, aggLabels, aggAnn),
+		Spec: batchv1.JobSpec{
+			Parallelism: ptr(int32(1)),
+			Completions: ptr(int32(1)),
+			Template:    aggPod,
+		},
+	}
+	if s.Job.Conf.SaveCheckpoint {
+		aggJob.Spec.BackoffLimit = ptr(aggregatorRetriesWithCheckpoint)
+		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	} else {
+		aggJob.Spec.BackoffLimit = ptr(int32(0))
+		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+	}
+
+	execLabels := s.Labels(nil)
+	execLabels[job.LabelComponent] = componentExecutor
+	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA)
+	execPod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	n := int32(s.Executors)
+	execJob := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: meta(ExecutorsName(s.Name), ns, execLabels, nil),
+		Spec: batchv1.JobSpec{
+			CompletionMode:       ptr(batchv1.IndexedCompletion),
+			Completions:          &n,
+			Parallelism:          &n,
+			BackoffLimitPerIndex: ptr(executorRetries),
+			// Never two pods of one rank at once: the replacement starts
+			// only after the failed pod has fully terminated.
+			PodReplacementPolicy: ptr(batchv1.Failed),
+			Template:             execPod,
+		},
+	}
+
+	return &objects{
+		Namespace: &corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: ns},
+		},
+		Aggregator: aggJob,
+		ConfigMap:  cm,
+		Service:    svc,
+		Executors:  execJob,
+	}, nil
+}
+
+func meta(name, ns string, labels, ann map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: ann}
+}
+
+func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool) corev1.PodTemplateSpec {
+	pl := make(map[string]string, len(labels))
+	for k, v := range labels {
+		pl[k] = v
+	}
+	ports = append(ports, corev1.ContainerPort{Name: portHealth, ContainerPort: int32(healthPort), Protocol: corev1.ProtocolTCP})
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(portHealth)}},
+			PeriodSeconds:    period,
+			TimeoutSeconds:   5,
+			FailureThreshold: failures,
+		}
+	}
+	c := corev1.Container{
+		Name:            component,
+		Image:           image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            args,
+		Env:             []corev1.EnvVar{{Name: EnvHome, Value: job.ContainerHome}},
+		Ports:           ports,
+		// Start-up (loading traces and the data index) may take minutes
+		// before /healthz answers; liveness only counts after it has.
+		StartupProbe:   probe("/healthz", 2, 150),
+		LivenessProbe:  probe("/healthz", 10, 3),
+		ReadinessProbe: probe("/readyz", 2, 3),
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr(true),
+			RunAsUser:                ptr(runAsID),
+			RunAsGroup:               ptr(runAsID),
+			AllowPrivilegeEscalation: ptr(false),
+			ReadOnlyRootFilesystem:   ptr(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: volConfig, MountPath: job.ContainerConfigDir, ReadOnly: true},
+			{Name: volData, MountPath: job.ContainerDataPath},
+			{Name: volTmp, MountPath: "/tmp"},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	spec := corev1.PodSpec{
+		Containers: []corev1.Container{c},
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr(true),
+			RunAsUser:      ptr(runAsID),
+			RunAsGroup:     ptr(runAsID),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		// The processes never call the API server.
+		AutomountServiceAccountToken: ptr(false),
+		EnableServiceLinks:           ptr(false),
+		Volumes: []corev1.Volume{
+			{Name: volConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(s.Name)},
+				Items:                []corev1.KeyToPath{{Key: job.ContainerConfigFile, Path: job.ContainerConfigFile}},
+			}}},
+			dataVolume(s.DataPath),
+			{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
+	}
+	if gpu {
+		spec.Containers[0].Resources.Limits = corev1.ResourceList{GPUResource: resource.MustParse("1")}
+		spec.Tolerations = []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	}
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: pl}, Spec: spec}
+}
+
+// dataVolume is data_path on the node (it must exist there, as in the
+// original), or, without one, a scratch folder so the default log_path
+// ($FEDSCALE_HOME/benchmark) stays writable under a read-only root.
+func dataVolume(dataPath string) corev1.Volume {
+	if dataPath == "" {
+		return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	}
+	return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+		Path: dataPath, Type: ptr(corev1.HostPathDirectory),
+	}}}
+}
+
+// ownerRef points a dependent at the aggregator Job.
+func ownerRef(agg *batchv1.Job) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         "batch/v1",
+		Kind:               "Job",
+		Name:               agg.Name,
+		UID:                agg.UID,
+		Controller:         ptr(false),
+		BlockOwnerDeletion: ptr(true),
+	}
+}

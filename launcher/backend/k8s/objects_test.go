@@ -1,0 +1,346 @@
+package k8s
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// testJob is a k8s job file; %s are the name, executors, data_path line,
+// ps_port, use_cuda, save_checkpoint.
+const testJob = `use_container: k8s
+num_executors: %d
+%s
+job_conf:
+    - job_name: %s
+    - ps_port: %d
+    - use_cuda: %v
+    - save_checkpoint: %v
+    - log_path: $FEDSCALE_HOME/benchmark
+`
+
+type jobParams struct {
+	name       string
+	executors  int
+	dataPath   string
+	psPort     int
+	cuda, ckpt bool
+}
+
+func testSpec(t testing.TB, p jobParams) *job.Spec {
+	t.Helper()
+	if p.psPort == 0 {
+		p.psPort = 30000
+	}
+	if p.executors == 0 {
+		p.executors = 2
+	}
+	dp := ""
+	if p.dataPath != "" {
+		dp = "data_path: " + p.dataPath
+	}
+	data := fmt.Sprintf(testJob, p.executors, dp, p.name, p.psPort, p.cuda, p.ckpt)
+	s, err := job.Parse([]byte(data), "/jobs/"+p.name+".yml", job.Options{
+		AggregatorImage: "fedscale/fedscale-aggr:test", ExecutorImage: "fedscale/fedscale-exec:test",
+	})
+	if err != nil {
+		t.Fatalf("job file:\n%s\n%v", data, err)
+	}
+	return s
+}
+
+func TestObjects(t *testing.T) {
+	for _, tc := range []jobParams{
+		{name: "cuda-data", executors: 3, dataPath: "/data/fedscale", cuda: true},
+		{name: "cpu-nodata", executors: 1},
+		{name: "cuda-nodata", executors: 2, cuda: true, psPort: 40000},
+		{name: "cpu-data-ckpt", executors: 5, dataPath: "/mnt/benchmark", ckpt: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSpec(t, tc)
+			o, err := buildObjects(s, "fs-test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := s.PsPort
+
+			// Names, namespace, labels on every object.
+			for _, m := range []*metav1.ObjectMeta{&o.ConfigMap.ObjectMeta, &o.Service.ObjectMeta, &o.Aggregator.ObjectMeta, &o.Executors.ObjectMeta} {
+				if m.Namespace != "fs-test" {
+					t.Errorf("%s: namespace %q", m.Name, m.Namespace)
+				}
+				if m.Labels[job.LabelJob] != tc.name || m.Labels[job.LabelManagedBy] != job.ManagedBy {
+					t.Errorf("%s: labels %v", m.Name, m.Labels)
+				}
+				if len(m.OwnerReferences) != 0 {
+					t.Errorf("%s: owner references before submit: %v", m.Name, m.OwnerReferences)
+				}
+			}
+			if o.Namespace.Name != "fs-test" {
+				t.Errorf("namespace %q", o.Namespace.Name)
+			}
+			if o.ConfigMap.Name != tc.name+"-config" || o.Service.Name != tc.name+"-aggregator" ||
+				o.Aggregator.Name != tc.name+"-aggregator" || o.Executors.Name != tc.name+"-executors" {
+				t.Errorf("names %s %s %s %s", o.ConfigMap.Name, o.Service.Name, o.Aggregator.Name, o.Executors.Name)
+			}
+
+			// The job file, as bytes, under job.yml.
+			if o.ConfigMap.Data[job.ContainerConfigFile] != string(s.Config) {
+				t.Errorf("configmap data %v", o.ConfigMap.Data)
+			}
+
+			// Headless Service for the aggregator.
+			svc := o.Service.Spec
+			if svc.ClusterIP != corev1.ClusterIPNone || !svc.PublishNotReadyAddresses ||
+				svc.Selector[job.LabelJob] != tc.name || svc.Selector[job.LabelComponent] != "aggregator" {
+				t.Errorf("service spec %+v", svc)
+			}
+			if len(svc.Ports) != 2 || svc.Ports[0].Port != int32(ps) || svc.Ports[1].Port != int32(ps+1) {
+				t.Errorf("service ports %+v", svc.Ports)
+			}
+
+			// The aggregator Job: one pod, rank 0, retries only with checkpoints.
+			aj := o.Aggregator.Spec
+			if *aj.Completions != 1 || *aj.Parallelism != 1 {
+				t.Errorf("aggregator completions/parallelism %d/%d", *aj.Completions, *aj.Parallelism)
+			}
+			wantBackoff, wantRestart := int32(0), corev1.RestartPolicyNever
+			if tc.ckpt {
+				wantBackoff, wantRestart = aggregatorRetriesWithCheckpoint, corev1.RestartPolicyOnFailure
+			}
+			if *aj.BackoffLimit != wantBackoff || aj.Template.Spec.RestartPolicy != wantRestart {
+				t.Errorf("aggregator backoffLimit %d restartPolicy %s, want %d %s", *aj.BackoffLimit, aj.Template.Spec.RestartPolicy, wantBackoff, wantRestart)
+			}
+			if l := aj.Template.Labels; l[job.LabelComponent] != "aggregator" || l[job.LabelRank] != "0" || l[job.LabelJob] != tc.name || l[job.LabelManagedBy] != job.ManagedBy {
+				t.Errorf("aggregator pod labels %v", l)
+			}
+			if o.Aggregator.Annotations[job.AnnotationJobFile] != s.File || o.Aggregator.Annotations[AnnotationExecutors] != strconv.Itoa(tc.executors) {
+				t.Errorf("aggregator annotations %v", o.Aggregator.Annotations)
+			}
+
+			// The executors: ONE Indexed Job.
+			ej := o.Executors.Spec
+			if ej.CompletionMode == nil || *ej.CompletionMode != batchv1.IndexedCompletion ||
+				*ej.Completions != int32(tc.executors) || *ej.Parallelism != int32(tc.executors) {
+				t.Errorf("executors job spec %+v", ej)
+			}
+			if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimitPerIndex != executorRetries || *ej.PodReplacementPolicy != batchv1.Failed {
+				t.Errorf("executors retries: restartPolicy %s backoffLimitPerIndex %v podReplacementPolicy %v", ej.Template.Spec.RestartPolicy, *ej.BackoffLimitPerIndex, *ej.PodReplacementPolicy)
+			}
+			if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelJob] != tc.name {
+				t.Errorf("executor pod labels %v", l)
+			}
+
+			// Arguments.
+			ac, ec := aj.Template.Spec.Containers[0], ej.Template.Spec.Containers[0]
+			wantAgg := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--ps-port", strconv.Itoa(ps)}
+			if !slices.Equal(ac.Args, wantAgg) {
+				t.Errorf("aggregator args %q, want %q", ac.Args, wantAgg)
+			}
+			wantExec := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--rank-from-index",
+				"--ps-ip", tc.name + "-aggregator", "--ps-port", strconv.Itoa(ps), "--http-port", strconv.Itoa(ps + 2)}
+			if !slices.Equal(ec.Args, wantExec) {
+				t.Errorf("executor args %q, want %q", ec.Args, wantExec)
+			}
+			if slices.Contains(ec.Args, "--rank") {
+				t.Errorf("executor args keep --rank: %q", ec.Args)
+			}
+
+			for _, c := range []struct {
+				pod        corev1.PodTemplateSpec
+				container  corev1.Container
+				healthPort int
+				gpu        bool
+			}{
+				{aj.Template, ac, ps + 1, false},
+				{ej.Template, ec, ps + 2, tc.cuda},
+			} {
+				ct := c.container
+				name := ct.Name
+				if ct.ImagePullPolicy != corev1.PullIfNotPresent || !strings.HasSuffix(ct.Image, ":test") {
+					t.Errorf("%s: image %s policy %s", name, ct.Image, ct.ImagePullPolicy)
+				}
+				if !slices.Contains(ct.Env, corev1.EnvVar{Name: "FEDSCALE_HOME", Value: "/FedScale"}) {
+					t.Errorf("%s: env %v", name, ct.Env)
+				}
+				// Probes on the health port.
+				port := -1
+				for _, p := range ct.Ports {
+					if p.Name == portHealth {
+						port = int(p.ContainerPort)
+					}
+				}
+				if port != c.healthPort {
+					t.Errorf("%s: health port %d, want %d", name, port, c.healthPort)
+				}
+				for _, pr := range []struct {
+					p    *corev1.Probe
+					path string
+				}{{ct.ReadinessProbe, "/readyz"}, {ct.LivenessProbe, "/healthz"}, {ct.StartupProbe, "/healthz"}} {
+					if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path || pr.p.HTTPGet.Port.StrVal != portHealth {
+						t.Errorf("%s: probe %+v, want %s on %s", name, pr.p, pr.path, portHealth)
+					}
+				}
+				// Security context.
+				sc := ct.SecurityContext
+				if sc == nil || !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || *sc.RunAsGroup != 65532 ||
+					*sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem ||
+					!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+					t.Errorf("%s: security context %+v", name, sc)
+				}
+				if *c.pod.Spec.AutomountServiceAccountToken {
+					t.Errorf("%s: service account token mounted", name)
+				}
+				// GPUs only for executors of use_cuda jobs.
+				q, hasGPU := ct.Resources.Limits[GPUResource]
+				if hasGPU != c.gpu || (hasGPU && q.Value() != 1) {
+					t.Errorf("%s: limits %v, want GPU %v", name, ct.Resources.Limits, c.gpu)
+				}
+				wantTol := []corev1.Toleration(nil)
+				if c.gpu {
+					wantTol = []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+				}
+				if !slices.Equal(c.pod.Spec.Tolerations, wantTol) {
+					t.Errorf("%s: tolerations %v, want %v", name, c.pod.Spec.Tolerations, wantTol)
+				}
+				// Mounts: the job file read-only, data_path as hostPath only when set.
+				mounts := map[string]corev1.VolumeMount{}
+				for _, m := range ct.VolumeMounts {
+					mounts[m.Name] = m
+				}
+				if m := mounts[volConfig]; m.MountPath != "/etc/fedscale" || !m.ReadOnly {
+					t.Errorf("%s: config mount %+v", name, m)
+				}
+				if m := mounts[volData]; m.MountPath != job.ContainerDataPath || m.ReadOnly {
+					t.Errorf("%s: data mount %+v", name, m)
+				}
+				var hostPaths []string
+				for _, v := range c.pod.Spec.Volumes {
+					if v.HostPath != nil {
+						hostPaths = append(hostPaths, v.HostPath.Path)
+						if v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectory || v.Name != volData {
+							t.Errorf("%s: hostPath volume %+v", name, v)
+						}
+					}
+					if v.ConfigMap != nil && v.ConfigMap.Name != tc.name+"-config" {
+						t.Errorf("%s: configmap volume %+v", name, v)
+					}
+				}
+				var want []string
+				if tc.dataPath != "" {
+					want = []string{tc.dataPath}
+				}
+				if !slices.Equal(hostPaths, want) {
+					t.Errorf("%s: hostPath volumes %v, want %v", name, hostPaths, want)
+				}
+			}
+		})
+	}
+}
+
+func TestOwnerRef(t *testing.T) {
+	agg := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "x-aggregator", UID: "1234"}}
+	r := ownerRef(agg)
+	if r.APIVersion != "batch/v1" || r.Kind != "Job" || r.Name != "x-aggregator" || r.UID != "1234" || *r.Controller || !*r.BlockOwnerDeletion {
+		t.Errorf("owner reference %+v", r)
+	}
+}
+
+func TestBadPort(t *testing.T) {
+	s := testSpec(t, jobParams{name: "p", psPort: 65534})
+	if _, err := buildObjects(s, "ns"); err == nil || !strings.Contains(err.Error(), "ps_port 65534") {
+		t.Errorf("ps_port 65534: %v", err)
+	}
+}
+
+// decodePlan parses Plan's YAML documents into typed objects.
+func decodePlan(t testing.TB, plan string) []runtime.Object {
+	t.Helper()
+	var out []runtime.Object
+	for i, doc := range strings.Split(plan, "\n---\n")[1:] {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, doc)
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+// Plan needs no cluster: a kubeconfig whose server is not there will do.
+func TestPlanOffline(t *testing.T) {
+	kc := deadKubeconfig(t)
+	b, err := New(Options{Kubeconfig: kc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec(t, jobParams{name: "plan", executors: 2, dataPath: "/data", cuda: true})
+	var out bytes.Buffer
+	if err := b.Plan(&out, s); err != nil {
+		t.Fatal(err)
+	}
+	plan := out.String()
+	t.Logf("plan:\n%s", plan)
+	for _, bad := range []string{"status:", "creationTimestamp", "resources: {}", "spec: {}", "null"} {
+		if strings.Contains(plan, bad) {
+			t.Errorf("plan has %q", bad)
+		}
+	}
+	objs := decodePlan(t, plan)
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+	}
+	if want := []string{"Namespace", "ConfigMap", "Service", "Job", "Job"}; !slices.Equal(kinds, want) {
+		t.Fatalf("kinds %v, want %v", kinds, want)
+	}
+	if ns := objs[0].(*corev1.Namespace); ns.Name != DefaultNamespace {
+		t.Errorf("namespace %s", ns.Name)
+	}
+	ex := objs[4].(*batchv1.Job)
+	if ex.Name != "plan-executors" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
+		t.Errorf("executors job %+v", ex.Spec)
+	}
+	if b.Requests() != 0 {
+		t.Errorf("plan made %d requests", b.Requests())
+	}
+}
+
+// deadKubeconfig names a server where nothing listens.
+func deadKubeconfig(t testing.TB) string {
+	t.Helper()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	const cfg = `apiVersion: v1
+kind: Config
+clusters:
+- name: dead
+  cluster:
+    server: https://127.0.0.1:1
+    insecure-skip-tls-verify: true
+users:
+- name: u
+  user:
+    token: t
+contexts:
+- name: dead
+  context: {cluster: dead, user: u}
+current-context: dead
+`
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}

@@ -1,0 +1,391 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/job"
+)
+
+// selector selects every object of one job.
+func selector(name string) string { return job.LabelJob + "=" + name }
+
+// managedSelector selects every object the launcher made.
+const managedSelector = job.LabelManagedBy + "=" + job.ManagedBy
+
+// Status reports the job's processes from its Jobs and pods.
+func (b *Backend) Status(ctx context.Context, name string) (backend.Status, error) {
+	if err := b.validName(name); err != nil {
+		return backend.Status{}, err
+	}
+	opts := metav1.ListOptions{LabelSelector: selector(name)}
+	jl, err := b.cs.BatchV1().Jobs(b.ns).List(ctx, opts)
+	if err != nil {
+		return backend.Status{}, b.apiErr("listing Jobs of "+name, err)
+	}
+	if len(jl.Items) == 0 {
+		return backend.Status{}, backend.NotFound(name, b.where())
+	}
+	pl, err := b.cs.CoreV1().Pods(b.ns).List(ctx, opts)
+	if err != nil {
+		return backend.Status{}, b.apiErr("listing pods of "+name, err)
+	}
+	return computeStatus(name, ptrs(jl.Items), ptrs(pl.Items)), nil
+}
+
+// List reports one Status per aggregator Job the launcher made.
+func (b *Backend) List(ctx context.Context) ([]backend.Status, error) {
+	opts := metav1.ListOptions{LabelSelector: managedSelector}
+	jl, err := b.cs.BatchV1().Jobs(b.ns).List(ctx, opts)
+	if err != nil {
+		return nil, b.apiErr("listing Jobs", err)
+	}
+	if len(jl.Items) == 0 {
+		return nil, nil
+	}
+	pl, err := b.cs.CoreV1().Pods(b.ns).List(ctx, opts)
+	if err != nil {
+		return nil, b.apiErr("listing pods", err)
+	}
+	jobsOf := map[string][]*batchv1.Job{}
+	podsOf := map[string][]*corev1.Pod{}
+	var names []string
+	for _, j := range ptrs(jl.Items) {
+		n := j.Labels[job.LabelJob]
+		if n == "" {
+			continue
+		}
+		if j.Labels[job.LabelComponent] == componentAggregator {
+			names = append(names, n)
+		}
+		jobsOf[n] = append(jobsOf[n], j)
+	}
+	for _, p := range ptrs(pl.Items) {
+		podsOf[p.Labels[job.LabelJob]] = append(podsOf[p.Labels[job.LabelJob]], p)
+	}
+	sort.Strings(names)
+	var out []backend.Status
+	for _, n := range names {
+		out = append(out, computeStatus(n, jobsOf[n], podsOf[n]))
+	}
+	return out, nil
+}
+
+func ptrs[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// computeStatus derives the job's status from its Jobs and pods (as listed
+// or as an informer holds them). Each process is its newest pod: the
+// aggregator, and executor-N from the pods of completion index N-1.
+func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend.Status {
+	st := backend.Status{Job: name, Backend: job.BackendK8s}
+	var agg, exec *batchv1.Job
+	for _, j := range jobs {
+		switch j.Labels[job.LabelComponent] {
+		case componentAggregator:
+			agg = j
+		case componentExecutor:
+			exec = j
+		}
+	}
+	executors := 0
+	if exec != nil && exec.Spec.Completions != nil {
+		executors = int(*exec.Spec.Completions)
+	} else if agg != nil {
+		executors, _ = strconv.Atoi(agg.Annotations[AnnotationExecutors])
+	}
+	if agg != nil {
+		st.Created = agg.CreationTimestamp.Time.UTC()
+	}
+
+	var aggPods []*corev1.Pod
+	execPods := make([][]*corev1.Pod, executors)
+	for _, p := range pods {
+		switch p.Labels[job.LabelComponent] {
+		case componentAggregator:
+			aggPods = append(aggPods, p)
+		case componentExecutor:
+			i, ok := completionIndex(p)
+			if ok && i < executors {
+				execPods[i] = append(execPods[i], p)
+			}
+		}
+	}
+
+	// The aggregator: its Job decides success and final failure.
+	ps := slot{name: "aggregator", pods: aggPods, limit: 0}
+	if agg != nil {
+		if agg.Spec.BackoffLimit != nil && agg.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			ps.limit = int(*agg.Spec.BackoffLimit)
+		}
+		ps.done = jobCondition(agg, batchv1.JobComplete) != nil
+		if c := jobCondition(agg, batchv1.JobFailed); c != nil {
+			ps.failed = conditionMessage(c)
+		}
+	} else {
+		ps.failed = "its Job " + AggregatorName(name) + " is gone"
+	}
+	st.Processes = append(st.Processes, ps.status())
+
+	var completed, failedIdx map[int]bool
+	var execFailed string
+	limit := int(executorRetries)
+	if exec != nil {
+		completed = parseIndexes(exec.Status.CompletedIndexes)
+		if exec.Status.FailedIndexes != nil {
+			failedIdx = parseIndexes(*exec.Status.FailedIndexes)
+		}
+		if exec.Spec.BackoffLimitPerIndex != nil {
+			limit = int(*exec.Spec.BackoffLimitPerIndex)
+		}
+		if c := jobCondition(exec, batchv1.JobFailed); c != nil {
+			execFailed = conditionMessage(c)
+		}
+	}
+	for i := 0; i < executors; i++ {
+		s := slot{name: "executor-" + strconv.Itoa(i+1), pods: execPods[i], limit: limit, done: completed[i]}
+		if failedIdx[i] {
+			s.failed = "the Job gave up on index " + strconv.Itoa(i)
+		} else if execFailed != "" && !completed[i] && (len(execPods[i]) == 0 || terminal(newest(execPods[i]))) {
+			s.failed = execFailed
+		}
+		if exec == nil && agg != nil && !s.done {
+			s.failed = "its Job " + ExecutorsName(name) + " is gone"
+		}
+		st.Processes = append(st.Processes, s.status())
+	}
+	st.Phase = backend.Summarize(st.Processes)
+	return st
+}
+
+// slot is one process: every pod that ran it, and what its Job says.
+type slot struct {
+	name   string
+	pods   []*corev1.Pod
+	limit  int    // failed pods tolerated (restartPolicy Never)
+	done   bool   // the Job counts it as completed
+	failed string // the Job gave up on it: why
+}
+
+func (s slot) status() backend.ProcessStatus {
+	out := backend.ProcessStatus{Name: s.name, Phase: backend.Pending}
+	p := newest(s.pods)
+	failedPods := 0
+	for _, q := range s.pods {
+		if q.Status.Phase == corev1.PodFailed {
+			failedPods++
+		}
+	}
+	if p == nil {
+		switch {
+		case s.done:
+			out.Phase = backend.Succeeded
+		case s.failed != "":
+			out.Phase, out.Message = backend.Failed, s.failed
+		default:
+			out.Message = "no pod yet"
+		}
+		return out
+	}
+	out.Restarts = failedPods
+	if p.Status.Phase == corev1.PodFailed {
+		out.Restarts-- // this attempt is not a restart yet
+	}
+	var cs *corev1.ContainerStatus
+	for i := range p.Status.ContainerStatuses {
+		c := &p.Status.ContainerStatuses[i]
+		out.Restarts += int(c.RestartCount)
+		if cs == nil {
+			cs = c
+		}
+	}
+	if cs != nil && cs.State.Terminated != nil {
+		code := int(cs.State.Terminated.ExitCode)
+		out.ExitCode = &code
+	}
+	switch p.Status.Phase {
+	case corev1.PodPending:
+		out.Message = pendingReason(p, cs)
+	case corev1.PodRunning:
+		out.Phase = backend.Running
+		out.Ready = podReady(p)
+		if cs != nil && cs.State.Waiting != nil {
+			// Restarting in place (OnFailure) or crash-looping.
+			out.Message = cs.State.Waiting.Reason
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				out.Message += fmt.Sprintf(" after exit code %d (%s)", t.ExitCode, t.Reason)
+			}
+		}
+	case corev1.PodSucceeded:
+		out.Phase = backend.Succeeded
+	case corev1.PodFailed:
+		msg := failureMessage(p, cs)
+		if failedPods > s.limit || s.failed != "" {
+			out.Phase, out.Message = backend.Failed, msg
+			if s.failed != "" && !strings.Contains(msg, s.failed) {
+				out.Message = msg + "; " + s.failed
+			}
+		} else {
+			out.Message = fmt.Sprintf("attempt %d of %d failed (%s); restarting", failedPods, s.limit+1, msg)
+		}
+	default:
+		out.Phase = backend.Unknown
+		out.Message = p.Status.Reason
+	}
+	if s.failed != "" && out.Phase != backend.Succeeded && out.Phase != backend.Failed {
+		// The Job gave up (e.g. an in-place restarting aggregator past its
+		// backoff limit) while the pod is still being torn down.
+		out.Phase = backend.Failed
+		out.Message = strings.TrimPrefix(out.Message+"; "+s.failed, "; ")
+	}
+	return out
+}
+
+// newest is the pod created last (the current attempt).
+func newest(pods []*corev1.Pod) *corev1.Pod {
+	var n *corev1.Pod
+	for _, p := range pods {
+		if n == nil || n.CreationTimestamp.Before(&p.CreationTimestamp) ||
+			n.CreationTimestamp.Equal(&p.CreationTimestamp) && n.Name < p.Name {
+			n = p
+		}
+	}
+	return n
+}
+
+func terminal(p *corev1.Pod) bool {
+	return p != nil && (p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded)
+}
+
+// podReady: the Ready condition where the pod reports conditions, else
+// running is enough.
+func podReady(p *corev1.Pod) bool {
+	if len(p.Status.Conditions) == 0 {
+		return p.Status.Phase == corev1.PodRunning
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// pendingReason says why a pod is not running yet: not scheduled (the
+// scheduler's message, e.g. Insufficient nvidia.com/gpu), or its container
+// is waiting (ImagePullBackOff, ContainerCreating, ...).
+func pendingReason(p *corev1.Pod, cs *corev1.ContainerStatus) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			if c.Message != "" {
+				return "unschedulable: " + c.Message
+			}
+			return "not scheduled: " + c.Reason
+		}
+	}
+	if cs != nil && cs.State.Waiting != nil {
+		msg := cs.State.Waiting.Reason
+		if cs.State.Waiting.Message != "" {
+			msg += ": " + cs.State.Waiting.Message
+		}
+		return msg
+	}
+	if p.Spec.NodeName == "" {
+		return "waiting for the scheduler"
+	}
+	return "starting on " + p.Spec.NodeName
+}
+
+func failureMessage(p *corev1.Pod, cs *corev1.ContainerStatus) string {
+	if cs != nil && cs.State.Terminated != nil {
+		t := cs.State.Terminated
+		msg := fmt.Sprintf("exit code %d", t.ExitCode)
+		if t.Reason != "" {
+			msg += " (" + t.Reason + ")"
+		}
+		if m := strings.TrimSpace(t.Message); m != "" {
+			if i := strings.LastIndexByte(m, '\n'); i >= 0 {
+				m = m[i+1:] // the last line of the log: usually the error
+			}
+			msg += ": " + m
+		}
+		return msg
+	}
+	msg := "pod " + p.Name + " failed"
+	if p.Status.Reason != "" {
+		msg += " (" + p.Status.Reason + ")"
+	}
+	if p.Status.Message != "" {
+		msg += ": " + p.Status.Message
+	}
+	return msg
+}
+
+func jobCondition(j *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range j.Status.Conditions {
+		c := &j.Status.Conditions[i]
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}
+
+func conditionMessage(c *batchv1.JobCondition) string {
+	if c.Message != "" {
+		return c.Reason + ": " + c.Message
+	}
+	return c.Reason
+}
+
+// completionIndex is the pod's index in its Indexed Job.
+func completionIndex(p *corev1.Pod) (int, bool) {
+	v, ok := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	if !ok {
+		v, ok = p.Labels[batchv1.JobCompletionIndexAnnotation]
+	}
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(v)
+	return i, err == nil && i >= 0
+}
+
+// parseIndexes reads the Job status's index sets: "1,3-5,7".
+func parseIndexes(s string) map[int]bool {
+	out := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			continue
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				continue
+			}
+		}
+		for i := a; i <= b; i++ {
+			out[i] = true
+		}
+	}
+	return out
+}

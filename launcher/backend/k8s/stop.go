@@ -1,0 +1,123 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/fedscale/fedscale-go/launcher/backend"
+)
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// Stop deletes every object with the job's label (its Jobs with background
+// propagation, ConfigMap, Service and any pod left) and follows them by
+// watch until none is left. The namespace stays. A job with no object at
+// all is ErrNotFound.
+func (b *Backend) Stop(ctx context.Context, name string) error {
+	if err := b.validName(name); err != nil {
+		return err
+	}
+	sel := selector(name)
+	f, err := b.follow(ctx, sel, followJobs|followPods|followConfigMaps|followServices)
+	if err != nil {
+		return err
+	}
+	if len(f.jobs())+len(f.configMaps())+len(f.services())+len(f.pods()) == 0 {
+		return backend.NotFound(name, b.where())
+	}
+	f.start(ctx)
+	defer f.stop()
+
+	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
+	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
+	bg := metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}
+	requested := map[string]bool{} // kind/name/uid: asked once each
+	podsSwept := false
+	del := func(what string, uid types.UID, deleting bool, do func() error) error {
+		key := what + "/" + string(uid)
+		if deleting || requested[key] {
+			return nil
+		}
+		requested[key] = true
+		// Not found: already gone. Conflict: the uid precondition failed, so
+		// a new object of that name replaced it; it carries the label and
+		// comes by the watch, to be deleted in its turn.
+		if err := do(); err != nil && !isNotFound(err) && !apierrors.IsConflict(err) {
+			return b.apiErr("deleting "+what, err)
+		}
+		return nil
+	}
+	for {
+		js, cs, ss, ps := f.jobs(), f.configMaps(), f.services(), f.pods()
+		if len(js)+len(cs)+len(ss)+len(ps) == 0 {
+			return nil
+		}
+		// Jobs first, so that their controller makes no new pods.
+		for _, j := range js {
+			if err := del("Job "+j.Name, j.UID, j.DeletionTimestamp != nil, func() error {
+				return jobs.Delete(ctx, j.Name, *deleteUID(bg, j))
+			}); err != nil {
+				return err
+			}
+		}
+		for _, c := range cs {
+			if err := del("ConfigMap "+c.Name, c.UID, c.DeletionTimestamp != nil, func() error {
+				return cms.Delete(ctx, c.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &c.UID}})
+			}); err != nil {
+				return err
+			}
+		}
+		for _, s := range ss {
+			if err := del("Service "+s.Name, s.UID, s.DeletionTimestamp != nil, func() error {
+				return svcs.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
+			}); err != nil {
+				return err
+			}
+		}
+		// The garbage collector would remove the pods after their Jobs; one
+		// collection delete does it at once. A pod that shows up later (a
+		// controller that had not yet seen its Job go) is deleted alone.
+		if !podsSwept && len(ps) > 0 {
+			podsSwept = true
+			for _, p := range ps {
+				requested["pod "+p.Name+"/"+string(p.UID)] = true
+			}
+			if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel}); err != nil && !isNotFound(err) {
+				return b.apiErr("deleting pods of "+name, err)
+			}
+		}
+		for _, p := range ps {
+			if err := del("pod "+p.Name, p.UID, p.DeletionTimestamp != nil, func() error {
+				return pods.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			}); err != nil {
+				return err
+			}
+		}
+		if err := f.next(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("job %s: stopping: %w; still there: %s", name, err, left(len(js), len(cs), len(ss), len(ps)))
+			}
+			return err
+		}
+	}
+}
+
+func left(jobs, cms, svcs, pods int) string {
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{jobs, "Job"}, {cms, "ConfigMap"}, {svcs, "Service"}, {pods, "pod"}} {
+		if c.n == 1 {
+			parts = append(parts, "1 "+c.what)
+		} else if c.n > 1 {
+			parts = append(parts, fmt.Sprintf("%d %ss", c.n, c.what))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
