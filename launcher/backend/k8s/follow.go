@@ -63,65 +63,43 @@ func (b *Backend) kindsOf(which int) []*kind {
 	var out []*kind
 	if which&followJobs != 0 {
 		c := b.cs.BatchV1().Jobs(b.ns)
-		out = append(out, &kind{resource: "Jobs",
-			list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := c.List(ctx, o)
-				if err != nil {
-					return nil, "", err
-				}
-				return asObjects(l.Items), l.ResourceVersion, nil
-			},
-			watch: c.Watch})
+		out = append(out, kindFor("Jobs", c.List, c.Watch))
 	}
 	if which&followPods != 0 {
 		c := b.cs.CoreV1().Pods(b.ns)
-		out = append(out, &kind{resource: "pods",
-			list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := c.List(ctx, o)
-				if err != nil {
-					return nil, "", err
-				}
-				return asObjects(l.Items), l.ResourceVersion, nil
-			},
-			watch: c.Watch})
+		out = append(out, kindFor("pods", c.List, c.Watch))
 	}
 	if which&followConfigMaps != 0 {
 		c := b.cs.CoreV1().ConfigMaps(b.ns)
-		out = append(out, &kind{resource: "ConfigMaps",
-			list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := c.List(ctx, o)
-				if err != nil {
-					return nil, "", err
-				}
-				return asObjects(l.Items), l.ResourceVersion, nil
-			},
-			watch: c.Watch})
+		out = append(out, kindFor("ConfigMaps", c.List, c.Watch))
 	}
 	if which&followServices != 0 {
 		c := b.cs.CoreV1().Services(b.ns)
-		out = append(out, &kind{resource: "Services",
-			list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := c.List(ctx, o)
-				if err != nil {
-					return nil, "", err
-				}
-				return asObjects(l.Items), l.ResourceVersion, nil
-			},
-			watch: c.Watch})
+		out = append(out, kindFor("Services", c.List, c.Watch))
 	}
 	return out
 }
 
-// asObjects converts a list's items.
-func asObjects[T any, PT interface {
-	*T
-	runtime.Object
-}](items []T) []runtime.Object {
-	out := make([]runtime.Object, len(items))
-	for i := range items {
-		out[i] = PT(&items[i])
-	}
-	return out
+// kindFor adapts one typed client's List and Watch.
+func kindFor[L runtime.Object](resource string,
+	list func(context.Context, metav1.ListOptions) (L, error),
+	w func(context.Context, metav1.ListOptions) (watch.Interface, error)) *kind {
+	return &kind{resource: resource, watch: w,
+		list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
+			l, err := list(ctx, o)
+			if err != nil {
+				return nil, "", err
+			}
+			items, err := apimeta.ExtractList(l)
+			if err != nil {
+				return nil, "", err
+			}
+			acc, err := apimeta.ListAccessor(l)
+			if err != nil {
+				return nil, "", err
+			}
+			return items, acc.GetResourceVersion(), nil
+		}}
 }
 
 // follow lists the kinds (in order: Jobs first, so a caller can tell an
