@@ -10,6 +10,8 @@ package infratest
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,4 +94,33 @@ func Kube(t testing.TB) string {
 		t.Fatalf("FEDSCALE_KUBECONFIG is set but: %v", err)
 	}
 	return path
+}
+
+// FreePorts returns a port p on 127.0.0.1 such that p..p+n are all free now:
+// a job's processes listen on ps_port and ps_port+1+rank, so tests that pick
+// ps_port need its neighbours free too (other packages run in parallel).
+func FreePorts(t testing.TB, n int) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := p+n <= 65535
+		for d := 1; d <= n && ok; d++ {
+			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l2.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatalf("no %d consecutive free ports on 127.0.0.1", n+1)
+	return 0
 }

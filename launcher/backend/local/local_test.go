@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
@@ -55,32 +55,6 @@ func runtimeBinaries(t *testing.T) string {
 	return binDir
 }
 
-func freePort(t *testing.T) int {
-	// ps_port+1..+3 must be free too: take a port whose neighbours are.
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for d := 1; d <= 3 && ok; d++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l2.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
 // newJob writes synthetic data and a job file (as users write them) and
 // returns the spec.
 func newJob(t *testing.T, name string, rounds int, dataDir string) (*job.Spec, string) {
@@ -112,7 +86,7 @@ job_conf:
     - test_bsz: 20
     - filter_less: 10
     - use_cuda: False
-`, name, home, freePort(t), dataDir, rounds)
+`, name, home, infratest.FreePorts(t, 3), dataDir, rounds)
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
