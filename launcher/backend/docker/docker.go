@@ -36,7 +36,9 @@ type Options struct {
 	// Host is the engine's address: unix:///path, tcp://host:port or
 	// ssh://[user@]host[:port][/socket] (through the ssh command and
 	// `docker system dial-stdio` on the remote host). "" means
-	// $DOCKER_HOST, else the default socket (unix:///var/run/docker.sock).
+	// $DOCKER_HOST, else the current Docker CLI context ($DOCKER_CONTEXT or
+	// the config file's currentContext), else the default socket
+	// (unix:///var/run/docker.sock).
 	// TLS comes from $DOCKER_CERT_PATH/$DOCKER_TLS_VERIFY and a fixed API
 	// version from $DOCKER_API_VERSION, as for the docker CLI.
 	Host string
@@ -59,7 +61,7 @@ type Backend struct {
 	opts   Options
 	cli    *client.Client
 	host   string     // the address tried, for messages
-	from   string     // where host came from: "DOCKER_HOST", "Options.Host" or "the default socket"
+	from   string     // where host came from: "DOCKER_HOST", "Options.Host", "docker context NAME" or "the default socket"
 	hostIP netip.Addr // where spec.Ports are published
 	probe  bool       // published ports are reachable on 127.0.0.1
 	http   *http.Client
@@ -80,6 +82,15 @@ func New(opts Options) (*Backend, error) {
 	b := &Backend{opts: opts, host: opts.Host, from: "Options.Host"}
 	if b.host == "" {
 		b.host, b.from = os.Getenv(client.EnvOverrideHost), "DOCKER_HOST"
+	}
+	if b.host == "" {
+		host, name, err := contextHost()
+		if err != nil {
+			return nil, fmt.Errorf("docker: %w", err)
+		}
+		if host != "" {
+			b.host, b.from = host, "docker context "+name
+		}
 	}
 	if b.host == "" {
 		b.host, b.from = client.DefaultDockerHost, "the default socket"
