@@ -8,15 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -26,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/fedscale/fedscale-go/builder/attest"
+	"github.com/fedscale/fedscale-go/internal/infratest"
 )
 
 const (
@@ -559,15 +557,8 @@ func TestArtifactImageErrors(t *testing.T) {
 	}
 }
 
-func newRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func TestArtifactPushAndList(t *testing.T) {
-	host := newRegistry(t)
+	host := infratest.Registry(t, nil)
 	ctx := context.Background()
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(authn.Anonymous)}
 	repo, err := name.NewRepository(host + "/fedscale/app")

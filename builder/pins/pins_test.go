@@ -2,9 +2,6 @@ package pins_test
 
 import (
 	"context"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/builder/pins"
 	"github.com/fedscale/fedscale-go/builder/publish"
+	"github.com/fedscale/fedscale-go/internal/infratest"
 )
 
 const goodDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -218,13 +216,6 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
-func newRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func push(t *testing.T, ref string) v1.Hash {
 	t.Helper()
 	img, err := random.Image(64, 1)
@@ -246,7 +237,7 @@ func push(t *testing.T, ref string) v1.Hash {
 }
 
 func TestResolve(t *testing.T) {
-	host := newRegistry(t)
+	host := infratest.Registry(t, nil, registry.WithReferrersSupport(false))
 	ctx := context.Background()
 	reg := publish.Registry{Auth: authn.NewMultiKeychain()} // anonymous; never reads ~/.docker
 	img124 := host + "/nvidia/cuda:12.4.1-runtime-ubuntu22.04"
@@ -305,7 +296,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestResolveMissingTag(t *testing.T) {
-	host := newRegistry(t)
+	host := infratest.Registry(t, nil, registry.WithReferrersSupport(false))
 	push(t, host+"/nvidia/cuda:12.4.1-runtime-ubuntu22.04")
 	missing := host + "/nvidia/cuda:99.0-runtime"
 	for _, image := range []string{missing, host + "/nvidia/nope:1.0"} {
@@ -324,7 +315,7 @@ func TestResolveMissingTag(t *testing.T) {
 }
 
 func TestResolveCancelled(t *testing.T) {
-	host := newRegistry(t)
+	host := infratest.Registry(t, nil, registry.WithReferrersSupport(false))
 	img := host + "/nvidia/cuda:12.4.1-runtime-ubuntu22.04"
 	push(t, img)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/builder/attest"
 	"github.com/fedscale/fedscale-go/builder/publish"
+	"github.com/fedscale/fedscale-go/internal/infratest"
 )
 
 const (
@@ -33,14 +32,8 @@ const (
 
 var anon = authn.NewMultiKeychain() // resolves to Anonymous; never reads ~/.docker
 
-func quiet() registry.Option { return registry.Logger(log.New(io.Discard, "", 0)) }
-
-func serve(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
+// noReferrers is go-containerregistry's registry without the referrers API.
+var noReferrers = registry.WithReferrersSupport(false)
 
 // dialTo is a transport that connects every request to addr, whatever the
 // host name, so fakeHost reaches an in-process registry.
@@ -178,23 +171,25 @@ type staticKeychain struct{ auth authn.Authenticator }
 
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
 
-func basicAuthRegistry(user, pass string) http.Handler {
-	reg := registry.New(quiet())
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	})
+// basicAuth wraps a registry so it demands user:pass.
+func basicAuth(user, pass string) func(http.Handler) http.Handler {
+	return func(reg http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+				return
+			}
+			reg.ServeHTTP(w, r)
+		})
+	}
 }
 
 func TestCheckPushCredentials(t *testing.T) {
-	host := serve(t, basicAuthRegistry("alice", "s3cret"))
+	host := infratest.Registry(t, basicAuth("alice", "s3cret"), noReferrers)
 	repo, err := name.NewRepository(host + "/fs/app")
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +225,7 @@ func TestCheckPushCredentials(t *testing.T) {
 }
 
 func TestCheckPushInsecure(t *testing.T) {
-	addr := serve(t, registry.New(quiet()))
+	addr := infratest.Registry(t, nil, noReferrers)
 	repoStr := fakeHost + "/fs/app"
 	for _, tc := range []struct {
 		name     string
@@ -291,7 +286,7 @@ func TestPushAndVerify(t *testing.T) {
 		{"tag fallback", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			host := serve(t, registry.New(quiet(), registry.WithReferrersSupport(tc.referrers)))
+			host := infratest.Registry(t, nil, registry.WithReferrersSupport(tc.referrers))
 			ctx := context.Background()
 			r := publish.Registry{Auth: anon}
 			var tags []name.Tag
@@ -382,7 +377,7 @@ func TestPushErrors(t *testing.T) {
 		t.Errorf("Push without tags = %v", err)
 	}
 
-	host := serve(t, basicAuthRegistry("alice", "s3cret"))
+	host := infratest.Registry(t, basicAuth("alice", "s3cret"), noReferrers)
 	tag, err := name.NewTag(host + "/fs/app:v1")
 	if err != nil {
 		t.Fatal(err)

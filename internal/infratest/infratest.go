@@ -57,9 +57,11 @@ func BuildKit(t testing.TB) string {
 // Registry starts an in-process registry and returns its host:port on
 // 127.0.0.1 (reachable by buildkitd, which runs on this machine).
 // wrap, when not nil, wraps the registry's handler (e.g. to demand auth).
-func Registry(t testing.TB, wrap func(http.Handler) http.Handler) string {
+// The referrers API is on unless opts turn it off (they apply last).
+func Registry(t testing.TB, wrap func(http.Handler) http.Handler, opts ...registry.Option) string {
 	t.Helper()
-	var h http.Handler = registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger()))
+	opts = append([]registry.Option{registry.WithReferrersSupport(true), registry.Logger(nopLogger())}, opts...)
+	var h http.Handler = registry.New(opts...)
 	if wrap != nil {
 		h = wrap(h)
 	}
