@@ -2,7 +2,6 @@ package build
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/fedscale/fedscale-go/builder/attest"
@@ -28,6 +26,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/publish"
 	"github.com/fedscale/fedscale-go/builder/sbom"
 	"github.com/fedscale/fedscale-go/internal/infratest"
+	"github.com/fedscale/fedscale-go/internal/standin"
 )
 
 const maxCompressed = 25 << 20 // the issue's size aim per image
@@ -318,72 +317,19 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// standInBase pushes a small two-platform image that plays nvidia/cuda (no
-// image can be pulled here) and returns its reference by digest.
+// standInBase pushes the stand-in for nvidia/cuda (no image can be pulled
+// here) and returns its reference by digest and the index itself.
 func standInBase(t *testing.T, host string) (string, v1.ImageIndex) {
 	t.Helper()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range []string{"amd64", "arm64"} {
-		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		for i, files := range []map[string]string{
-			{"etc/passwd": "root:x:0:0:root:/root:/bin/bash\n", "etc/os-release": "NAME=stand-in\n"},
-			{"usr/local/cuda/version.json": `{"cuda":{"version":"12.4.1"}}` + "\n", "usr/local/cuda/lib64/libcudart.so.12": "not really " + arch},
-		} {
-			l := tarLayer(t, files)
-			var err error
-			if img, err = mutate.AppendLayers(img, l); err != nil {
-				t.Fatal(err)
-			}
-			_ = i
-		}
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg = cfg.DeepCopy()
-		cfg.OS, cfg.Architecture = "linux", arch
-		cfg.Config.Env = []string{"PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/sbin:/usr/bin:/sbin:/bin", "CUDA_VERSION=12.4.1"}
-		if img, err = mutate.ConfigFile(img, cfg); err != nil {
-			t.Fatal(err)
-		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
-	tag, err := name.NewTag(host+"/nvidia/cuda:12.4.1-runtime-standin", name.Insecure)
+	ref, err := standin.Push(context.Background(), host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(tag, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, err := idx.Digest()
+	idx, err := standin.Base()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tag.String() + "@" + d.String(), idx
-}
-
-func tarLayer(t *testing.T, files map[string]string) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range []string{"etc/passwd", "etc/os-release", "usr/local/cuda/version.json", "usr/local/cuda/lib64/libcudart.so.12"} {
-		body, ok := files[n]
-		if !ok {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return ref, idx
 }
 
 // TestCUDAVariant: the CUDA executor on a stand-in base keeps every base

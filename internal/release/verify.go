@@ -1,3 +1,7 @@
+// Package release holds the pieces of `make release-dryrun`
+// (scripts/release-dryrun.sh) that are Go rather than shell: the pull-back
+// check of what fsbuild pushed (the stand-in CUDA base is package standin).
+// Its test also keeps .github/workflows/release.yml and the dry-run in step.
 package release
 
 import (

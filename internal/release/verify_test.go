@@ -17,6 +17,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/publish"
 	"github.com/fedscale/fedscale-go/builder/sbom"
 	"github.com/fedscale/fedscale-go/internal/infratest"
+	"github.com/fedscale/fedscale-go/internal/standin"
 )
 
 var fakeN int
@@ -48,7 +49,7 @@ func (f fake) push(t *testing.T, ctx context.Context, host string) string {
 			t.Fatal(err)
 		}
 		img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-		l, err := tarLayer([]file{{"usr/local/bin/" + f.image, fmt.Sprintf("binary %d for %s", fakeN, ps)}})
+		l, err := standin.TarLayer([]standin.File{{Name: "usr/local/bin/" + f.image, Body: fmt.Sprintf("binary %d for %s", fakeN, ps)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func TestVerify(t *testing.T) {
 	// (cases replace images, which moves tags) and returns its lines.
 	release := func(t *testing.T) (host, base, baseDigest string, refs []string) {
 		host = infratest.Registry(t, nil)
-		base, err := PushStandIn(ctx, host)
+		base, err := standin.Push(ctx, host)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestVerify(t *testing.T) {
 	}
 
 	host, base, _, refs := release(t)
-	again, err := PushStandIn(ctx, host)
+	again, err := standin.Push(ctx, host)
 	if err != nil || again != base {
 		t.Fatalf("the stand-in base is not deterministic: %s, then %s (%v)", base, again, err)
 	}

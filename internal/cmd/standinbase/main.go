@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/fedscale/fedscale-go/internal/release"
+	"github.com/fedscale/fedscale-go/internal/standin"
 )
 
 func main() {
@@ -26,7 +26,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ref, err := release.PushStandIn(ctx, *reg)
+	ref, err := standin.Push(ctx, *reg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "standinbase:", err)
 		os.Exit(1)

@@ -1,8 +1,7 @@
-// Package release holds the pieces of `make release-dryrun`
-// (scripts/release-dryrun.sh) that are Go rather than shell: a stand-in for
-// the nvidia/cuda base image, and the pull-back check of what fsbuild pushed.
-// Its test also keeps .github/workflows/release.yml and the dry-run in step.
-package release
+// Package standin makes the small, deterministic image that plays the
+// nvidia/cuda base where no image can be pulled: for `make release-dryrun`
+// (package release) and for fsbuild's CUDA-variant tests.
+package standin
 
 import (
 	"archive/tar"
@@ -21,30 +20,30 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// StandInPlatforms are the platforms of the stand-in base: the release's.
-var StandInPlatforms = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
+// Platforms are the platforms of the stand-in base: the release's.
+var Platforms = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
 
-// StandInRepo is where the stand-in goes under a registry host.
-const StandInRepo = "nvidia/cuda"
+// Repo is where the stand-in goes under a registry host.
+const Repo = "nvidia/cuda"
 
-// StandInTag names the stand-in: the pinned 12.4 base's tag, marked.
-const StandInTag = "12.4.1-runtime-ubuntu22.04-standin"
+// Tag names the stand-in: the pinned 12.4 base's tag, marked.
+const Tag = "12.4.1-runtime-ubuntu22.04-standin"
 
-// StandInBase returns a small two-platform index that plays
+// Base returns a small two-platform index that plays
 // nvidia/cuda:12.4.1-runtime (no image can be pulled here): per platform two
 // layers (a passwd and os-release; the CUDA version file and a fake
 // libcudart) and the CUDA image's environment. It is deterministic: the same
 // bytes, so the same digest, every time.
-func StandInBase() (v1.ImageIndex, error) {
+func Base() (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, p := range StandInPlatforms {
+	for _, p := range Platforms {
 		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		for _, files := range [][]file{
+		for _, files := range [][]File{
 			{{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"}, {"etc/os-release", "NAME=\"nvidia/cuda stand-in\"\n"}},
 			{{"usr/local/cuda/version.json", `{"cuda":{"version":"12.4.1"}}` + "\n"}, {"usr/local/cuda/lib64/libcudart.so.12", "not really libcudart for " + p.Architecture + "\n"}},
 		} {
-			l, err := tarLayer(files)
+			l, err := TarLayer(files)
 			if err != nil {
 				return nil, err
 			}
@@ -74,14 +73,14 @@ func StandInBase() (v1.ImageIndex, error) {
 	return idx, nil
 }
 
-// PushStandIn pushes StandInBase to host/nvidia/cuda:<StandInTag> and
+// Push pushes Base to host/nvidia/cuda:<Tag> and
 // returns its reference by digest (tag@digest), what fsbuild --base wants.
-func PushStandIn(ctx context.Context, host string, opts ...remote.Option) (string, error) {
-	idx, err := StandInBase()
+func Push(ctx context.Context, host string, opts ...remote.Option) (string, error) {
+	idx, err := Base()
 	if err != nil {
 		return "", err
 	}
-	tag, err := name.NewTag(host+"/"+StandInRepo+":"+StandInTag, name.Insecure)
+	tag, err := name.NewTag(host+"/"+Repo+":"+Tag, name.Insecure)
 	if err != nil {
 		return "", err
 	}
@@ -95,16 +94,18 @@ func PushStandIn(ctx context.Context, host string, opts ...remote.Option) (strin
 	return tag.String() + "@" + d.String(), nil
 }
 
-type file struct{ name, body string }
+// File is one regular file of a layer.
+type File struct{ Name, Body string }
 
-func tarLayer(files []file) (v1.Layer, error) {
+// TarLayer packs files (mode 0644, time 0) into an uncompressed OCI layer.
+func TarLayer(files []File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: f.Name, Mode: 0o644, Size: int64(len(f.Body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
 			return nil, err
 		}
-		if _, err := io.WriteString(tw, f.body); err != nil {
+		if _, err := io.WriteString(tw, f.Body); err != nil {
 			return nil, err
 		}
 	}
