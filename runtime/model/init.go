@@ -66,9 +66,13 @@ func conv(prefix string, inC, outC, k int) []param {
 func layout(s Spec) ([]param, error) {
 	var ps []param
 	switch s.Name {
-	case Logistic, MLP, LeNet5:
+	case Logistic, MLP, LeNet5, LR, SVM:
 	default:
-		return nil, unknownModel(s.Name)
+		a, err := Build(s)
+		if err != nil {
+			return nil, err
+		}
+		return a.Params, nil
 	}
 	if err := s.checkDims(); err != nil {
 		return nil, err
@@ -77,6 +81,8 @@ func layout(s Spec) ([]param, error) {
 	switch s.Name {
 	case Logistic:
 		ps = dense("fc", in, s.Classes)
+	case LR, SVM:
+		ps = dense("linear", in, s.Classes)
 	case MLP:
 		ps = append(dense("fc1", in, mlpHidden), dense("fc2", mlpHidden, mlpHidden)...)
 		ps = append(ps, dense("fc3", mlpHidden, s.Classes)...)
@@ -114,12 +120,29 @@ func Zeros(spec Spec) (tensor.List, error) {
 	return out, nil
 }
 
-// Init returns spec's parameters initialised like PyTorch's defaults for
-// Linear and Conv2d: weights and biases uniform in ±1/sqrt(fan_in). The
-// values depend only on spec and seed: each tensor draws from its own PCG
-// stream derived from (seed, tensor index), so the order of generation
-// cannot leak between tensors.
+// Init returns spec's parameters initialised as PyTorch and torchvision
+// do: for the sequential models PyTorch's defaults for Linear and Conv2d
+// (weights and biases uniform in ±1/sqrt(fan_in)); for the torchvision
+// architectures their constructors' rules (see InitRule), batch norm
+// weight 1, bias 0, running mean 0, running variance 1. The values depend
+// only on spec and seed: each tensor draws from its own PCG stream derived
+// from (seed, tensor index), so the order of generation cannot leak
+// between tensors.
 func Init(spec Spec, seed uint64) (tensor.List, error) {
+	if IsGraph(spec.Name) {
+		a, err := Build(spec)
+		if err != nil {
+			return nil, err
+		}
+		out := make(tensor.List, len(a.Params))
+		data := make([][]float32, len(a.Params))
+		for i, p := range a.Params {
+			out[i] = tensor.New(p.name, p.shape...)
+			data[i] = out[i].Data
+		}
+		initGraph(a, data, seed)
+		return out, nil
+	}
 	ps, err := layout(spec)
 	if err != nil {
 		return nil, err
@@ -127,7 +150,7 @@ func Init(spec Spec, seed uint64) (tensor.List, error) {
 	out := make(tensor.List, len(ps))
 	for i, p := range ps {
 		t := tensor.New(p.name, p.shape...)
-		rng := rand.New(rand.NewPCG(splitmix64(seed), splitmix64(seed^(uint64(i)+1)*0x9e3779b97f4a7c15)))
+		rng := tensorRNG(seed, i)
 		bound := 1 / math.Sqrt(float64(p.fanIn))
 		for j := range t.Data {
 			t.Data[j] = float32((2*rng.Float64() - 1) * bound)
@@ -135,6 +158,11 @@ func Init(spec Spec, seed uint64) (tensor.List, error) {
 		out[i] = t
 	}
 	return out, nil
+}
+
+// tensorRNG is the random stream of parameter tensor i.
+func tensorRNG(seed uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix64(seed), splitmix64(seed^(uint64(i)+1)*0x9e3779b97f4a7c15)))
 }
 
 // splitmix64 scrambles seeds so that nearby seeds give unrelated streams.

@@ -17,15 +17,21 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
-// Names of the supported architectures.
+// Names of the sequential architectures: our own logistic, mlp and lenet5,
+// and FedScale's lr (LogisticRegression) and svm (LinearSVM), both one
+// Linear layer named "linear" over the flattened input. The torchvision
+// architectures are named in arch.go.
 const (
 	LeNet5   = "lenet5"
 	Logistic = "logistic"
 	MLP      = "mlp"
+	LR       = "lr"
+	SVM      = "svm"
 )
 
 // supported is sorted; Supported returns a copy so callers cannot change it.
-var supported = []string{LeNet5, Logistic, MLP}
+var supported = []string{LeNet5, Logistic, LR, MLP, MobileNetV2, ResNet18, ResNet34, ResNet50,
+	ShuffleNetV2x0_5, ShuffleNetV2x1_0, ShuffleNetV2x1_5, ShuffleNetV2x2_0, SVM}
 
 // Supported returns the names of the supported architectures, sorted.
 func Supported() []string { return append([]string(nil), supported...) }
@@ -129,6 +135,26 @@ type SGD struct {
 	// LossDecay smooths the reported loss: the first step's loss, then
 	// (1-LossDecay)*m + LossDecay*loss. FedScale's default is 0.2.
 	LossDecay float64
+	// Seed draws the task's dropout masks (see DropoutUniform).
+	Seed uint64
+}
+
+// IsBuffer reports whether a state_dict entry is a buffer rather than a
+// trained parameter: batch norm's running statistics and batch counter.
+// Buffers get no gradient, weight decay or proximal term; training
+// updates them in place and the aggregator averages them like weights.
+func IsBuffer(name string) bool {
+	return strings.HasSuffix(name, ".running_mean") || strings.HasSuffix(name, ".running_var") ||
+		strings.HasSuffix(name, ".num_batches_tracked")
+}
+
+// DropoutUniform is the uniform draw in [0,1) deciding element i of
+// dropout layer layer at step step of a task seeded with seed: the element
+// is kept when the draw is at least the dropout probability. It is a pure
+// function, so masks do not depend on which executor runs the task.
+func DropoutUniform(seed uint64, step, layer, i int) float32 {
+	h := splitmix64(seed ^ uint64(step)<<48 ^ uint64(layer)<<40 ^ uint64(i))
+	return float32(h>>40) / (1 << 24)
 }
 
 // Validate checks the hyper-parameters and, when ProxMu > 0, that Anchor
@@ -172,6 +198,9 @@ type TrainStats struct {
 	MeanLoss float64
 	Steps    int // batches trained on
 	Samples  int // samples over all batches
+	// Losses holds each step's batch-mean cross-entropy, measured before
+	// the step (without FedProx's proximal term).
+	Losses []float64
 }
 
 // EvalStats holds summed results of an evaluation, so that results of

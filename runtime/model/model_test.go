@@ -11,7 +11,8 @@ import (
 
 func TestSupported(t *testing.T) {
 	got := Supported()
-	if want := []string{"lenet5", "logistic", "mlp"}; !slices.Equal(got, want) {
+	if want := []string{"lenet5", "logistic", "lr", "mlp", "mobilenet_v2", "resnet18", "resnet34", "resnet50",
+		"shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "svm"}; !slices.Equal(got, want) {
 		t.Fatalf("Supported() = %v, want %v", got, want)
 	}
 	got[0] = "changed"
@@ -92,7 +93,10 @@ func TestInitErrors(t *testing.T) {
 		spec    Spec
 		wantErr string
 	}{
-		{Spec{"resnet18", 3, 32, 32, 10}, `unknown model "resnet18" (supported: lenet5, logistic, mlp)`},
+		{Spec{"resnet19", 3, 32, 32, 10}, `unknown model "resnet19" (supported: lenet5, logistic, lr, mlp, mobilenet_v2, resnet18, resnet34, resnet50, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5, shufflenet_v2_x2_0, svm)`},
+		{Spec{ResNet18, 1, 28, 28, 10}, "model resnet18 takes 3-channel (RGB) images, the data has 1 channel(s) of 28x28"},
+		{Spec{MobileNetV2, 4, 32, 32, 10}, "takes 3-channel (RGB) images"},
+		{Spec{ResNet50, 3, 224, 224, 1 << 22}, "parameters"},
 		{Spec{"", 1, 28, 28, 10}, `unknown model ""`},
 		{Spec{MLP, 0, 28, 28, 10}, "every dimension must be at least 1"},
 		{Spec{MLP, 1, -28, 28, 10}, "every dimension must be at least 1"},
@@ -114,7 +118,7 @@ func TestInitErrors(t *testing.T) {
 			}
 		})
 	}
-	if got := (Spec{"resnet18", 3, 32, 32, 10}).Validate().Error(); got != `unknown model "resnet18" (supported: lenet5, logistic, mlp)` {
+	if got := (Spec{"resnet19", 3, 32, 32, 10}).Validate().Error(); got != `unknown model "resnet19" (supported: lenet5, logistic, lr, mlp, mobilenet_v2, resnet18, resnet34, resnet50, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5, shufflenet_v2_x2_0, svm)` {
 		t.Errorf("unknown model message %q", got)
 	}
 }

@@ -43,6 +43,9 @@ type trainer struct {
 
 // New returns a CPU Trainer for spec.
 func New(spec model.Spec) (model.Trainer, error) {
+	if model.IsGraph(spec.Name) {
+		return newNet(spec)
+	}
 	tmpl, err := model.Zeros(spec)
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
@@ -83,7 +86,7 @@ func New(spec model.Spec) (model.Trainer, error) {
 func build(s model.Spec) []layer {
 	in := s.InputSize()
 	switch s.Name {
-	case model.Logistic:
+	case model.Logistic, model.LR, model.SVM:
 		return []layer{&dense{in: in, out: s.Classes, w: 0}}
 	case model.MLP:
 		const hidden = 200
@@ -154,28 +157,12 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var st model.TrainStats
-	// Everything is checked before the first step so a bad task leaves
-	// params untouched.
-	if err := t.checkParams(params); err != nil {
+	maxN, err := checkTrain(t.spec, t.tmpl, params, batches, opt)
+	if err != nil {
 		return st, err
 	}
-	if err := opt.Validate(params); err != nil {
-		return st, fmt.Errorf("cpu %s: %w", t.spec, err)
-	}
-	if len(batches) == 0 {
-		return st, fmt.Errorf("cpu %s: train: no batches", t.spec)
-	}
-	maxN := 0
-	for i, b := range batches {
-		if err := b.Validate(t.spec); err != nil {
-			return st, fmt.Errorf("cpu %s: train: batch %d: %w", t.spec, i, err)
-		}
-		if b.N == 0 {
-			return st, fmt.Errorf("cpu %s: train: batch %d is empty", t.spec, i)
-		}
-		maxN = max(maxN, b.N)
-	}
 	t.reserve(maxN)
+	st.Losses = make([]float64, 0, len(batches))
 
 	classes := t.spec.Classes
 	last := len(t.layers)
@@ -198,6 +185,7 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 			sgdStep(params[i].Data, t.grads[i], t.mom[i], anchor, opt, step == 0)
 		}
 		mean := loss / float64(b.N)
+		st.Losses = append(st.Losses, mean)
 		if step == 0 {
 			st.MovingLoss = mean
 		} else {

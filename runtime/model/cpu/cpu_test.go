@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,7 +21,11 @@ func TestNew(t *testing.T) {
 	}{
 		{model.Spec{Name: model.MLP, Channels: 1, Height: 28, Width: 28, Classes: 62}, ""},
 		{model.Spec{Name: model.LeNet5, Channels: 3, Height: 32, Width: 32, Classes: 10}, ""},
-		{model.Spec{Name: "resnet18", Channels: 3, Height: 32, Width: 32, Classes: 10}, `unknown model "resnet18" (supported: lenet5, logistic, mlp)`},
+		{model.Spec{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 62}, ""},
+		{model.Spec{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10}, ""},
+		{model.Spec{Name: model.ShuffleNetV2x2_0, Channels: 3, Height: 32, Width: 32, Classes: 10}, ""},
+		{model.Spec{Name: "resnet19", Channels: 3, Height: 32, Width: 32, Classes: 10}, `unknown model "resnet19" (supported: lenet5, logistic, lr, mlp, mobilenet_v2, resnet18`},
+		{model.Spec{Name: model.ResNet18, Channels: 1, Height: 28, Width: 28, Classes: 10}, "takes 3-channel (RGB) images"},
 		{model.Spec{Name: model.LeNet5, Channels: 1, Height: 11, Width: 28, Classes: 10}, "too small"},
 		{model.Spec{Name: model.Logistic, Channels: 1, Height: 28, Width: 28, Classes: 1}, "at least 2"},
 	}
@@ -272,7 +277,7 @@ func runTask(t *testing.T, spec model.Spec) outcome {
 
 func sameOutcome(t *testing.T, what string, a, b outcome) {
 	t.Helper()
-	if a.train != b.train || a.eval != b.eval {
+	if !reflect.DeepEqual(a.train, b.train) || a.eval != b.eval {
 		t.Fatalf("%s: stats differ: %+v %+v vs %+v %+v", what, a.train, a.eval, b.train, b.eval)
 	}
 	for i := range a.params {
@@ -369,10 +374,12 @@ func separable(n int, seed uint64) model.Batch {
 	return b
 }
 
-// TestLearnsSeparableProblem trains each architecture on a problem it can
-// solve and expects the loss to collapse and held-out accuracy to be high.
+// TestLearnsSeparableProblem trains each sequential architecture on a
+// problem it can solve and expects the loss to collapse and
+// held-out accuracy to be high. The deeper networks need more steps than a
+// unit test should take; the golden fixtures check their training exactly.
 func TestLearnsSeparableProblem(t *testing.T) {
-	for _, name := range model.Supported() {
+	for _, name := range []string{model.LeNet5, model.Logistic, model.LR, model.MLP, model.SVM} {
 		t.Run(name, func(t *testing.T) {
 			spec := model.Spec{Name: name, Channels: 1, Height: 28, Width: 28, Classes: 4}
 			tr, err := New(spec)
@@ -442,7 +449,8 @@ func TestNoAllocationInSteadyState(t *testing.T) {
 			}
 			train()
 			eval()
-			if n := testing.AllocsPerRun(3, train); n != 0 {
+			// One allocation is TrainStats.Losses, returned to the caller.
+			if n := testing.AllocsPerRun(3, train); n > 1 {
 				t.Errorf("Train: %v allocations per call", n)
 			}
 			if n := testing.AllocsPerRun(3, eval); n != 0 {

@@ -1,0 +1,262 @@
+package cpu
+
+import (
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/model/cpu/sgemm"
+)
+
+// gemm is the matrix product every dense layer goes through.
+var gemm = sgemm.Gemm
+
+// convMod is a dense (groups 1) convolution without bias on channel-major
+// activations: y[oc, N·oh·ow] = W[oc, c·k·k] × im2col(x). A 1×1 stride-1
+// convolution multiplies x itself.
+type convMod struct {
+	l     *model.Layer
+	x     []float32
+	y, dx []float32
+}
+
+func (m *convMod) direct() bool { return m.l.K == 1 && m.l.Stride == 1 && m.l.Pad == 0 }
+
+func (m *convMod) reserve(n int) {
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+// dims returns the product's K (rows of col) and N (its columns).
+func (m *convMod) dims(n int) (kk, cols int) {
+	return m.l.In.C * m.l.K * m.l.K, n * m.l.Out.H * m.l.Out.W
+}
+
+func (m *convMod) cols(c *runCtx) []float32 {
+	if m.direct() {
+		return m.x
+	}
+	kk, cols := m.dims(c.n)
+	col, _ := c.need(kk * cols)
+	im2colBatch(col, m.x, m.l, c.n)
+	return col
+}
+
+func (m *convMod) forward(c *runCtx, x []float32) []float32 {
+	m.x = x[:c.n*m.l.In.Size()]
+	kk, cols := m.dims(c.n)
+	y := m.y[:m.l.Out.C*cols]
+	gemm(false, false, m.l.Out.C, cols, kk, c.p[m.l.Param].Data, kk, m.cols(c), cols, y, cols, false)
+	return y
+}
+
+func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	kk, cols := m.dims(c.n)
+	oc := m.l.Out.C
+	dy = dy[:oc*cols]
+	col := m.cols(c)
+	gemm(false, true, oc, kk, cols, dy, cols, col, cols, c.g[m.l.Param], kk, false)
+	if !needDx {
+		return nil
+	}
+	dx := m.dx[:c.n*m.l.In.Size()]
+	if m.direct() {
+		gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dx, cols, false)
+		return dx
+	}
+	_, dcol := c.need(kk * cols)
+	gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dcol, cols, false)
+	col2imBatch(dx, dcol, m.l, c.n)
+	return dx
+}
+
+// im2colBatch lays the channel-major batch x out as a (C·k·k)×(N·oh·ow) matrix:
+// row (c,i,j), column (s,oy,ox) holds the input pixel output (oy,ox) of
+// sample s sees through tap (i,j), or 0 in the padding.
+func im2colBatch(col, x []float32, l *model.Layer, n int) {
+	in, out := l.In, l.Out
+	k, st, pad := l.K, l.Stride, l.Pad
+	hw, ohw := in.H*in.W, out.H*out.W
+	cols := n * ohw
+	for ch := 0; ch < in.C; ch++ {
+		for i := 0; i < k; i++ {
+			for j := 0; j < k; j++ {
+				row := col[((ch*k+i)*k+j)*cols:][:cols]
+				// Output columns [lo,hi) read inside the image.
+				lo := min(max(0, (pad-j+st-1)/st), out.W)
+				hi := max(min(out.W, (in.W+pad-j+st-1)/st), lo)
+				for s := 0; s < n; s++ {
+					plane := x[(ch*n+s)*hw:][:hw]
+					dst := row[s*ohw:][:ohw]
+					for oy := 0; oy < out.H; oy++ {
+						d := dst[oy*out.W:][:out.W]
+						iy := oy*st + i - pad
+						if iy < 0 || iy >= in.H {
+							clear(d)
+							continue
+						}
+						src := plane[iy*in.W:][:in.W]
+						clear(d[:lo])
+						if st == 1 {
+							copy(d[lo:hi], src[lo+j-pad:])
+						} else {
+							for ox := lo; ox < hi; ox++ {
+								d[ox] = src[ox*st+j-pad]
+							}
+						}
+						clear(d[hi:])
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2imBatch sets dx to the sum, over every tap, of the column gradients
+// that im2colBatch's copies received: the adjoint of im2col.
+func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
+	in, out := l.In, l.Out
+	k, st, pad := l.K, l.Stride, l.Pad
+	hw, ohw := in.H*in.W, out.H*out.W
+	cols := n * ohw
+	clear(dx[:n*in.Size()])
+	for ch := 0; ch < in.C; ch++ {
+		for i := 0; i < k; i++ {
+			for j := 0; j < k; j++ {
+				row := dcol[((ch*k+i)*k+j)*cols:][:cols]
+				lo := min(max(0, (pad-j+st-1)/st), out.W)
+				hi := max(min(out.W, (in.W+pad-j+st-1)/st), lo)
+				for s := 0; s < n; s++ {
+					plane := dx[(ch*n+s)*hw:][:hw]
+					src := row[s*ohw:][:ohw]
+					for oy := 0; oy < out.H; oy++ {
+						iy := oy*st + i - pad
+						if iy < 0 || iy >= in.H {
+							continue
+						}
+						d := plane[iy*in.W:][:in.W]
+						sr := src[oy*out.W:][:out.W]
+						for ox := lo; ox < hi; ox++ {
+							d[ox*st+j-pad] += sr[ox]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// dwConvMod is a depthwise convolution (groups = channels): each channel
+// is filtered by its own k×k kernel.
+type dwConvMod struct {
+	l     *model.Layer
+	x     []float32
+	y, dx []float32
+}
+
+func (m *dwConvMod) reserve(n int) {
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+// span returns the output columns [lo,hi) that read inside the image
+// through kernel column j. Every output sums its taps in (i,j) order.
+func (m *dwConvMod) span(j int) (lo, hi int) {
+	l := m.l
+	lo = min(max(0, (l.Pad-j+l.Stride-1)/l.Stride), l.Out.W)
+	hi = max(min(l.Out.W, (l.In.W+l.Pad-j+l.Stride-1)/l.Stride), lo)
+	return lo, hi
+}
+
+func (m *dwConvMod) forward(c *runCtx, x []float32) []float32 {
+	l := m.l
+	in, out := l.In, l.Out
+	k, st, pad := l.K, l.Stride, l.Pad
+	hw, ohw := in.H*in.W, out.H*out.W
+	m.x = x[:c.n*in.Size()]
+	w := c.p[l.Param].Data
+	y := m.y[:c.n*out.Size()]
+	clear(y)
+	for ch := 0; ch < in.C; ch++ {
+		wc := w[ch*k*k : (ch+1)*k*k]
+		for s := 0; s < c.n; s++ {
+			plane := x[(ch*c.n+s)*hw:][:hw]
+			op := y[(ch*c.n+s)*ohw:][:ohw]
+			for oy := 0; oy < out.H; oy++ {
+				orow := op[oy*out.W:][:out.W]
+				for i := 0; i < k; i++ {
+					iy := oy*st + i - pad
+					if iy < 0 || iy >= in.H {
+						continue
+					}
+					src := plane[iy*in.W:][:in.W]
+					for j := 0; j < k; j++ {
+						lo, hi := m.span(j)
+						wv := wc[i*k+j]
+						if st == 1 {
+							sr := src[lo+j-pad:][:hi-lo]
+							o := orow[lo:hi]
+							for q, v := range sr {
+								o[q] += wv * v
+							}
+						} else {
+							for ox := lo; ox < hi; ox++ {
+								orow[ox] += wv * src[ox*st+j-pad]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y
+}
+
+func (m *dwConvMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	l := m.l
+	in, out := l.In, l.Out
+	k, st, pad := l.K, l.Stride, l.Pad
+	hw, ohw := in.H*in.W, out.H*out.W
+	w := c.p[l.Param].Data
+	dw := c.g[l.Param]
+	clear(dw)
+	var dx []float32
+	if needDx {
+		dx = m.dx[:c.n*in.Size()]
+		clear(dx)
+	}
+	for ch := 0; ch < in.C; ch++ {
+		wc, dwc := w[ch*k*k:(ch+1)*k*k], dw[ch*k*k:(ch+1)*k*k]
+		for s := 0; s < c.n; s++ {
+			plane := m.x[(ch*c.n+s)*hw:][:hw]
+			dp := dy[(ch*c.n+s)*ohw:][:ohw]
+			var dplane []float32
+			if needDx {
+				dplane = dx[(ch*c.n+s)*hw:][:hw]
+			}
+			for oy := 0; oy < out.H; oy++ {
+				drow := dp[oy*out.W:][:out.W]
+				for i := 0; i < k; i++ {
+					iy := oy*st + i - pad
+					if iy < 0 || iy >= in.H {
+						continue
+					}
+					src := plane[iy*in.W:][:in.W]
+					for j := 0; j < k; j++ {
+						lo, hi := m.span(j)
+						var acc float32
+						for ox := lo; ox < hi; ox++ {
+							acc += drow[ox] * src[ox*st+j-pad]
+						}
+						dwc[i*k+j] += acc
+						if needDx {
+							wv := wc[i*k+j]
+							drs := dplane[iy*in.W:][:in.W]
+							for ox := lo; ox < hi; ox++ {
+								drs[ox*st+j-pad] += wv * drow[ox]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx
+}

@@ -1,0 +1,810 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// The torchvision architectures run on a graph of modules compiled from
+// model.Arch. Inside the network activations are channel-major, [C][N][H][W]
+// (every channel of the batch contiguous): a convolution is then one matrix
+// product W[oc, c·k·k] × col[c·k·k, N·oh·ow] for the whole batch, batch norm
+// reads each channel as one block, and channel split, concatenation and
+// shuffle are block copies.
+
+// runCtx is the state of one forward/backward pass shared by every module.
+type runCtx struct {
+	p     tensor.List
+	g     [][]float32 // gradients by parameter index; nil for buffers
+	train bool
+	n     int
+	seed  uint64
+	step  int
+	col   []float32 // im2col scratch shared by every convolution
+	dcol  []float32
+}
+
+// need returns the shared scratch slices grown to n values.
+func (c *runCtx) need(n int) (col, dcol []float32) {
+	if cap(c.col) < n {
+		c.col = make([]float32, n)
+		c.dcol = make([]float32, n)
+	}
+	return c.col[:n], c.dcol[:n]
+}
+
+// module is one compiled layer. Buffers are owned by the module and sized
+// by reserve; forward keeps a reference to its input for backward, which
+// never modifies dy.
+type module interface {
+	reserve(n int)
+	forward(c *runCtx, x []float32) []float32
+	backward(c *runCtx, dy []float32, needDx bool) []float32
+}
+
+// grow returns b with room for n values, reallocating only to grow.
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// compile turns a layer tree into modules.
+func compile(l *model.Layer) (module, error) {
+	switch l.Kind {
+	case model.Conv:
+		switch {
+		case l.Groups == 1:
+			return &convMod{l: l}, nil
+		case l.Groups == l.In.C && l.Out.C == l.In.C:
+			return &dwConvMod{l: l}, nil
+		}
+		return nil, fmt.Errorf("layer %s: grouped convolution with %d groups is not supported", l.Name, l.Groups)
+	case model.BatchNorm:
+		return &bnMod{l: l}, nil
+	case model.MaxPool:
+		return &maxPoolMod{l: l}, nil
+	case model.GlobalAvgPool:
+		return &gapMod{l: l}, nil
+	case model.Linear:
+		if l.In.H*l.In.W != 1 {
+			return nil, fmt.Errorf("layer %s: a linear layer needs a 1x1 input, got %s", l.Name, l.In)
+		}
+		return &linearMod{l: l}, nil
+	case model.Dropout:
+		return &dropoutMod{l: l}, nil
+	}
+	kids := make([]module, len(l.Children))
+	for i, ch := range l.Children {
+		m, err := compile(ch)
+		if err != nil {
+			return nil, err
+		}
+		kids[i] = m
+	}
+	switch l.Kind {
+	case model.Seq:
+		return &seqMod{kids: kids}, nil
+	case model.Residual:
+		r := &residualMod{l: l, main: kids[0]}
+		if len(kids) > 1 {
+			r.short = kids[1]
+		}
+		return r, nil
+	case model.Shuffle:
+		return &shuffleMod{l: l, kids: kids}, nil
+	}
+	return nil, fmt.Errorf("layer %s: unknown kind %d", l.Name, l.Kind)
+}
+
+// netTrainer implements model.Trainer for model.Arch networks.
+type netTrainer struct {
+	mu      sync.Mutex
+	spec    model.Spec
+	arch    *model.Arch
+	tmpl    tensor.List
+	root    module
+	minHW   int // smallest spatial size any batch norm sees
+	c       runCtx
+	capN    int
+	xin     []float32 // the batch in channel-major layout
+	logits  []float32 // [n][classes]
+	dlogits []float32
+	dlogT   []float32 // [classes][n]
+	grads   [][]float32
+	mom     [][]float32
+	ex      []float64
+}
+
+func newNet(spec model.Spec) (model.Trainer, error) {
+	a, err := model.Build(spec)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	tmpl, err := model.Zeros(spec)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	root, err := compile(a.Root)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %s: %w", spec, err)
+	}
+	t := &netTrainer{spec: spec, arch: a, tmpl: tmpl, root: root, minHW: math.MaxInt}
+	var walk func(l *model.Layer)
+	walk = func(l *model.Layer) {
+		if l.Kind == model.BatchNorm {
+			t.minHW = min(t.minHW, l.Out.H*l.Out.W)
+		}
+		for _, ch := range l.Children {
+			walk(ch)
+		}
+	}
+	walk(a.Root)
+	t.grads = make([][]float32, len(tmpl))
+	t.mom = make([][]float32, len(tmpl))
+	for i, p := range tmpl {
+		if !model.IsBuffer(p.Name) {
+			t.grads[i] = make([]float32, len(p.Data))
+			t.mom[i] = make([]float32, len(p.Data))
+		}
+	}
+	t.c.g = t.grads
+	t.ex = make([]float64, spec.Classes)
+	return t, nil
+}
+
+func (t *netTrainer) Spec() model.Spec { return t.spec }
+
+func (t *netTrainer) reserve(n int) {
+	if n <= t.capN {
+		return
+	}
+	t.root.reserve(n)
+	t.xin = make([]float32, n*t.arch.In.Size())
+	k := t.spec.Classes
+	t.logits = make([]float32, n*k)
+	t.dlogits = make([]float32, n*k)
+	t.dlogT = make([]float32, n*k)
+	t.capN = n
+}
+
+// forward runs the network on n samples (NCHW) and returns logits [n][classes].
+func (t *netTrainer) forward(p tensor.List, x []float32, n int, train bool) []float32 {
+	in := t.arch.In
+	hw := in.H * in.W
+	xin := t.xin[:n*in.Size()]
+	for s := 0; s < n; s++ {
+		for ch := 0; ch < in.C; ch++ {
+			copy(xin[(ch*n+s)*hw:(ch*n+s+1)*hw], x[(s*in.C+ch)*hw:])
+		}
+	}
+	t.c.p, t.c.train, t.c.n = p, train, n
+	out := t.root.forward(&t.c, xin) // [classes][n]
+	k := t.spec.Classes
+	logits := t.logits[:n*k]
+	for j := 0; j < k; j++ {
+		for s := 0; s < n; s++ {
+			logits[s*k+j] = out[j*n+s]
+		}
+	}
+	return logits
+}
+
+func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.SGD) (model.TrainStats, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var st model.TrainStats
+	maxN, err := checkTrain(t.spec, t.tmpl, params, batches, opt)
+	if err != nil {
+		return st, err
+	}
+	for i, b := range batches {
+		if b.N*t.minHW < 2 {
+			return st, fmt.Errorf("cpu %s: train: batch %d: batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", t.spec, i, b.N, b.N*t.minHW)
+		}
+	}
+	t.reserve(maxN)
+	k := t.spec.Classes
+	st.Losses = make([]float64, 0, len(batches))
+	var lossSum float64
+	t.c.seed = opt.Seed
+	for step, b := range batches {
+		t.c.step = step
+		logits := t.forward(params, b.X, b.N, true)
+		loss := xentGrad(logits, b.Y, k, t.dlogits[:b.N*k], t.ex)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			if st.Samples > 0 {
+				st.MeanLoss = lossSum / float64(st.Samples)
+			}
+			return st, fmt.Errorf("cpu %s: train: step %d: loss is %v (training diverged; lower the learning rate)", t.spec, step, loss)
+		}
+		dl := t.dlogT[:b.N*k]
+		for s := 0; s < b.N; s++ {
+			for j := 0; j < k; j++ {
+				dl[j*b.N+s] = t.dlogits[s*k+j]
+			}
+		}
+		t.root.backward(&t.c, dl, false)
+		for i := range params {
+			if t.grads[i] == nil {
+				continue
+			}
+			var anchor []float32
+			if opt.ProxMu > 0 {
+				anchor = opt.Anchor[i].Data
+			}
+			sgdStep(params[i].Data, t.grads[i], t.mom[i], anchor, opt, step == 0)
+		}
+		mean := loss / float64(b.N)
+		st.Losses = append(st.Losses, mean)
+		if step == 0 {
+			st.MovingLoss = mean
+		} else {
+			st.MovingLoss = (1-opt.LossDecay)*st.MovingLoss + opt.LossDecay*mean
+		}
+		lossSum += loss
+		st.Steps++
+		st.Samples += b.N
+	}
+	st.MeanLoss = lossSum / float64(st.Samples)
+	if err := params.CheckFinite(); err != nil {
+		return st, fmt.Errorf("cpu %s: train: after step %d: %w (training diverged; lower the learning rate)", t.spec, st.Steps-1, err)
+	}
+	return st, nil
+}
+
+func (t *netTrainer) Evaluate(params tensor.List, b model.Batch) (model.EvalStats, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var st model.EvalStats
+	if err := t.tmpl.CheckCompatible(params); err != nil {
+		return st, fmt.Errorf("cpu %s: params do not match the model: %w", t.spec, err)
+	}
+	if err := b.Validate(t.spec); err != nil {
+		return st, fmt.Errorf("cpu %s: evaluate: %w", t.spec, err)
+	}
+	chunk := max(t.capN, evalChunk)
+	t.reserve(min(chunk, b.N))
+	in, k := t.spec.InputSize(), min(5, t.spec.Classes)
+	for off := 0; off < b.N; off += chunk {
+		n := min(chunk, b.N-off)
+		logits := t.forward(params, b.X[off*in:(off+n)*in], n, false)
+		score(&st, logits, b.Y[off:off+n], t.spec.Classes, k)
+	}
+	return st, nil
+}
+
+// checkTrain validates a Train call before any step, so a bad task leaves
+// params untouched, and returns the largest batch.
+func checkTrain(spec model.Spec, tmpl, params tensor.List, batches []model.Batch, opt model.SGD) (int, error) {
+	if err := tmpl.CheckCompatible(params); err != nil {
+		return 0, fmt.Errorf("cpu %s: params do not match the model: %w", spec, err)
+	}
+	if err := opt.Validate(params); err != nil {
+		return 0, fmt.Errorf("cpu %s: %w", spec, err)
+	}
+	if len(batches) == 0 {
+		return 0, fmt.Errorf("cpu %s: train: no batches", spec)
+	}
+	maxN := 0
+	for i, b := range batches {
+		if err := b.Validate(spec); err != nil {
+			return 0, fmt.Errorf("cpu %s: train: batch %d: %w", spec, i, err)
+		}
+		if b.N == 0 {
+			return 0, fmt.Errorf("cpu %s: train: batch %d is empty", spec, i)
+		}
+		maxN = max(maxN, b.N)
+	}
+	return maxN, nil
+}
+
+var _ model.Trainer = (*netTrainer)(nil)
+
+// seqMod runs its children in order.
+type seqMod struct{ kids []module }
+
+func (m *seqMod) reserve(n int) {
+	for _, k := range m.kids {
+		k.reserve(n)
+	}
+}
+
+func (m *seqMod) forward(c *runCtx, x []float32) []float32 {
+	for _, k := range m.kids {
+		x = k.forward(c, x)
+	}
+	return x
+}
+
+func (m *seqMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	for i := len(m.kids) - 1; i >= 0; i-- {
+		dy = m.kids[i].backward(c, dy, needDx || i > 0)
+	}
+	return dy
+}
+
+// activate applies a in place.
+func activate(a model.Act, y []float32) {
+	switch a {
+	case model.ActReLU:
+		reluInPlace(y)
+	case model.ActReLU6:
+		for i, v := range y {
+			if v < 0 {
+				y[i] = 0
+			} else if v > 6 {
+				y[i] = 6
+			}
+		}
+	}
+}
+
+// activeGrad writes into d the gradient dy passed back through activation
+// a, whose output was y.
+func activeGrad(a model.Act, d, dy, y []float32) {
+	d, y = d[:len(dy)], y[:len(dy)]
+	switch a {
+	case model.ActReLU:
+		for i, v := range y {
+			if v > 0 {
+				d[i] = dy[i]
+			} else {
+				d[i] = 0
+			}
+		}
+	case model.ActReLU6:
+		for i, v := range y {
+			if v > 0 && v < 6 {
+				d[i] = dy[i]
+			} else {
+				d[i] = 0
+			}
+		}
+	default:
+		copy(d, dy)
+	}
+}
+
+// residualMod is act(main(x) + shortcut(x)).
+type residualMod struct {
+	l           *model.Layer
+	main, short module
+	y, dsum, dx []float32
+}
+
+func (m *residualMod) reserve(n int) {
+	m.main.reserve(n)
+	if m.short != nil {
+		m.short.reserve(n)
+	}
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.dsum = grow(m.dsum, n*m.l.Out.Size())
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+func (m *residualMod) forward(c *runCtx, x []float32) []float32 {
+	a := m.main.forward(c, x)
+	s := x
+	if m.short != nil {
+		s = m.short.forward(c, x)
+	}
+	y := m.y[:c.n*m.l.Out.Size()]
+	s = s[:len(y)]
+	for i, v := range a[:len(y)] {
+		y[i] = v + s[i]
+	}
+	activate(m.l.Act, y)
+	return y
+}
+
+func (m *residualMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	d := m.dsum[:c.n*m.l.Out.Size()]
+	activeGrad(m.l.Act, d, dy, m.y)
+	da := m.main.backward(c, d, needDx)
+	ds := d
+	if m.short != nil {
+		ds = m.short.backward(c, d, needDx)
+	}
+	if !needDx {
+		return nil
+	}
+	dx := m.dx[:c.n*m.l.In.Size()]
+	ds = ds[:len(dx)]
+	for i, v := range da[:len(dx)] {
+		dx[i] = v + ds[i]
+	}
+	return dx
+}
+
+// shuffleMod is ShuffleNetV2's unit (see model.Shuffle).
+type shuffleMod struct {
+	l        *model.Layer
+	kids     []module
+	y        []float32
+	d1, d2   []float32 // the output gradient unshuffled into the two halves
+	dx       []float32
+	halfIn   int // values per sample of one half of the input (stride 1)
+	halfOut  int
+	planeOut int
+}
+
+func (m *shuffleMod) reserve(n int) {
+	for _, k := range m.kids {
+		k.reserve(n)
+	}
+	m.halfOut = m.l.Out.Size() / 2
+	m.halfIn = m.l.In.Size() / 2
+	m.planeOut = m.l.Out.H * m.l.Out.W
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.d1 = grow(m.d1, n*m.halfOut)
+	m.d2 = grow(m.d2, n*m.halfOut)
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+func (m *shuffleMod) forward(c *runCtx, x []float32) []float32 {
+	var b1, b2 []float32
+	if len(m.kids) == 2 {
+		b1 = m.kids[0].forward(c, x)
+		b2 = m.kids[1].forward(c, x)
+	} else {
+		b1 = x[:c.n*m.halfIn]
+		b2 = m.kids[0].forward(c, x[c.n*m.halfIn:c.n*2*m.halfIn])
+	}
+	blk := c.n * m.planeOut // one channel of the batch
+	y := m.y[:c.n*m.l.Out.Size()]
+	half := m.l.Out.C / 2
+	for j := 0; j < half; j++ {
+		copy(y[(2*j)*blk:(2*j+1)*blk], b1[j*blk:])
+		copy(y[(2*j+1)*blk:(2*j+2)*blk], b2[j*blk:])
+	}
+	return y
+}
+
+func (m *shuffleMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	blk := c.n * m.planeOut
+	half := m.l.Out.C / 2
+	d1, d2 := m.d1[:half*blk], m.d2[:half*blk]
+	for j := 0; j < half; j++ {
+		copy(d1[j*blk:(j+1)*blk], dy[(2*j)*blk:])
+		copy(d2[j*blk:(j+1)*blk], dy[(2*j+1)*blk:])
+	}
+	if len(m.kids) == 2 {
+		a := m.kids[0].backward(c, d1, needDx)
+		b := m.kids[1].backward(c, d2, needDx)
+		if !needDx {
+			return nil
+		}
+		dx := m.dx[:c.n*m.l.In.Size()]
+		b = b[:len(dx)]
+		for i, v := range a[:len(dx)] {
+			dx[i] = v + b[i]
+		}
+		return dx
+	}
+	b := m.kids[0].backward(c, d2, needDx)
+	if !needDx {
+		return nil
+	}
+	dx := m.dx[:c.n*m.l.In.Size()]
+	copy(dx, d1)
+	copy(dx[len(d1):], b)
+	return dx
+}
+
+// bnMod is batch norm with PyTorch's semantics, then its activation.
+type bnMod struct {
+	l          *model.Layer
+	y, xhat    []float32
+	dx         []float32
+	invstd     []float32
+	mean, varb []float64
+}
+
+func (m *bnMod) reserve(n int) {
+	sz := n * m.l.Out.Size()
+	m.y = grow(m.y, sz)
+	m.xhat = grow(m.xhat, sz)
+	m.dx = grow(m.dx, sz)
+	if m.invstd == nil {
+		m.invstd = make([]float32, m.l.In.C)
+		m.mean = make([]float64, m.l.In.C)
+		m.varb = make([]float64, m.l.In.C)
+	}
+}
+
+const (
+	bnEps      = 1e-5
+	bnMomentum = 0.1
+)
+
+func (m *bnMod) forward(c *runCtx, x []float32) []float32 {
+	C := m.l.In.C
+	M := c.n * m.l.In.H * m.l.In.W
+	w, b := c.p[m.l.Param].Data, c.p[m.l.Param+1].Data
+	rm, rv := c.p[m.l.Param+2].Data, c.p[m.l.Param+3].Data
+	y := m.y[:C*M]
+	if !c.train {
+		for ch := 0; ch < C; ch++ {
+			inv := 1 / math.Sqrt(float64(rv[ch])+bnEps)
+			alpha := float32(inv * float64(w[ch]))
+			beta := float32(float64(b[ch]) - float64(rm[ch])*inv*float64(w[ch]))
+			xs, ys := x[ch*M:(ch+1)*M], y[ch*M:(ch+1)*M]
+			for i, v := range xs {
+				ys[i] = v*alpha + beta
+			}
+		}
+		activate(m.l.Act, y)
+		return y
+	}
+	xhat := m.xhat[:C*M]
+	for ch := 0; ch < C; ch++ {
+		xs := x[ch*M : (ch+1)*M]
+		var sum float64
+		for _, v := range xs {
+			sum += float64(v)
+		}
+		mean := sum / float64(M)
+		var ss float64
+		for _, v := range xs {
+			d := float64(v) - mean
+			ss += d * d
+		}
+		variance := ss / float64(M)
+		inv := 1 / math.Sqrt(variance+bnEps)
+		m.invstd[ch] = float32(inv)
+		fm, fi := float32(mean), float32(inv)
+		wc, bc := w[ch], b[ch]
+		hs, ys := xhat[ch*M:(ch+1)*M], y[ch*M:(ch+1)*M]
+		for i, v := range xs {
+			h := (v - fm) * fi
+			hs[i] = h
+			ys[i] = h*wc + bc
+		}
+		rm[ch] = float32((1-bnMomentum)*float64(rm[ch]) + bnMomentum*mean)
+		rv[ch] = float32((1-bnMomentum)*float64(rv[ch]) + bnMomentum*variance*float64(M)/float64(M-1))
+	}
+	c.p[m.l.Param+4].Data[0]++
+	activate(m.l.Act, y)
+	return y
+}
+
+func (m *bnMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	C := m.l.In.C
+	M := c.n * m.l.In.H * m.l.In.W
+	w := c.p[m.l.Param].Data
+	dw, db := c.g[m.l.Param], c.g[m.l.Param+1]
+	d := m.dx[:C*M]
+	activeGrad(m.l.Act, d, dy[:C*M], m.y)
+	for ch := 0; ch < C; ch++ {
+		ds, hs := d[ch*M:(ch+1)*M], m.xhat[ch*M:(ch+1)*M]
+		var sdy, sdyh float64
+		for i, v := range ds {
+			sdy += float64(v)
+			sdyh += float64(v) * float64(hs[i])
+		}
+		db[ch] = float32(sdy)
+		dw[ch] = float32(sdyh)
+		if !needDx {
+			continue
+		}
+		k := float32(float64(w[ch]) * float64(m.invstd[ch]))
+		mdy, mdyh := float32(sdy/float64(M)), float32(sdyh/float64(M))
+		for i, v := range ds {
+			ds[i] = k * (v - mdy - hs[i]*mdyh)
+		}
+	}
+	if !needDx {
+		return nil
+	}
+	return d
+}
+
+// maxPoolMod is max pooling; padding is never selected, and the first of
+// equal values wins, as in PyTorch's CPU kernel.
+type maxPoolMod struct {
+	l   *model.Layer
+	y   []float32
+	arg []int32 // the input offset (within its plane) each output took
+	dx  []float32
+}
+
+func (m *maxPoolMod) reserve(n int) {
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.dx = grow(m.dx, n*m.l.In.Size())
+	if cap(m.arg) < n*m.l.Out.Size() {
+		m.arg = make([]int32, n*m.l.Out.Size())
+	}
+}
+
+func (m *maxPoolMod) forward(c *runCtx, x []float32) []float32 {
+	in, out := m.l.In, m.l.Out
+	k, st, pad := m.l.K, m.l.Stride, m.l.Pad
+	hw, ohw := in.H*in.W, out.H*out.W
+	y := m.y[:c.n*out.Size()]
+	arg := m.arg[:len(y)]
+	for pl := 0; pl < c.n*in.C; pl++ {
+		plane := x[pl*hw : (pl+1)*hw]
+		ys, as := y[pl*ohw:(pl+1)*ohw], arg[pl*ohw:(pl+1)*ohw]
+		for oy := 0; oy < out.H; oy++ {
+			y0, y1 := max(oy*st-pad, 0), min(oy*st-pad+k, in.H)
+			for ox := 0; ox < out.W; ox++ {
+				x0, x1 := max(ox*st-pad, 0), min(ox*st-pad+k, in.W)
+				best, bi := float32(math.Inf(-1)), int32(y0*in.W+x0)
+				for iy := y0; iy < y1; iy++ {
+					for ix := x0; ix < x1; ix++ {
+						if v := plane[iy*in.W+ix]; v > best || v != v {
+							best, bi = v, int32(iy*in.W+ix)
+							if v != v {
+								goto done
+							}
+						}
+					}
+				}
+			done:
+				ys[oy*out.W+ox], as[oy*out.W+ox] = best, bi
+			}
+		}
+	}
+	return y
+}
+
+func (m *maxPoolMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	in, out := m.l.In, m.l.Out
+	hw, ohw := in.H*in.W, out.H*out.W
+	dx := m.dx[:c.n*in.Size()]
+	clear(dx)
+	for pl := 0; pl < c.n*in.C; pl++ {
+		dp := dx[pl*hw : (pl+1)*hw]
+		for q, a := range m.arg[pl*ohw : (pl+1)*ohw] {
+			dp[a] += dy[pl*ohw+q]
+		}
+	}
+	return dx
+}
+
+// gapMod averages each plane.
+type gapMod struct {
+	l     *model.Layer
+	y, dx []float32
+}
+
+func (m *gapMod) reserve(n int) {
+	m.y = grow(m.y, n*m.l.Out.Size())
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+func (m *gapMod) forward(c *runCtx, x []float32) []float32 {
+	hw := m.l.In.H * m.l.In.W
+	y := m.y[:c.n*m.l.In.C]
+	for pl := range y {
+		var s float32
+		for _, v := range x[pl*hw : (pl+1)*hw] {
+			s += v
+		}
+		y[pl] = s / float32(hw)
+	}
+	return y
+}
+
+func (m *gapMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	hw := m.l.In.H * m.l.In.W
+	dx := m.dx[:c.n*m.l.In.Size()]
+	inv := 1 / float32(hw)
+	for pl, d := range dy[:c.n*m.l.In.C] {
+		v := d * inv
+		ds := dx[pl*hw : (pl+1)*hw]
+		for i := range ds {
+			ds[i] = v
+		}
+	}
+	return dx
+}
+
+// dropoutMod zeroes inputs by model.DropoutUniform in training.
+type dropoutMod struct {
+	l        *model.Layer
+	y, dx    []float32
+	mask     []float32 // 0 or 1/(1-p) per value
+	training bool
+}
+
+func (m *dropoutMod) reserve(n int) {
+	sz := n * m.l.In.Size()
+	m.y = grow(m.y, sz)
+	m.dx = grow(m.dx, sz)
+	m.mask = grow(m.mask, sz)
+}
+
+func (m *dropoutMod) forward(c *runCtx, x []float32) []float32 {
+	m.training = c.train && m.l.P > 0
+	if !m.training {
+		return x
+	}
+	f := m.l.In.Size() // features per sample; the layout is [f][n]
+	scale := 1 / (1 - m.l.P)
+	y, mask := m.y[:c.n*f], m.mask[:c.n*f]
+	for j := 0; j < f; j++ {
+		for s := 0; s < c.n; s++ {
+			v := float32(0)
+			if model.DropoutUniform(c.seed, c.step, m.l.Index, s*f+j) >= m.l.P {
+				v = scale
+			}
+			mask[j*c.n+s] = v
+			y[j*c.n+s] = x[j*c.n+s] * v
+		}
+	}
+	return y
+}
+
+func (m *dropoutMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	if !m.training {
+		return dy
+	}
+	dx := m.dx[:len(m.mask[:c.n*m.l.In.Size()])]
+	for i, v := range m.mask[:len(dx)] {
+		dx[i] = dy[i] * v
+	}
+	return dx
+}
+
+// linearMod is y = W·x + b on [features][n] activations.
+type linearMod struct {
+	l     *model.Layer
+	x     []float32
+	y, dx []float32
+}
+
+func (m *linearMod) reserve(n int) {
+	m.y = grow(m.y, n*m.l.Out.C)
+	m.dx = grow(m.dx, n*m.l.In.Size())
+}
+
+func (m *linearMod) forward(c *runCtx, x []float32) []float32 {
+	in, out, n := m.l.In.Size(), m.l.Out.C, c.n
+	m.x = x[:in*n]
+	w, b := c.p[m.l.Param].Data, c.p[m.l.Param+1].Data
+	y := m.y[:out*n]
+	gemm(false, false, out, n, in, w, in, m.x, n, y, n, false)
+	for o := 0; o < out; o++ {
+		row := y[o*n : (o+1)*n]
+		for i := range row {
+			row[i] += b[o]
+		}
+	}
+	return y
+}
+
+func (m *linearMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	in, out, n := m.l.In.Size(), m.l.Out.C, c.n
+	dy = dy[:out*n]
+	gemm(false, true, out, in, n, dy, n, m.x, n, c.g[m.l.Param], in, false)
+	db := c.g[m.l.Param+1][:out]
+	for o := range db {
+		var s float32
+		for _, v := range dy[o*n : (o+1)*n] {
+			s += v
+		}
+		db[o] = s
+	}
+	if !needDx {
+		return nil
+	}
+	dx := m.dx[:in*n]
+	gemm(true, false, in, n, out, c.p[m.l.Param].Data, in, dy, n, dx, n, false)
+	return dx
+}

@@ -1,0 +1,204 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// modCase is one module of the graph engine with the parameters it reads.
+type modCase struct {
+	name   string
+	layer  *model.Layer
+	params [][]int // shapes, at layer.Param = 0 onwards
+}
+
+func convLayer(name string, in model.Shape, outC, k, stride, pad, groups int) *model.Layer {
+	oh, ow := (in.H+2*pad-k)/stride+1, (in.W+2*pad-k)/stride+1
+	return &model.Layer{Kind: model.Conv, Name: name, In: in, Out: model.Shape{C: outC, H: oh, W: ow}, K: k, Stride: stride, Pad: pad, Groups: groups}
+}
+
+func bnLayer(in model.Shape, act model.Act, param int) *model.Layer {
+	return &model.Layer{Kind: model.BatchNorm, In: in, Out: in, Act: act, Param: param}
+}
+
+func bnShapes(c int) [][]int { return [][]int{{c}, {c}, {c}, {c}, {}} }
+
+// TestModuleGradients checks every module of the graph engine against
+// central differences of its own float32 forward pass, for L = Σ r·y with
+// fixed random r, in training mode (batch statistics).
+func TestModuleGradients(t *testing.T) {
+	s6 := model.Shape{C: 4, H: 6, W: 5}
+	s7 := model.Shape{C: 3, H: 7, W: 7}
+	// A residual block with a strided, downsampling shortcut.
+	c1 := convLayer("c1", s7, 4, 3, 2, 1, 1)
+	n1 := bnLayer(c1.Out, model.ActReLU, 1)
+	c2 := convLayer("c2", c1.Out, 4, 3, 1, 1, 1)
+	c2.Param = 6
+	n2 := bnLayer(c2.Out, model.ActNone, 7)
+	d := convLayer("d", s7, 4, 1, 2, 0, 1)
+	d.Param = 12
+	dn := bnLayer(d.Out, model.ActNone, 13)
+	res := &model.Layer{Kind: model.Residual, In: s7, Out: c2.Out, Act: model.ActReLU, Children: []*model.Layer{
+		{Kind: model.Seq, In: s7, Out: c2.Out, Children: []*model.Layer{c1, n1, c2, n2}},
+		{Kind: model.Seq, In: s7, Out: d.Out, Children: []*model.Layer{d, dn}},
+	}}
+	resShapes := append(append(append(append(append([][]int{{4, 3, 3, 3}}, bnShapes(4)...), []int{4, 4, 3, 3}), bnShapes(4)...), []int{4, 3, 1, 1}), bnShapes(4)...)
+	// ShuffleNet units: stride 1 (split) and stride 2 (two branches).
+	b2 := convLayer("b2", model.Shape{C: 2, H: 6, W: 5}, 2, 1, 1, 0, 1)
+	b2n := bnLayer(b2.Out, model.ActReLU, 1)
+	b2d := convLayer("b2d", b2.Out, 2, 3, 1, 1, 2)
+	b2d.Param = 6
+	sh1 := &model.Layer{Kind: model.Shuffle, In: s6, Out: s6, Children: []*model.Layer{
+		{Kind: model.Seq, In: b2.In, Out: b2d.Out, Children: []*model.Layer{b2, b2n, b2d}},
+	}}
+	sh1Shapes := append(append([][]int{{2, 2, 1, 1}}, bnShapes(2)...), []int{2, 1, 3, 3})
+	br1 := convLayer("br1", s6, 4, 3, 2, 1, 4)
+	br2 := convLayer("br2", s6, 2, 1, 2, 0, 1)
+	br2.Param = 1
+	br1p := convLayer("br1p", br1.Out, 2, 1, 1, 0, 1)
+	br1p.Param = 2
+	sh2 := &model.Layer{Kind: model.Shuffle, In: s6, Out: model.Shape{C: 4, H: 3, W: 3}, Children: []*model.Layer{
+		{Kind: model.Seq, In: s6, Out: br1p.Out, Children: []*model.Layer{br1, br1p}},
+		{Kind: model.Seq, In: s6, Out: br2.Out, Children: []*model.Layer{br2}},
+	}}
+	sh2.Children[0].Children[1].Param = 2
+	sh2Shapes := [][]int{{4, 1, 3, 3}, {2, 4, 1, 1}, {2, 4, 1, 1}}
+	tests := []modCase{
+		{"conv k3 s2 p1", convLayer("c", s7, 5, 3, 2, 1, 1), [][]int{{5, 3, 3, 3}}},
+		{"conv k7 s2 p3", convLayer("c", s7, 2, 7, 2, 3, 1), [][]int{{2, 3, 7, 7}}},
+		{"conv 1x1", convLayer("c", s6, 3, 1, 1, 0, 1), [][]int{{3, 4, 1, 1}}},
+		{"conv 1x1 s2", convLayer("c", s7, 3, 1, 2, 0, 1), [][]int{{3, 3, 1, 1}}},
+		{"depthwise s1", convLayer("c", s6, 4, 3, 1, 1, 4), [][]int{{4, 1, 3, 3}}},
+		{"depthwise s2", convLayer("c", s7, 3, 3, 2, 1, 3), [][]int{{3, 1, 3, 3}}},
+		{"bn", bnLayer(s6, model.ActNone, 0), bnShapes(4)},
+		{"bn relu", bnLayer(s6, model.ActReLU, 0), bnShapes(4)},
+		{"bn relu6", bnLayer(s6, model.ActReLU6, 0), bnShapes(4)},
+		{"maxpool k3 s2 p1", &model.Layer{Kind: model.MaxPool, In: s7, Out: model.Shape{C: 3, H: 4, W: 4}, K: 3, Stride: 2, Pad: 1}, nil},
+		{"global avg pool", &model.Layer{Kind: model.GlobalAvgPool, In: s6, Out: model.Shape{C: 4, H: 1, W: 1}}, nil},
+		{"linear", &model.Layer{Kind: model.Linear, In: model.Shape{C: 6, H: 1, W: 1}, Out: model.Shape{C: 5, H: 1, W: 1}}, [][]int{{5, 6}, {5}}},
+		{"dropout", &model.Layer{Kind: model.Dropout, In: model.Shape{C: 6, H: 1, W: 1}, Out: model.Shape{C: 6, H: 1, W: 1}, P: 0.3}, nil},
+		{"residual downsample", res, resShapes},
+		{"seq conv bn relu conv bn", res.Children[0], resShapes[:12]},
+		{"seq conv bn relu", &model.Layer{Kind: model.Seq, In: s7, Out: c1.Out, Children: []*model.Layer{c1, n1}}, resShapes[:6]},
+		{"seq conv bn", &model.Layer{Kind: model.Seq, In: s7, Out: c1.Out, Children: []*model.Layer{c1, bnLayer(c1.Out, model.ActNone, 1)}}, resShapes[:6]},
+		{"shuffle stride 1", sh1, sh1Shapes},
+		{"shuffle stride 2", sh2, sh2Shapes},
+	}
+	const n = 3
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := compile(tc.layer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(3, 4))
+			p := make(tensor.List, len(tc.params))
+			g := make([][]float32, len(tc.params))
+			for i, sh := range tc.params {
+				p[i] = tensor.New("p", sh...)
+				copy(p[i].Data, randVec(rng, len(p[i].Data), -0.6, 0.6))
+				g[i] = make([]float32, len(p[i].Data))
+			}
+			x := randVec(rng, n*tc.layer.In.Size(), -1, 1)
+			r := randVec(rng, n*tc.layer.Out.Size(), -1, 1)
+			c := &runCtx{p: p, g: g, train: true, n: n, seed: 5}
+			m.reserve(n)
+			obj := func() float64 {
+				y := m.forward(c, x)
+				var s float64
+				for i, v := range y[:len(r)] {
+					s += float64(v) * float64(r[i])
+				}
+				return s
+			}
+			obj()
+			dx := append([]float32(nil), m.backward(c, r, true)...)
+			const eps = 1e-4 // small: the ReLU kinks are near
+			check := func(what string, v []float32, grad []float32) {
+				t.Helper()
+				for k := 0; k < min(len(v), 24); k++ {
+					i := k * len(v) / min(len(v), 24)
+					old := v[i]
+					v[i] = old + eps
+					up := obj()
+					v[i] = old - eps
+					down := obj()
+					v[i] = old
+					fd := (up - down) / (2 * eps)
+					if !closeEnough(float64(grad[i]), fd, 2e-2, 2e-2) {
+						t.Errorf("%s[%d]: analytic %.5f, finite difference %.5f", what, i, grad[i], fd)
+					}
+				}
+			}
+			check("dx", x, dx)
+			for i := range p {
+				if len(tc.params[i]) == 0 || isRunningStat(tc.layer, i) {
+					continue
+				}
+				check(fmt.Sprintf("param %d", i), p[i].Data, g[i])
+			}
+		})
+	}
+}
+
+// isRunningStat reports whether parameter i is a batch norm buffer of the
+// tree (they get no gradient).
+func isRunningStat(l *model.Layer, i int) bool {
+	if l.Kind == model.BatchNorm && (i == l.Param+2 || i == l.Param+3 || i == l.Param+4) {
+		return true
+	}
+	for _, ch := range l.Children {
+		if isRunningStat(ch, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestGraphModelsForward runs every torchvision architecture on a small
+// batch in training and evaluation and checks shapes and finiteness.
+func TestGraphModelsForward(t *testing.T) {
+	for _, name := range model.Supported() {
+		if !model.IsGraph(name) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			spec := model.Spec{Name: name, Channels: 3, Height: 32, Width: 32, Classes: 10}
+			tr, err := New(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := model.Init(spec, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			b := model.Batch{X: randVec(rng, 4*spec.InputSize(), -1, 1), Y: []int32{1, 7, 3, 0}, N: 4}
+			st, err := tr.Train(p, []model.Batch{b, b}, model.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Losses) != 2 || math.Abs(st.Losses[0]-math.Log(10)) > 2 {
+				t.Errorf("losses %v, want two near ln 10", st.Losses)
+			}
+			for _, pt := range p {
+				if strings.HasSuffix(pt.Name, "num_batches_tracked") && pt.Data[0] != 2 {
+					t.Errorf("%s = %v after 2 steps", pt.Name, pt.Data[0])
+				}
+			}
+			ev, err := tr.Evaluate(p, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Count != 4 || math.IsNaN(ev.LossSum) {
+				t.Errorf("eval %+v", ev)
+			}
+		})
+	}
+}
