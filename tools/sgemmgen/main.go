@@ -32,6 +32,7 @@ func main() {
 // the C value (load) or +0, and stores the result back to C.
 func kernel() {
 	TEXT("kernelAVX2", NOSPLIT, "func(k int, a, b, c *float32, ldc int, load bool)")
+	Pragma("noescape")
 	Doc(
 		"kernelAVX2 computes the 6×16 tile at c (row stride ldc elements):",
 		"c[i][j] = fma(a[p*6+i], b[p*16+j], c[i][j]) for p = 0..k-1 in order,",

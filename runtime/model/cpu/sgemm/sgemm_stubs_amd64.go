@@ -8,6 +8,8 @@ package sgemm
 // c[i][j] = fma(a[p*6+i], b[p*16+j], c[i][j]) for p = 0..k-1 in order,
 // starting from the stored c when load is true and from +0 otherwise.
 // a and b are packed panels of k*6 and k*16 float32.
+//
+//go:noescape
 func kernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, load bool)
 
 // cpuid executes CPUID with EAX=leaf and ECX=sub.

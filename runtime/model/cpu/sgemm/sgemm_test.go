@@ -339,14 +339,14 @@ func FuzzGemm(f *testing.F) {
 			}
 			return x[off:]
 		}
-		as := tail(a, i0*lda)
+		aOff, bOff := i0*lda, j0
 		if transA {
-			as = tail(a, i0)
+			aOff = i0
 		}
-		bs := tail(b, j0)
 		if transB {
-			bs = tail(b, j0*ldb)
+			bOff = j0 * ldb
 		}
+		as, bs := tail(a, aOff), tail(b, bOff)
 		c := append([]float32(nil), c0[i0*ldc+j0:i0*ldc+n]...)
 		Gemm(transA, transB, 1, nb, k, as, lda, bs, ldb, c, nb, acc)
 		for j := range c {
