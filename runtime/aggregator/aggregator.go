@@ -11,8 +11,13 @@ package aggregator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +26,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 	"github.com/fedscale/fedscale-go/runtime/trace"
@@ -69,6 +75,9 @@ type Result struct {
 	LogDir        string
 	MetricsFile   string
 	RoundsTrained int
+	// ModelFile is the safetensors file holding FinalModel ("" when none
+	// was written, e.g. the job failed).
+	ModelFile string
 }
 
 // Aggregator runs one job. Create it with New, register it on a gRPC server
@@ -85,6 +94,12 @@ type Aggregator struct {
 	ready   chan struct{}
 	prom    *promMetrics
 	logDir  string
+
+	// initModel is job_conf.model_init_file's tensors until the job
+	// starts; initDigest is the file's SHA-256 (part of the checkpoint
+	// fingerprint), "" without the key.
+	initModel  tensor.List
+	initDigest string
 
 	st state // owned by the event loop
 }
@@ -124,6 +139,14 @@ func New(opt Options) (*Aggregator, error) {
 	if opt.Log == nil {
 		opt.Log = fedlog.New(discard{})
 	}
+	var initModel tensor.List
+	var initDigest string
+	if path := opt.Conf.ModelInitFile; path != "" {
+		var err error
+		if initModel, initDigest, err = loadInitModel(path); err != nil {
+			return nil, fmt.Errorf("job_conf.model_init_file: %w", err)
+		}
+	}
 	a := &Aggregator{
 		opt:     opt,
 		conf:    opt.Conf,
@@ -134,8 +157,45 @@ func New(opt Options) (*Aggregator, error) {
 		ready:   make(chan struct{}),
 		prom:    newPromMetrics(opt.Metrics),
 		logDir:  opt.Conf.LogDir(),
+
+		initModel:  initModel,
+		initDigest: initDigest,
 	}
 	return a, nil
+}
+
+// loadInitModel reads a safetensors model file and digests its bytes. The
+// names and shapes are checked against the model when the job starts (the
+// data decides the number of classes); the values here.
+func loadInitModel(path string) (tensor.List, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	l, _, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := l.CheckFinite(); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return l, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ModelPath is where the global model is written as safetensors: beside
+// the aggregator's log, {log_path}/logs/{job_name}/{time_stamp}/aggregator/
+// model.safetensors, as FedScale keeps its model_0.npy in that folder.
+func (a *Aggregator) ModelPath() string {
+	return filepath.Join(a.logDir, "aggregator", "model.safetensors")
 }
 
 type discard struct{}

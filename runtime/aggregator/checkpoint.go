@@ -32,6 +32,10 @@ func (st *state) fingerprint(a *Aggregator) string {
 		c.Model, c.SampleSeed, c.GradientPolicy, c.NumParticipants, c.Overcommitment, c.BatchSize, c.LocalSteps,
 		c.LearningRate, c.DecayFactor, c.DecayRound, c.MinLearningRate, c.WeightDecay, c.ProxyMu, c.QfedQ,
 		c.YogiEta, c.YogiTau, c.YogiBeta, c.YogiBeta2, c.FilterLess, c.FilterMore, st.data.GetFingerprint())
+	if a.initDigest != "" {
+		// Only with the key, so existing checkpoints keep their fingerprint.
+		fmt.Fprintf(h, " init=%s", a.initDigest)
+	}
 	if a.deployment() {
 		// Every device's data, in rank order, not just the first to register.
 		for r := 1; r <= a.opt.Executors; r++ {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/selection"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
@@ -91,8 +93,11 @@ type state struct {
 	timeStamp          string
 
 	metrics *fedlog.Metrics
-	done    bool
-	err     error
+	// modelSaved is 1 + the round whose model saveModel wrote last; 0 =
+	// none yet.
+	modelSaved int
+	done       bool
+	err        error
 }
 
 func (st *state) init(a *Aggregator) {
@@ -280,9 +285,9 @@ func (st *state) start(a *Aggregator) error {
 	if c.NumClasses > 0 && c.NumClasses != spec.Classes {
 		return fmt.Errorf("job_conf.num_classes is %d but the data has %d classes", c.NumClasses, spec.Classes)
 	}
-	params, err := model.Init(spec, ModelSeed(c.SampleSeed))
+	params, err := st.initialModel(a, spec)
 	if err != nil {
-		return fmt.Errorf("job_conf.model: %w", err)
+		return err
 	}
 	srv, err := aggregate.New(serverOptions(c))
 	if err != nil {
@@ -344,6 +349,45 @@ func (st *state) start(a *Aggregator) error {
 	}
 	st.startEval(a, 0)
 	return nil
+}
+
+// initialModel is job_conf.model_init_file's model, checked against spec's
+// names and shapes, or else spec's model initialised from the job's seed.
+func (st *state) initialModel(a *Aggregator, spec model.Spec) (tensor.List, error) {
+	if a.initModel == nil {
+		params, err := model.Init(spec, ModelSeed(a.conf.SampleSeed))
+		if err != nil {
+			return nil, fmt.Errorf("job_conf.model: %w", err)
+		}
+		return params, nil
+	}
+	want, err := model.Zeros(spec)
+	if err != nil {
+		return nil, fmt.Errorf("job_conf.model: %w", err)
+	}
+	params, err := safetensors.Match(want, a.initModel)
+	if err != nil {
+		return nil, fmt.Errorf("job_conf.model_init_file %s does not fit model %s: %w", a.conf.ModelInitFile, spec, err)
+	}
+	a.initModel = nil // the list lives on in params
+	a.log.Infof("Starting from the model in %s (job_conf.model_init_file)", a.conf.ModelInitFile)
+	return params, nil
+}
+
+// saveModel writes the global model as safetensors to ModelPath, once per
+// round. A failure is logged; the job goes on.
+func (st *state) saveModel(a *Aggregator) {
+	if st.model == nil || st.modelSaved == st.round+1 {
+		return
+	}
+	path := a.ModelPath()
+	meta := map[string]string{"format": "pt", "model": a.conf.Model, "round": strconv.Itoa(st.round)}
+	if err := safetensors.WriteFile(path, st.model, meta); err != nil {
+		a.log.Errorf("Saving the model: %v", err)
+		return
+	}
+	st.modelSaved = st.round + 1
+	a.log.Infof("Saved the model of round %d to %s", st.round, path)
 }
 
 func (st *state) openFiles(a *Aggregator) error {
@@ -613,6 +657,7 @@ func (st *state) maybeFinishEval(a *Aggregator) {
 		} else {
 			a.log.Infof("Saved checkpoint of round %d to %s", st.round, path)
 		}
+		st.saveModel(a)
 	}
 	st.evalResults = nil
 	if st.round >= a.conf.Rounds {
@@ -890,6 +935,7 @@ func (st *state) finish(a *Aggregator) (Result, error) {
 	}
 	st.closeFiles()
 	if st.err == nil {
+		st.saveModel(a)
 		a.log.Infof("Job %s finished: %d rounds, virtual clock %s s, wall clock %d s", a.conf.JobName, st.round, fedlog.PyFloat(st.clock), int64(st.wall(a)))
 	}
 	return st.result(a), st.err
@@ -898,6 +944,9 @@ func (st *state) finish(a *Aggregator) (Result, error) {
 func (st *state) result(a *Aggregator) Result {
 	r := Result{Rounds: st.round, VirtualClock: st.clock, Reissued: st.reissued, Rejected: st.rejected, ResumedAt: st.resumedAt,
 		FinalModel: st.model, LogDir: a.logDir, MetricsFile: filepath.Join(a.logDir, "metrics.jsonl"), RoundsTrained: st.roundsTrained}
+	if st.modelSaved > 0 {
+		r.ModelFile = a.ModelPath()
+	}
 	if st.last.Top1 != nil {
 		r.Top1, r.Top5, r.TestLoss = *st.last.Top1, *st.last.Top5, *st.last.TestLoss
 	}

@@ -48,6 +48,10 @@ type Conf struct {
 
 	Model      string `json:"model"`
 	NumClasses int    `json:"num_classes"` // 0 = from the data
+	// ModelInitFile is a key of our own: a safetensors file (PyTorch
+	// state_dict names) the aggregator starts from instead of initialising
+	// the model from sample_seed; "" = none.
+	ModelInitFile string `json:"model_init_file"`
 
 	SampleMode string `json:"sample_mode"` // random or oort (oort samples at random here)
 	SampleSeed int64  `json:"sample_seed"`
@@ -173,6 +177,7 @@ var fields = []field{
 	{"device_avail_file", kindOptPath, func(c *Conf) any { return &c.DeviceAvailFile }, false},
 	{"model", kindString, func(c *Conf) any { return &c.Model }, false},
 	{"num_classes", kindInt, func(c *Conf) any { return &c.NumClasses }, false},
+	{"model_init_file", kindOptPath, func(c *Conf) any { return &c.ModelInitFile }, false},
 	{"sample_mode", kindString, func(c *Conf) any { return &c.SampleMode }, false},
 	{"sample_seed", kindInt64, func(c *Conf) any { return &c.SampleSeed }, false},
 	{"filter_less", kindInt, func(c *Conf) any { return &c.FilterLess }, false},

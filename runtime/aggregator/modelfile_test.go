@@ -1,0 +1,242 @@
+package aggregator_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedscale/fedscale-go/runtime/aggregator"
+	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// testSpec is the model spec the aggregator derives from the test data,
+// with extra classes.
+func testSpec(t *testing.T, name string, extra int) model.Spec {
+	_, ds := testData(t)
+	d := executor.DataInfo(ds)
+	return model.Spec{Name: name, Channels: int(d.GetChannels()), Height: int(d.GetHeight()), Width: int(d.GetWidth()), Classes: int(d.GetClasses()) + extra}
+}
+
+func sameValues(t *testing.T, what string, want, got tensor.List) {
+	t.Helper()
+	if err := want.CheckCompatible(got); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for i := range want {
+		for j := range want[i].Data {
+			if math.Float32bits(want[i].Data[j]) != math.Float32bits(got[i].Data[j]) {
+				t.Fatalf("%s: %s[%d] = %v, want %v", what, want[i].Name, j, got[i].Data[j], want[i].Data[j])
+			}
+		}
+	}
+}
+
+// readModel reads a model file back in the order of want's names.
+func readModel(t *testing.T, path string, want tensor.List) (tensor.List, map[string]string) {
+	t.Helper()
+	l, meta, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := safetensors.Match(want, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, meta
+}
+
+// The global model is written as safetensors beside the aggregator's log:
+// at every checkpoint and at the end of the job.
+func TestModelFile(t *testing.T) {
+	for _, save := range []bool{true, false} {
+		name := "end only"
+		if save {
+			name = "checkpoints"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := baseConf(t)
+			c.SaveCheckpoint = save
+			c.Rounds = 4
+			res := runJob(t, c, 1, 1)
+			want := filepath.Join(c.LogPath, "logs", c.JobName, c.TimeStamp, "aggregator", "model.safetensors")
+			if res.ModelFile != want {
+				t.Fatalf("ModelFile = %q, want %q", res.ModelFile, want)
+			}
+			got, meta := readModel(t, res.ModelFile, res.FinalModel)
+			sameValues(t, "model file", res.FinalModel, got)
+			if meta["format"] != "pt" || meta["model"] != "logistic" || meta["round"] != "4" {
+				t.Errorf("metadata %v", meta)
+			}
+			log, _ := os.ReadFile(filepath.Join(res.LogDir, "aggregator", "log"))
+			saves := strings.Count(string(log), "Saved the model of round ")
+			if want := map[bool]int{true: 3, false: 1}[save]; saves != want { // rounds 0, 2, 4; or the end
+				t.Errorf("model saved %d times, want %d:\n%s", saves, want, log)
+			}
+			entries, _ := os.ReadDir(filepath.Dir(res.ModelFile))
+			for _, e := range entries {
+				if strings.Contains(e.Name(), ".tmp") {
+					t.Errorf("temporary file %s left behind", e.Name())
+				}
+			}
+		})
+	}
+}
+
+// model_init_file starts the job from the file's model: the weights sent
+// for round 1's training are exactly the file's.
+func TestModelInitFile(t *testing.T) {
+	c := baseConf(t)
+	c.Rounds = 1
+	c.NumParticipants = 2
+	init, err := model.Init(testSpec(t, c.Model, 0), 12345)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ModelInitFile = filepath.Join(t.TempDir(), "init.safetensors")
+	if err := safetensors.WriteFile(c.ModelInitFile, init, nil); err != nil {
+		t.Fatal(err)
+	}
+	j := startAggregator(t, c, 1, nil)
+	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+	var first []*pb.Tensor
+	serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
+		if first == nil {
+			first = params
+		}
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), Weights: params, NumSamples: 10}}
+	})
+	j.wait(t)
+	got, err := pb.ToTensors(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameValues(t, "round 1's model", init, got)
+	log, _ := os.ReadFile(filepath.Join(c.LogDir(), "aggregator", "log"))
+	if !strings.Contains(string(log), "Starting from the model in "+c.ModelInitFile) {
+		t.Errorf("the log does not say where the model came from:\n%s", log)
+	}
+}
+
+// A job started from its own exported model resumes training from it; a
+// checkpoint of the same job started from another file is not resumed.
+func TestModelInitFileFingerprint(t *testing.T) {
+	c := baseConf(t)
+	c.Rounds = 2
+	first := runJob(t, c, 1, 1)
+
+	c.SaveCheckpoint = true
+	c.TimeStamp = "run2"
+	c.ModelInitFile = first.ModelFile
+	second := runJob(t, c, 1, 1)
+	if second.ResumedAt != 0 || second.RoundsTrained != 2 {
+		t.Fatalf("second run resumed at %d, trained %d", second.ResumedAt, second.RoundsTrained)
+	}
+	c.TimeStamp = "run3"
+	c.Rounds = 3
+	third := runJob(t, c, 1, 1)
+	if third.ResumedAt != 2 || third.RoundsTrained != 1 {
+		t.Errorf("same init file: resumed at %d, trained %d; want a resume after round 2", third.ResumedAt, third.RoundsTrained)
+	}
+	c.TimeStamp = "run4"
+	c.ModelInitFile = second.ModelFile
+	fourth := runJob(t, c, 1, 1)
+	if fourth.ResumedAt != 0 || fourth.RoundsTrained != 3 {
+		t.Errorf("another init file: resumed at %d, trained %d; want a fresh start", fourth.ResumedAt, fourth.RoundsTrained)
+	}
+}
+
+// A file that does not exist, is not safetensors or holds non-finite values
+// is refused by New; one that does not fit the model fails the job at its
+// start. Every error names the key, and the file's problem by tensor.
+func TestModelInitFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, l tensor.List) string {
+		p := filepath.Join(dir, name)
+		if err := safetensors.WriteFile(p, l, nil); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, err := model.Zeros(testSpec(t, "logistic", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nan := good.Clone()
+	nan[0].Data[3] = float32(math.NaN())
+	other, err := model.Zeros(testSpec(t, "logistic", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := good.Clone()
+	renamed[1].Name = "linear.bias"
+	garbage := filepath.Join(dir, "garbage.safetensors")
+	os.WriteFile(garbage, []byte("not a model"), 0o644)
+
+	atNew := []struct {
+		name, path string
+		want       []string
+	}{
+		{"missing", filepath.Join(dir, "none.safetensors"), []string{"job_conf.model_init_file", "none.safetensors", "no such file"}},
+		{"garbage", garbage, []string{"job_conf.model_init_file", garbage, "header length"}},
+		{"non-finite", write("nan.safetensors", nan), []string{"job_conf.model_init_file", "nan.safetensors", good[0].Name, "non-finite"}},
+	}
+	for _, tt := range atNew {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConf(t)
+			c.ModelInitFile = tt.path
+			_, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1})
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("New error %v, want one containing %q", err, w)
+				}
+			}
+		})
+	}
+
+	atStart := []struct {
+		name, path string
+		want       []string
+	}{
+		{"other shapes", write("other.safetensors", other), []string{"job_conf.model_init_file", "other.safetensors", "does not fit model logistic",
+			fmt.Sprintf("%s has shape %v, the model wants %v", good[0].Name, other[0].Shape, good[0].Shape)}},
+		{"other names", write("renamed.safetensors", renamed), []string{"1 tensor(s) missing: " + good[1].Name, "1 unexpected tensor(s): linear.bias"}},
+	}
+	for _, tt := range atStart {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConf(t)
+			c.ModelInitFile = tt.path
+			j := startAggregator(t, c, 1, nil)
+			s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+			go serveRaw(s, func(*pb.TrainTask, []*pb.Tensor) []*pb.TrainResult { return nil })
+			select {
+			case <-j.done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the job did not fail")
+			}
+			for _, w := range tt.want {
+				if j.err == nil || !strings.Contains(j.err.Error(), w) {
+					t.Fatalf("job error %v, want one containing %q", j.err, w)
+				}
+			}
+		})
+	}
+}
+
+// The key is one of ours: parsed as an optional path like data_map_file.
+func TestModelInitFileKey(t *testing.T) {
+	c := config.Default()
+	for in, want := range map[string]string{"none": "", "/m/x.safetensors": "/m/x.safetensors"} {
+		if err := c.Set("model_init_file", in); err != nil || c.ModelInitFile != want {
+			t.Errorf("Set(%q): %q, %v; want %q", in, c.ModelInitFile, err, want)
+		}
+	}
+}
