@@ -28,7 +28,9 @@ Needs python3, numpy, torch and torchvision only (Debian's python3-torch
                         Python writes the fixture, Go reads it and checks it
                         value for value, Go writes the fixture and must
                         produce the same bytes, and PyTorch loads Go's file;
-                        also fails when testdata/resnet18_62.json drifts
+                        for resnet18 it also loads the runtime's own
+                        initialised resnet18 written by Go, and fails when
+                        testdata/resnet18_62.json drifts
 
 Common options: --model (a torchvision model name, default resnet18),
 --num-classes (default 62).
@@ -264,13 +266,14 @@ def cmd_roundtrip(args):
     with tempfile.TemporaryDirectory() as tmp:
         from_torch = os.path.join(tmp, "from_torch.safetensors")
         for_torch = os.path.join(tmp, "for_torch.safetensors")
+        runtime_model = os.path.join(tmp, "runtime_model.safetensors")
         names = os.path.join(tmp, "names.json")
         with open(names, "w") as f:
             json.dump(fresh, f)
         save(fixture(model), from_torch, {"format": "pt"})
-        env = dict(os.environ, FEDSCALE_SAFETENSORS_NAMES=names,
+        env = dict(os.environ, FEDSCALE_SAFETENSORS_NAMES=names, FEDSCALE_SAFETENSORS_MODEL_FOR_TORCH=runtime_model,
                    FEDSCALE_SAFETENSORS_FROM_TORCH=from_torch, FEDSCALE_SAFETENSORS_FOR_TORCH=for_torch)
-        cmd = ["go", "test", "-count=1", "-run", "^TestTorchInterop$", "-v", PKG]
+        cmd = ["go", "test", "-count=1", "-run", "^(TestTorchInterop|TestRuntimeResNet18)$", "-v", PKG]
         r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         if r.returncode != 0 or "--- PASS: TestTorchInterop" not in r.stdout:
             print(r.stdout + r.stderr, file=sys.stderr)
@@ -280,6 +283,11 @@ def cmd_roundtrip(args):
             if a.read() != b.read():
                 fail("Go's file differs from the reference layout written here")
         check(for_torch, args, True)
+        if args.model == "resnet18" and args.num_classes == 62:
+            if os.path.exists(runtime_model):
+                check(runtime_model, args, False)
+            else:
+                print("skipped: the runtime has no resnet18 yet (TestRuntimeResNet18 skipped)")
 
 
 def main():
