@@ -94,3 +94,41 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// stepSpecs are the networks of the speed table beside PyTorch (make
+// bench-torch): one training step of batch 20 on 3x32x32.
+var stepSpecs = []model.Spec{
+	{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 62},
+	{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10},
+	{Name: model.ShuffleNetV2x2_0, Channels: 3, Height: 32, Width: 32, Classes: 10},
+}
+
+// BenchmarkTrainStep times one SGD step (forward, loss, backward, update)
+// at batch 20, as scripts/golden/bench_torch.py does in PyTorch.
+func BenchmarkTrainStep(b *testing.B) {
+	for _, spec := range stepSpecs {
+		b.Run(spec.Name, func(b *testing.B) {
+			tr, err := New(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			params, err := model.Init(spec, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batches := synthBatches(spec, 1, 20, 2)
+			opt := model.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, LossDecay: 0.2, Seed: 1}
+			if _, err := tr.Train(params, batches, opt); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := tr.Train(params, batches, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/step")
+		})
+	}
+}

@@ -52,18 +52,21 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	oc := m.l.Out.C
 	dy = dy[:oc*cols]
 	col := m.cols(c)
-	gemm(false, true, oc, kk, cols, dy, cols, col, cols, c.g[m.l.Param], kk, false)
-	if !needDx {
-		return nil
-	}
-	dx := m.dx[:c.n*m.l.In.Size()]
-	if m.direct() {
+	dw := c.grad(m.l.Param, 0)
+	gemm(false, true, oc, kk, cols, dy, cols, col, cols, dw, kk, false)
+	var dx []float32
+	switch {
+	case !needDx:
+	case m.direct():
+		dx = m.dx[:c.n*m.l.In.Size()]
 		gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dx, cols, false)
-		return dx
+	default:
+		dx = m.dx[:c.n*m.l.In.Size()]
+		_, dcol := c.need(kk * cols)
+		gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dcol, cols, false)
+		col2imBatch(dx, dcol, m.l, c.n)
 	}
-	_, dcol := c.need(kk * cols)
-	gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dcol, cols, false)
-	col2imBatch(dx, dcol, m.l, c.n)
+	c.apply(m.l.Param, dw)
 	return dx
 }
 
@@ -215,7 +218,7 @@ func (m *dwConvMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	k, st, pad := l.K, l.Stride, l.Pad
 	hw, ohw := in.H*in.W, out.H*out.W
 	w := c.p[l.Param].Data
-	dw := c.g[l.Param]
+	dw := c.grad(l.Param, 0)
 	clear(dw)
 	var dx []float32
 	if needDx {
@@ -258,5 +261,6 @@ func (m *dwConvMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 			}
 		}
 	}
+	c.apply(l.Param, dw)
 	return dx
 }

@@ -17,15 +17,29 @@ import (
 // shuffle are block copies.
 
 // runCtx is the state of one forward/backward pass shared by every module.
+//
+// A parameter's gradient lives only in scratch memory: each module
+// computes it with grad, and hands it to apply once it no longer reads the
+// parameter (after its input gradient), so the trainer updates the weights
+// layer by layer and never holds a gradient for the whole model.
 type runCtx struct {
 	p     tensor.List
-	g     [][]float32 // gradients by parameter index; nil for buffers
+	apply func(i int, g []float32)
+	gbuf  [2][]float32
 	train bool
 	n     int
 	seed  uint64
 	step  int
 	col   []float32 // im2col scratch shared by every convolution
 	dcol  []float32
+}
+
+// grad returns scratch for parameter i's gradient; slot 0 and 1 let a
+// module hold two gradients (weight and bias) at once.
+func (c *runCtx) grad(i, slot int) []float32 {
+	n := len(c.p[i].Data)
+	c.gbuf[slot] = grow(c.gbuf[slot], n)
+	return c.gbuf[slot]
 }
 
 // need returns the shared scratch slices grown to n values.
@@ -116,9 +130,20 @@ type netTrainer struct {
 	logits  []float32 // [n][classes]
 	dlogits []float32
 	dlogT   []float32 // [classes][n]
-	grads   [][]float32
-	mom     [][]float32
+	mom     [][]float32 // momentum buffers; nil for buffers
 	ex      []float64
+	// The step being applied by update.
+	opt   model.SGD
+	first bool
+}
+
+// update applies one SGD step to parameter i with gradient g.
+func (t *netTrainer) update(i int, g []float32) {
+	var anchor []float32
+	if t.opt.ProxMu > 0 {
+		anchor = t.opt.Anchor[i].Data
+	}
+	sgdStep(t.c.p[i].Data, g, t.mom[i], anchor, t.opt, t.first)
 }
 
 func newNet(spec model.Spec) (model.Trainer, error) {
@@ -145,15 +170,13 @@ func newNet(spec model.Spec) (model.Trainer, error) {
 		}
 	}
 	walk(a.Root)
-	t.grads = make([][]float32, len(tmpl))
 	t.mom = make([][]float32, len(tmpl))
 	for i, p := range tmpl {
 		if !model.IsBuffer(p.Name) {
-			t.grads[i] = make([]float32, len(p.Data))
 			t.mom[i] = make([]float32, len(p.Data))
 		}
 	}
-	t.c.g = t.grads
+	t.c.apply = t.update
 	t.ex = make([]float64, spec.Classes)
 	return t, nil
 }
@@ -229,17 +252,8 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 				dl[j*b.N+s] = t.dlogits[s*k+j]
 			}
 		}
+		t.opt, t.first = opt, step == 0
 		t.root.backward(&t.c, dl, false)
-		for i := range params {
-			if t.grads[i] == nil {
-				continue
-			}
-			var anchor []float32
-			if opt.ProxMu > 0 {
-				anchor = opt.Anchor[i].Data
-			}
-			sgdStep(params[i].Data, t.grads[i], t.mom[i], anchor, opt, step == 0)
-		}
 		mean := loss / float64(b.N)
 		st.Losses = append(st.Losses, mean)
 		if step == 0 {
@@ -252,6 +266,7 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 		st.Samples += b.N
 	}
 	st.MeanLoss = lossSum / float64(st.Samples)
+	t.opt = model.SGD{} // drop the anchor
 	if err := params.CheckFinite(); err != nil {
 		return st, fmt.Errorf("cpu %s: train: after step %d: %w (training diverged; lower the learning rate)", t.spec, st.Steps-1, err)
 	}
@@ -578,7 +593,7 @@ func (m *bnMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	C := m.l.In.C
 	M := c.n * m.l.In.H * m.l.In.W
 	w := c.p[m.l.Param].Data
-	dw, db := c.g[m.l.Param], c.g[m.l.Param+1]
+	dw, db := c.grad(m.l.Param, 0), c.grad(m.l.Param+1, 1)
 	d := m.dx[:C*M]
 	activeGrad(m.l.Act, d, dy[:C*M], m.y)
 	for ch := 0; ch < C; ch++ {
@@ -599,6 +614,8 @@ func (m *bnMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 			ds[i] = k * (v - mdy - hs[i]*mdyh)
 		}
 	}
+	c.apply(m.l.Param, dw)
+	c.apply(m.l.Param+1, db)
 	if !needDx {
 		return nil
 	}
@@ -792,8 +809,8 @@ func (m *linearMod) forward(c *runCtx, x []float32) []float32 {
 func (m *linearMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	in, out, n := m.l.In.Size(), m.l.Out.C, c.n
 	dy = dy[:out*n]
-	gemm(false, true, out, in, n, dy, n, m.x, n, c.g[m.l.Param], in, false)
-	db := c.g[m.l.Param+1][:out]
+	dw, db := c.grad(m.l.Param, 0), c.grad(m.l.Param+1, 1)
+	gemm(false, true, out, in, n, dy, n, m.x, n, dw, in, false)
 	for o := range db {
 		var s float32
 		for _, v := range dy[o*n : (o+1)*n] {
@@ -801,10 +818,12 @@ func (m *linearMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		}
 		db[o] = s
 	}
-	if !needDx {
-		return nil
+	var dx []float32
+	if needDx {
+		dx = m.dx[:in*n]
+		gemm(true, false, in, n, out, c.p[m.l.Param].Data, in, dy, n, dx, n, false)
 	}
-	dx := m.dx[:in*n]
-	gemm(true, false, in, n, out, c.p[m.l.Param].Data, in, dy, n, dx, n, false)
+	c.apply(m.l.Param, dw)
+	c.apply(m.l.Param+1, db)
 	return dx
 }

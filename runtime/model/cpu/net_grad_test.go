@@ -107,7 +107,7 @@ func TestModuleGradients(t *testing.T) {
 			}
 			x := randVec(rng, n*tc.layer.In.Size(), -1, 1)
 			r := randVec(rng, n*tc.layer.Out.Size(), -1, 1)
-			c := &runCtx{p: p, g: g, train: true, n: n, seed: 5}
+			c := &runCtx{p: p, train: true, n: n, seed: 5, apply: func(i int, gi []float32) { copy(g[i], gi) }}
 			m.reserve(n)
 			obj := func() float64 {
 				y := m.forward(c, x)
