@@ -202,3 +202,50 @@ func TestGraphModelsForward(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphDeterminism checks that training is bit-identical across runs
+// and trainers, and that an evaluated sample's logits do not depend on the
+// batch it is evaluated in (evaluation chunks and test shards vary).
+func TestGraphDeterminism(t *testing.T) {
+	for _, name := range []string{model.ResNet18, model.MobileNetV2, model.ShuffleNetV2x0_5} {
+		t.Run(name, func(t *testing.T) {
+			spec := model.Spec{Name: name, Channels: 3, Height: 32, Width: 32, Classes: 10}
+			global, err := model.Init(spec, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			b := model.Batch{X: randVec(rng, 5*spec.InputSize(), -1, 1), Y: []int32{1, 7, 3, 0, 9}, N: 5}
+			run := func(tr model.Trainer) tensor.List {
+				p := global.Clone()
+				opt := model.SGD{LR: 0.02, Momentum: 0.9, WeightDecay: 5e-4, ProxMu: 0.01, Anchor: global, Seed: 3}
+				if _, err := tr.Train(p, []model.Batch{b, b}, opt); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			tr1, _ := New(spec)
+			tr2, _ := New(spec)
+			a, b2, c := run(tr1), run(tr1), run(tr2)
+			for i := range a {
+				for j := range a[i].Data {
+					if math.Float32bits(a[i].Data[j]) != math.Float32bits(b2[i].Data[j]) || math.Float32bits(a[i].Data[j]) != math.Float32bits(c[i].Data[j]) {
+						t.Fatalf("%s[%d] differs between runs", a[i].Name, j)
+					}
+				}
+			}
+			nt := tr1.(*netTrainer)
+			nt.reserve(5)
+			all := append([]float32(nil), nt.forward(a, b.X, 5, false)...)
+			in := spec.InputSize()
+			for s := 0; s < 5; s++ {
+				one := nt.forward(a, b.X[s*in:(s+1)*in], 1, false)
+				for j, v := range one {
+					if math.Float32bits(v) != math.Float32bits(all[s*spec.Classes+j]) {
+						t.Fatalf("sample %d logit %d: %v alone, %v in the batch", s, j, v, all[s*spec.Classes+j])
+					}
+				}
+			}
+		})
+	}
+}
