@@ -1,17 +1,23 @@
 package aggregator_test
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
@@ -237,6 +243,100 @@ func TestModelInitFileKey(t *testing.T) {
 	for in, want := range map[string]string{"none": "", "/m/x.safetensors": "/m/x.safetensors"} {
 		if err := c.Set("model_init_file", in); err != nil || c.ModelInitFile != want {
 			t.Errorf("Set(%q): %q, %v; want %q", in, c.ModelInitFile, err, want)
+		}
+	}
+}
+
+// The file a resnet18 job writes at its end has torchvision's names,
+// shapes and dtypes. The executor here echoes the model (no training: the
+// point is the export path at full size). With
+// FEDSCALE_SAFETENSORS_JOB_FOR_TORCH set (scripts/golden/check_safetensors.py
+// roundtrip) the file is copied there for PyTorch to load.
+func TestModelFileResNet18(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves a 45 MB model over gRPC")
+	}
+	spec := model.Spec{Name: "resnet18", Channels: 3, Height: 32, Width: 32, Classes: 62}
+	if err := model.CheckName(spec.Name); err != nil {
+		t.Skipf("no resnet18 yet: %v", err)
+	}
+	c := baseConf(t)
+	c.Model = spec.Name
+	c.Rounds = 1
+	c.NumParticipants = 2
+	c.Overcommitment = 1
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PsIP, c.PsPort = "127.0.0.1", lis.Addr().(*net.TCPAddr).Port
+	agg, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, Log: fedlog.New(testWriter{t}), ExecutorWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(executor.MaxMessageBytes), grpc.MaxSendMsgSize(executor.MaxMessageBytes))
+	pb.RegisterAggregatorServer(srv, agg)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type result struct {
+		res aggregator.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := agg.Run(ctx)
+		done <- result{res, err}
+	}()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(executor.MaxMessageBytes), grpc.MaxCallSendMsgSize(executor.MaxMessageBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := pb.NewAggregatorClient(conn).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := helloFor(t, c, 1)
+	hello.Data.Channels, hello.Data.Height, hello.Data.Width, hello.Data.Classes = 3, 32, 32, 62
+	if err := s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Hello{Hello: hello}}); err != nil {
+		t.Fatal(err)
+	}
+	go serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), Weights: params, NumSamples: 10}}
+	})
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want, err := model.Zeros(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, meta := readModel(t, r.res.ModelFile, want)
+	sameValues(t, "model file", r.res.FinalModel, got)
+	if meta["model"] != "resnet18" || meta["round"] != "1" {
+		t.Errorf("metadata %v", meta)
+	}
+	b, err := os.ReadFile(r.res.ModelFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range want {
+		dt := `"` + x.Name + `":{"dtype":"F32"`
+		if safetensors.IsCounter(x.Name) {
+			dt = `"` + x.Name + `":{"dtype":"I64","shape":[]`
+		}
+		if !strings.Contains(string(b[:min(len(b), 1<<16)]), dt) {
+			t.Errorf("the header lacks %s", dt)
+		}
+	}
+	if out := os.Getenv("FEDSCALE_SAFETENSORS_JOB_FOR_TORCH"); out != "" {
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -29,8 +29,9 @@ Needs python3, numpy, torch and torchvision only (Debian's python3-torch
                         value for value, Go writes the fixture and must
                         produce the same bytes, and PyTorch loads Go's file;
                         for resnet18 it also loads the runtime's own
-                        initialised resnet18 written by Go, and fails when
-                        testdata/resnet18_62.json drifts
+                        initialised resnet18 written by Go and the model file
+                        an aggregator wrote at the end of a resnet18 job,
+                        and fails when testdata/resnet18_62.json drifts
 
 Common options: --model (a torchvision model name, default resnet18),
 --num-classes (default 62).
@@ -284,10 +285,18 @@ def cmd_roundtrip(args):
                 fail("Go's file differs from the reference layout written here")
         check(for_torch, args, True)
         if args.model == "resnet18" and args.num_classes == 62:
-            if os.path.exists(runtime_model):
-                check(runtime_model, args, False)
-            else:
+            if not os.path.exists(runtime_model):
                 print("skipped: the runtime has no resnet18 yet (TestRuntimeResNet18 skipped)")
+                return
+            check(runtime_model, args, False)
+            job_model = os.path.join(tmp, "job_model.safetensors")
+            env = dict(os.environ, FEDSCALE_SAFETENSORS_JOB_FOR_TORCH=job_model)
+            cmd = ["go", "test", "-count=1", "-run", "^TestModelFileResNet18$", "-v", "./runtime/aggregator"]
+            r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            if r.returncode != 0 or not os.path.exists(job_model):
+                print(r.stdout[-4000:] + r.stderr, file=sys.stderr)
+                fail("go test ./runtime/aggregator -run TestModelFileResNet18")
+            check(job_model, args, False)
 
 
 def main():

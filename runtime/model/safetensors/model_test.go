@@ -13,7 +13,9 @@ import (
 // each entry is stored with), so its model files load into
 // torchvision.models.resnet18(num_classes=62). With
 // FEDSCALE_SAFETENSORS_MODEL_FOR_TORCH set (check_safetensors.py
-// roundtrip) it leaves an initialised model there for PyTorch to load.
+// roundtrip) it leaves an initialised model there for PyTorch to load, and
+// with FEDSCALE_SAFETENSORS_FROM_TORCH it matches PyTorch's file against
+// the runtime's model as model_init_file does.
 func TestRuntimeResNet18(t *testing.T) {
 	spec := model.Spec{Name: "resnet18", Channels: 3, Height: 32, Width: 32, Classes: 62}
 	if err := model.CheckName(spec.Name); err != nil {
@@ -37,6 +39,21 @@ func TestRuntimeResNet18(t *testing.T) {
 		}
 		if dt := map[bool]string{true: "I64", false: "F32"}[IsCounter(p.Name)]; dt != e.Dtype {
 			t.Errorf("%s would be stored as %s, torchvision has %s", p.Name, dt, e.Dtype)
+		}
+	}
+	// A file PyTorch wrote fits the runtime's model as model_init_file
+	// needs it to.
+	if from := os.Getenv("FEDSCALE_SAFETENSORS_FROM_TORCH"); from != "" {
+		l, _, err := ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zeros, err := model.Zeros(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Match(zeros, l); err != nil {
+			t.Errorf("PyTorch's resnet18 does not fit the runtime's: %v", err)
 		}
 	}
 	if path := os.Getenv("FEDSCALE_SAFETENSORS_MODEL_FOR_TORCH"); path != "" {
