@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 )
@@ -26,9 +27,15 @@ var idxNames = [4]string{
 // FindIDX finds the four standard IDX files in dir, each either plain or
 // with a .gz suffix (plain preferred: it reads faster).
 func FindIDX(dir string) (IDXFiles, error) {
+	return findIDXNames(dir, idxNames)
+}
+
+// findIDXNames finds the four IDX files named names (train images, train
+// labels, test images, test labels) in dir, plain or gzipped.
+func findIDXNames(dir string, names [4]string) (IDXFiles, error) {
 	var found [4]string
 	var missing []string
-	for i, name := range idxNames {
+	for i, name := range names {
 		for _, cand := range []string{name, name + ".gz"} {
 			p := filepath.Join(dir, cand)
 			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
@@ -158,4 +165,62 @@ func readIDXPair(part, imagesPath, labelsPath string) (pix, labels []uint8, h, w
 		return nil, nil, 0, 0, fmt.Errorf("%s set: %s holds no images", part, imagesPath)
 	}
 	return pix, labels, h, w, nil
+}
+
+// CIFARSummary describes a CIFAR-10 folder written from IDX files.
+type CIFARSummary struct {
+	Folder                    string // out/cifar-10-batches-py
+	TrainSamples, TestSamples int
+	Classes                   int
+	FromWidth, FromHeight     int // the IDX images' size, before resizing
+}
+
+// ConvertIDXToCIFAR10 writes an MNIST-style IDX data set (MNIST,
+// Fashion-MNIST: 10 classes of grey images) as torchvision's CIFAR-10
+// folder out/cifar-10-batches-py (see WriteCIFAR10): every image resized
+// to 32x32 with Pillow's bilinear filter, as torchvision's Resize would,
+// and made RGB by repeating the grey plane, as PIL's convert('RGB') does.
+// labelNames name the ten classes in batches.meta (nil: "0".."9").
+func ConvertIDXToCIFAR10(src IDXFiles, out string, labelNames []string, overwrite bool) (CIFARSummary, error) {
+	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels)
+	if err != nil {
+		return CIFARSummary{}, err
+	}
+	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels)
+	if err != nil {
+		return CIFARSummary{}, err
+	}
+	if th != h || tw != w {
+		return CIFARSummary{}, fmt.Errorf("test images are %dx%d but training images %dx%d", tw, th, w, h)
+	}
+	classes := int(max(slices.Max(trainLabels), slices.Max(testLabels))) + 1
+	if classes > cifarClasses {
+		return CIFARSummary{}, fmt.Errorf("labels go up to %d; a CIFAR-10 folder holds %d classes", classes-1, cifarClasses)
+	}
+	if labelNames == nil {
+		labelNames = MNISTLabels // the digits 0..9
+	}
+	if len(labelNames) != cifarClasses {
+		return CIFARSummary{}, fmt.Errorf("%d label names; a CIFAR-10 folder names %d classes", len(labelNames), cifarClasses)
+	}
+	rs, err := getResizer(w, h, 32, 32)
+	if err != nil {
+		return CIFARSummary{}, err
+	}
+	toRGB := func(pix []uint8, n int) []byte {
+		out := make([]byte, n*CIFAR10ImageBytes)
+		parallelFor(n, runtime.GOMAXPROCS(0), func(i int) {
+			img := out[i*CIFAR10ImageBytes : (i+1)*CIFAR10ImageBytes]
+			rs.resize(img[:1024], pix[i*h*w:(i+1)*h*w])
+			copy(img[1024:2048], img[:1024])
+			copy(img[2048:], img[:1024])
+		})
+		return out
+	}
+	err = WriteCIFAR10(out, toRGB(trainPix, len(trainLabels)), trainLabels, toRGB(testPix, len(testLabels)), testLabels, labelNames, overwrite)
+	if err != nil {
+		return CIFARSummary{}, err
+	}
+	return CIFARSummary{Folder: filepath.Join(out, CIFAR10Folder), TrainSamples: len(trainLabels), TestSamples: len(testLabels),
+		Classes: classes, FromWidth: w, FromHeight: h}, nil
 }

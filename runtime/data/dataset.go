@@ -8,14 +8,20 @@ import (
 // MappingDir is the folder, inside a data directory, holding the mapping CSVs.
 const MappingDir = "client_data_mapping"
 
-// Dataset is a training and a test split sharing classes and image size.
+// Dataset is a training and a test split sharing classes and image size,
+// and the pipeline that turns their images into model input.
 type Dataset struct {
 	Train, Test   *Split
 	Classes       int // max label_id over both splits + 1
-	Height, Width int // of every image; taken from the first training image
+	Height, Width int // of every stored image; taken from the first training image
+	// Pipeline is FedScale's for the data set (Open), or the grey
+	// pipeline (Load).
+	Pipeline *Pipeline
 }
 
-// Load opens the dataset in dataDir. trainMap is the training mapping CSV
+// Load opens the dataset in dataDir, in the FEMNIST layout, with the grey
+// pipeline (images as stored, one channel in [0,1]); Open chooses by
+// data_set. trainMap is the training mapping CSV
 // (FedScale's data_map_file); "" means dataDir/client_data_mapping/train.csv.
 // The test mapping is always dataDir/client_data_mapping/test.csv. The first
 // training and test images are decoded eagerly so a size mismatch or a
@@ -49,5 +55,5 @@ func Load(dataDir, trainMap string) (*Dataset, error) {
 			classes = max(classes, int(l)+1)
 		}
 	}
-	return &Dataset{Train: train, Test: test, Classes: classes, Height: h, Width: w}, nil
+	return &Dataset{Train: train, Test: test, Classes: classes, Height: h, Width: w, Pipeline: GreyPipeline("", h, w)}, nil
 }

@@ -1,5 +1,10 @@
 // Package data reads and writes datasets in the FedScale FEMNIST layout and
-// converts MNIST-style IDX files into it.
+// converts MNIST-style IDX files into it; it reads torchvision's CIFAR-10
+// folder (and MNIST/EMNIST raw folders) and writes CIFAR-10 folders; and it
+// turns samples into model input the way FedScale does for each data_set
+// (pipeline.go: a table of FedScale's transforms, with Pillow's bilinear
+// resize reproduced bit for bit in resize.go), partitioning clients as
+// FedScale's DataPartitioner does (pyrandom.go).
 //
 // The layout is a data directory holding client_data_mapping/train.csv and
 // client_data_mapping/test.csv (header client_id,sample_path,label_name,label_id)
@@ -13,5 +18,5 @@
 // partitioner turn MNIST or Fashion-MNIST into a non-IID federated dataset.
 //
 // Nothing in this package touches the network or model code: it only knows
-// files, pixels, labels and clients.
+// files, pixels, labels, clients and the float32 input a model is fed.
 package data

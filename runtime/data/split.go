@@ -31,7 +31,7 @@ type Split struct {
 
 	Paths   []string // per sample, relative to Dir, slash-separated as in the CSV
 	Labels  []int32  // per sample: label_id
-	Clients []int32  // per sample: client index
+	Clients []int32  // per sample: client index; -1 for a sample of no client
 
 	ClientNames   []string  // original client_id strings; index = client index
 	ClientSamples [][]int32 // per client: its sample indices, in file order
@@ -41,6 +41,11 @@ type Split struct {
 	// budget, when set, bounds the bytes the cache may hold; images past
 	// it are decoded on every use instead of being kept.
 	budget *CacheBudget
+	// mem, when set, holds every image in memory, memC*h*w bytes each,
+	// channel after channel: data sets read whole (CIFAR-10, IDX files)
+	// rather than from one PNG file per sample.
+	mem  []uint8
+	memC int
 	// hw packs the expected image size (h<<32 | w); 0 until known.
 	hw atomic.Uint64
 	mu sync.Mutex // serialises establishing hw
@@ -268,9 +273,21 @@ func (s *Split) Shape() (h, w int, err error) {
 	return h, w, nil
 }
 
+// Channels is the number of channels of the stored images: 1 (grey) for
+// PNG layouts, 3 for CIFAR-10.
+func (s *Split) Channels() int {
+	if s.mem != nil {
+		return s.memC
+	}
+	return 1
+}
+
 // checkLoaded guards against a Split built by hand rather than by LoadSplit,
 // whose image cache would not match its samples.
 func (s *Split) checkLoaded() error {
+	if s.mem != nil {
+		return nil
+	}
 	if len(s.cache) != len(s.Paths) {
 		return fmt.Errorf("split %s was not created by LoadSplit", s.MapFile)
 	}
@@ -284,7 +301,8 @@ func (s *Split) setShape(h, w int) {
 	s.hw.Store(uint64(h)<<32 | uint64(w))
 }
 
-// Image returns sample i's pixels: Height*Width grey values, row-major. The
+// Image returns sample i's pixels: Height*Width grey values, row-major
+// (Channels() planes of them for an in-memory split). The
 // image is decoded on first use and cached; the returned slice is shared and
 // must not be modified. Safe for concurrent use.
 func (s *Split) Image(i int) ([]uint8, error) {
@@ -303,6 +321,11 @@ func (s *Split) image(i int, scratch []uint8) (pix []uint8, kept bool, err error
 	}
 	if err := s.checkLoaded(); err != nil {
 		return nil, false, err
+	}
+	if s.mem != nil {
+		hw := s.hw.Load()
+		n := s.memC * int(hw>>32) * int(hw&0xffffffff)
+		return s.mem[i*n : (i+1)*n : (i+1)*n], true, nil
 	}
 	if p := s.cache[i].Load(); p != nil {
 		return *p, true, nil
@@ -419,6 +442,9 @@ func (s *Split) DecodeAll() error {
 	if _, _, err := s.Shape(); err != nil {
 		return err
 	}
+	if s.mem != nil {
+		return nil
+	}
 	errs := make([]error, len(s.Paths))
 	var failed atomic.Bool
 	parallelFor(len(s.Paths), ioWorkers(), func(i int) {
@@ -453,6 +479,9 @@ func (s *Split) Batch(idx []int32, dst []float32) ([]int32, error) {
 	h, w, err := s.Shape()
 	if err != nil {
 		return nil, err
+	}
+	if c := s.Channels(); c != 1 {
+		return nil, fmt.Errorf("%s: Batch reads grey images, these have %d channels", s.MapFile, c)
 	}
 	hw := h * w
 	if len(dst) < len(idx)*hw {
