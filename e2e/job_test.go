@@ -77,6 +77,7 @@ job_conf:
     - log_path: %s
     - time_stamp: %s
     - data_set: mnist
+    - grey_input: True
     - data_dir: %s/%s
     - model: %s
     - num_participants: %d

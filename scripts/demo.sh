@@ -43,6 +43,7 @@ job_conf:
     - log_path: $WORK
     - ps_port: $PORT
     - data_set: $DATASET
+    - grey_input: True
     - data_dir: $DATA
     - model: mlp
     - num_participants: 10

@@ -74,6 +74,7 @@ func baseConf(t *testing.T) config.Conf {
 	c.LogPath = t.TempDir()
 	c.TimeStamp = "run1"
 	c.DataDir = dir
+	c.GreyInput = true // the synthetic images as stored, one grey channel
 	c.Model = "logistic"
 	c.NumParticipants = 6
 	c.Overcommitment = 1.3

@@ -42,9 +42,14 @@ type Conf struct {
 
 	DataSet         string `json:"data_set"`
 	DataDir         string `json:"data_dir"`
-	DataMapFile     string `json:"data_map_file"`     // "" = even random split
+	DataMapFile     string `json:"data_map_file"`     // "" = FedScale's uniform split into num_participants clients (grey_input: the mapping CSV's)
 	DeviceConfFile  string `json:"device_conf_file"`  // "" = none
 	DeviceAvailFile string `json:"device_avail_file"` // "" = always available
+	// GreyInput is our own key: feed a FEMNIST-layout data_dir's images as
+	// stored (one grey channel at their own size, pixel/255, no
+	// augmentation, the mapping CSV's clients) instead of data_set's
+	// FedScale pipeline; data_set is then only a name.
+	GreyInput bool `json:"grey_input"`
 
 	Model      string `json:"model"`
 	NumClasses int    `json:"num_classes"` // 0 = from the data
@@ -173,6 +178,7 @@ var fields = []field{
 	{"data_set", kindString, func(c *Conf) any { return &c.DataSet }, false},
 	{"data_dir", kindPath, func(c *Conf) any { return &c.DataDir }, false},
 	{"data_map_file", kindOptPath, func(c *Conf) any { return &c.DataMapFile }, false},
+	{"grey_input", kindBool, func(c *Conf) any { return &c.GreyInput }, false},
 	{"device_conf_file", kindOptPath, func(c *Conf) any { return &c.DeviceConfFile }, false},
 	{"device_avail_file", kindOptPath, func(c *Conf) any { return &c.DeviceAvailFile }, false},
 	{"model", kindString, func(c *Conf) any { return &c.Model }, false},

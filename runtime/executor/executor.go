@@ -54,7 +54,8 @@ type Options struct {
 	// ConnectTimeout bounds how long the executor keeps trying to reach the
 	// aggregator, at start and after losing it (default 2m).
 	ConnectTimeout time.Duration
-	// Data, if set, is used instead of loading Conf.DataDir (tests share one).
+	// Data, if set, is used instead of loading Conf.DataDir (tests share
+	// one), with its own pipeline (data.Load's is the grey one).
 	Data *data.Dataset
 	// ImageCacheBytes bounds the decoded images kept in memory (train and
 	// test together); 0 keeps them all.
@@ -103,9 +104,10 @@ func New(opt Options) (*Executor, error) {
 	ds := opt.Data
 	if ds == nil {
 		var err error
-		ds, err = data.Load(opt.Conf.DataDir, opt.Conf.DataMapFile)
+		ds, err = data.Open(data.Options{DataSet: opt.Conf.DataSet, DataDir: opt.Conf.DataDir, MapFile: opt.Conf.DataMapFile,
+			Grey: opt.Conf.GreyInput, Clients: opt.Conf.NumParticipants})
 		if err != nil {
-			return nil, fmt.Errorf("job_conf.data_dir: %w", err)
+			return nil, err
 		}
 		if opt.ImageCacheBytes > 0 {
 			// The test set goes first: it is read whole at every evaluation.
@@ -114,7 +116,9 @@ func New(opt Options) (*Executor, error) {
 			ds.Train.SetCacheBudget(b)
 		}
 	}
-	classes := ds.Classes
+	// The model's size: FedScale's class count for the data set (the
+	// labels' under grey_input), or num_classes.
+	classes := ds.ModelClasses()
 	if n := opt.Conf.NumClasses; n > 0 {
 		// Deployment clients rarely hold every class; num_classes names
 		// the model's size so all executors agree.
@@ -122,6 +126,9 @@ func New(opt Options) (*Executor, error) {
 			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, opt.Conf.DataDir, ds.Classes-1)
 		}
 		classes = n
+	} else if classes < ds.Classes {
+		return nil, fmt.Errorf("job_conf.data_dir: %s has label ids up to %d, but %s has %d classes in FedScale; set job_conf.num_classes to train a larger model",
+			opt.Conf.DataDir, ds.Classes-1, ds.Pipe().DataSet, classes)
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -144,11 +151,19 @@ func (e *Executor) mode() string {
 	return "simulation"
 }
 
-// DataInfo describes ds for registration, with a digest of its mapping so
-// the aggregator can tell executors with different data apart.
+// DataInfo describes ds for registration: the model input its pipeline
+// makes, and a digest of its mapping (and pipeline, unless grey) so the
+// aggregator can tell executors with different data apart.
 func DataInfo(ds *data.Dataset) *pb.DataInfo {
 	h := sha256.New()
 	var b [8]byte
+	p := ds.Pipe()
+	c, height, width := ds.Input()
+	if !p.Grey() {
+		// Grey digests stay what they were before pipelines existed, so
+		// older checkpoints still resume.
+		fmt.Fprintf(h, "pipeline %s %dx%dx%d\x00", p.DataSet, c, height, width)
+	}
 	for _, sp := range []*data.Split{ds.Train, ds.Test} {
 		binary.LittleEndian.PutUint64(b[:], uint64(sp.Len()))
 		h.Write(b[:])
@@ -167,9 +182,9 @@ func DataInfo(ds *data.Dataset) *pb.DataInfo {
 		ClientSamples: counts,
 		TestSamples:   int64(ds.Test.Len()),
 		Classes:       int32(ds.Classes),
-		Channels:      1,
-		Height:        int32(ds.Height),
-		Width:         int32(ds.Width),
+		Channels:      int32(c),
+		Height:        int32(height),
+		Width:         int32(width),
 		Fingerprint:   hex.EncodeToString(h.Sum(nil)),
 	}
 }
@@ -321,7 +336,8 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 // the aggregator's time stamp.
 func (e *Executor) welcome(w *pb.Welcome) error {
 	t := w.GetTraining()
-	spec := model.Spec{Name: t.GetModel(), Channels: 1, Height: e.data.Height, Width: e.data.Width, Classes: e.classes}
+	c, h, wd := e.data.Input()
+	spec := model.Spec{Name: t.GetModel(), Channels: c, Height: h, Width: wd, Classes: e.classes}
 	if spec != e.spec {
 		// The trainer pool is rebuilt only when the model changes, which
 		// is at the first welcome.
@@ -460,14 +476,13 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, error) {
 	if !ok {
 		return nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
 	}
-	train := s.e.data.Train
 	client := t.GetClientId()
 	samples, err := s.e.clientSamples(client)
 	if err != nil {
 		return nil, err
 	}
 	bs, steps := int(s.training.GetBatchSize()), int(s.training.GetLocalSteps())
-	batches, err := clientBatches(train, samples, bs, steps, t.GetSeed())
+	batches, err := clientBatches(s.e.data, samples, bs, steps, t.GetSeed())
 	if err != nil {
 		return nil, fmt.Errorf("client %d: %w", client, err)
 	}
@@ -515,26 +530,28 @@ func (e *Executor) clientSamples(client int64) ([]int32, error) {
 	return train.ClientSamples[client], nil
 }
 
-// clientBatches draws steps mini-batches from a client's samples, walking a
-// seeded permutation and reshuffling at each epoch's end, as a DataLoader
-// with shuffle would. The seed makes the batches a pure function of the
-// task, so any executor produces the same update.
-func clientBatches(split *data.Split, samples []int32, bs, steps int, seed uint64) ([]model.Batch, error) {
+// clientBatches draws steps mini-batches from a client's training samples,
+// walking a seeded permutation and reshuffling at each epoch's end, as a
+// DataLoader with shuffle would, and passes them through the dataset's
+// pipeline with its training augmentation. The seed makes the batches a
+// pure function of the task, so any executor produces the same update:
+// the permutation and the augmentation each draw from a stream of their
+// own, both seeded by it.
+func clientBatches(ds *data.Dataset, samples []int32, bs, steps int, seed uint64) ([]model.Batch, error) {
 	if len(samples) == 0 {
 		return nil, errors.New("has no training samples")
 	}
 	bs = min(bs, len(samples))
-	h, w, err := split.Shape()
-	if err != nil {
-		return nil, err
-	}
+	p := ds.Pipe()
+	n := p.SampleSize()
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	aug := mrand.New(mrand.NewPCG(seed, seed^0xda3e39cb94b95bdb))
 	perm := append([]int32(nil), samples...)
 	shuffle := func() { rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] }) }
 	shuffle()
 	pos := 0
 	batches := make([]model.Batch, steps)
-	x := make([]float32, steps*bs*h*w)
+	x := make([]float32, steps*bs*n)
 	idx := make([]int32, bs)
 	for s := range batches {
 		for k := range idx {
@@ -545,8 +562,8 @@ func clientBatches(split *data.Split, samples []int32, bs, steps int, seed uint6
 			idx[k] = perm[pos]
 			pos++
 		}
-		xs := x[s*bs*h*w : (s+1)*bs*h*w]
-		labels, err := split.Batch(idx, xs)
+		xs := x[s*bs*n : (s+1)*bs*n]
+		labels, err := p.Batch(ds.Train, idx, xs, aug)
 		if err != nil {
 			return nil, err
 		}
@@ -564,12 +581,10 @@ func (s *run) eval(t *pb.EvalTask) (*pb.ExecutorMessage, error) {
 	if t.GetStart() < 0 || t.GetEnd() > int64(test.Len()) || t.GetStart() >= t.GetEnd() {
 		return nil, fmt.Errorf("test shard [%d,%d) is outside the %d test samples", t.GetStart(), t.GetEnd(), test.Len())
 	}
-	h, w, err := test.Shape()
-	if err != nil {
-		return nil, err
-	}
+	p := s.e.data.Pipe()
+	n := p.SampleSize()
 	bsz := int64(max(s.training.GetTestBsz(), 1))
-	x := make([]float32, int(bsz)*h*w)
+	x := make([]float32, int(bsz)*n)
 	idx := make([]int32, 0, bsz)
 	var total model.EvalStats
 	tr := <-s.e.trainers
@@ -580,11 +595,12 @@ func (s *run) eval(t *pb.EvalTask) (*pb.ExecutorMessage, error) {
 		for i := lo; i < hi; i++ {
 			idx = append(idx, int32(i))
 		}
-		labels, err := test.Batch(idx, x)
+		// Evaluation is deterministic: no augmentation.
+		labels, err := p.Batch(test, idx, x, nil)
 		if err != nil {
 			return nil, err
 		}
-		st, err := tr.Evaluate(params, model.Batch{X: x[:len(idx)*h*w], Y: labels, N: len(idx)})
+		st, err := tr.Evaluate(params, model.Batch{X: x[:len(idx)*n], Y: labels, N: len(idx)})
 		if err != nil {
 			return nil, err
 		}

@@ -88,6 +88,7 @@ job_conf:
     - log_path: /FedScale/benchmark
     - time_stamp: run1
     - data_set: synthetic
+    - grey_input: True                  # our key: the images as stored, 1 grey channel
     - data_dir: /FedScale/benchmark/data
     - model: logistic
     - num_participants: 6

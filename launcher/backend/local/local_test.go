@@ -76,6 +76,7 @@ job_conf:
     - log_path: %s
     - ps_port: %d
     - data_set: synthetic
+    - grey_input: True                  # our key: the images as stored, 1 grey channel
     - data_dir: %s
     - model: logistic
     - num_participants: 4

@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 	})
 	missingImage := broken("noimage", func(dir string) { _ = os.Remove(filepath.Join(dir, "train", "5.png")) })
 
-	const base = "job_conf:\n    - job_name: bad\n    - log_path: %s\n    - data_dir: %s\n    - model: logistic\n    - batch_size: 10\n    - filter_less: 10\n    - use_cuda: False\n"
+	const base = "job_conf:\n    - job_name: bad\n    - log_path: %s\n    - data_dir: %s\n    - grey_input: True\n    - model: logistic\n    - batch_size: 10\n    - filter_less: 10\n    - use_cuda: False\n"
 	conf := func(extra string, dataDir string) string {
 		return fmt.Sprintf(base, root, dataDir) + extra
 	}
@@ -72,6 +72,9 @@ func TestBadInput(t *testing.T) {
 		{"missing map file", conf("    - data_map_file: "+filepath.Join(root, "nope.csv")+"\n", good), "executor", "nope.csv"},
 		{"bad label in csv", conf("", badLabel), "executor", `"seven"`},
 		{"missing image", conf("", missingImage), "executor", "5.png"},
+		{"cifar10 without the batches", conf("    - data_set: cifar10\n    - grey_input: False\n", good), "executor",
+			"CIFAR-10 batches missing: " + filepath.Join(good, "cifar-10-batches-py") + "/{data_batch_1,data_batch_2,data_batch_3,data_batch_4,data_batch_5,test_batch}"},
+		{"unknown data set", conf("    - data_set: cifar\n    - grey_input: False\n", good), "executor", `job_conf.data_set: unknown data set "cifar" (supported: Mnist, cifar10, emnist, femnist`},
 		{"no aggregator", conf("", good), "executor", "unreachable for 2s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

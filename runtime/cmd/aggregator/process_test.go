@@ -62,6 +62,7 @@ job_conf:
     - log_path: $FEDSCALE_HOME/benchmark
     - num_participants: 6
     - data_set: synthetic
+    - grey_input: True                  # our key: the images as stored, 1 grey channel
     - data_dir: $FEDSCALE_HOME/data
     - model: logistic
     - eval_interval: 2
