@@ -1,7 +1,8 @@
 // Command fsdata converts an MNIST-style IDX dataset (MNIST, Fashion-MNIST)
 // into the FedScale FEMNIST layout, partitioning the training set among
-// clients non-IID with a Dirichlet draw. It is a thin wrapper around
-// data.ConvertIDX.
+// clients non-IID with a Dirichlet draw, or with --cifar10 into
+// torchvision's CIFAR-10 folder (32x32 RGB), for FedScale's cifar10 jobs.
+// It is a thin wrapper around data.ConvertIDX and data.ConvertIDXToCIFAR10.
 package main
 
 import (
@@ -21,23 +22,43 @@ type options struct {
 	idxDir                                           string
 	trainImages, trainLabels, testImages, testLabels string
 	labelNames                                       string
+	cifar10                                          bool
 	conv                                             data.ConvertOptions
 }
 
 func newCommand(stdout io.Writer) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:   "fsdata --idx-dir DIR --out DIR [flags]",
-		Short: "Convert MNIST-style IDX files into a non-IID federated dataset in the FedScale layout",
+		Use:   "fsdata --idx-dir DIR --out DIR [--cifar10] [flags]",
+		Short: "Convert MNIST-style IDX files into a federated dataset in the FedScale layout or as CIFAR-10",
 		Long: `fsdata reads the four IDX files of MNIST or Fashion-MNIST and writes
 OUT/train/<i>.png, OUT/test/<i>.png and OUT/client_data_mapping/{train,test}.csv.
 Training samples are split among clients with a Dirichlet(alpha) draw per class
-(smaller alpha: more skewed clients); test samples are dealt round-robin.`,
+(smaller alpha: more skewed clients); test samples are dealt round-robin.
+
+With --cifar10 it writes OUT/cifar-10-batches-py instead, the folder
+torchvision.datasets.CIFAR10 reads and FedScale's cifar10 jobs name as data_dir:
+data_batch_1..5, test_batch and batches.meta, pickles of the original's shape,
+every image resized to 32x32 (Pillow's bilinear filter) and made RGB. Clients
+are not written: a cifar10 job splits the training set at load time (FedScale's
+uniform partition into num_participants clients, or a data_map_file).`,
 		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cifar10 {
+				var set []string
+				for _, name := range []string{"clients", "alpha", "seed", "min-samples"} {
+					if cmd.Flags().Changed(name) {
+						set = append(set, "--"+name)
+					}
+				}
+				if len(set) > 0 {
+					return fmt.Errorf("%s shape the FEMNIST layout's clients; a CIFAR-10 folder has none (cifar10 jobs split it at load time)", strings.Join(set, ", "))
+				}
+				return runCIFAR(o, stdout)
+			}
 			return run(o, stdout)
 		},
 	}
@@ -54,6 +75,7 @@ Training samples are split among clients with a Dirichlet(alpha) draw per class
 	f.IntVar(&o.conv.MinSamples, "min-samples", 20, "minimum training samples per client")
 	f.StringVar(&o.labelNames, "label-names", "", `label_name column: "fashion", "mnist" or a comma-separated list; default the label number`)
 	f.BoolVar(&o.conv.Overwrite, "force", false, "replace a dataset already in --out")
+	f.BoolVar(&o.cifar10, "cifar10", false, "write torchvision's CIFAR-10 folder (32x32 RGB) instead of the FEMNIST layout")
 	_ = cmd.MarkFlagRequired("out")
 	for _, name := range []string{"train-images", "train-labels", "test-images", "test-labels"} {
 		cmd.MarkFlagsMutuallyExclusive("idx-dir", name)
@@ -77,6 +99,22 @@ func run(o options, stdout io.Writer) error {
 	_, err = fmt.Fprintf(stdout, "fsdata: %s: %d clients, %d train + %d test samples, %d classes, %dx%d; train samples per client min %d / median %g / max %d; %.1f s\n",
 		o.conv.Out, sum.Clients, sum.TrainSamples, sum.TestSamples, sum.Classes, sum.ImageWidth, sum.ImageHeight,
 		sum.MinPerClient, sum.MedianPerClient, sum.MaxPerClient, time.Since(start).Seconds())
+	return err
+}
+
+// runCIFAR writes the CIFAR-10 folder and prints a one-line summary.
+func runCIFAR(o options, stdout io.Writer) error {
+	src, err := sources(o)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	sum, err := data.ConvertIDXToCIFAR10(src, o.conv.Out, labelNames(o.labelNames), o.conv.Overwrite)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "fsdata: %s: %d train + %d test images, %d classes, %dx%d grey resized to 32x32 RGB; %.1f s\n",
+		sum.Folder, sum.TrainSamples, sum.TestSamples, sum.Classes, sum.FromWidth, sum.FromHeight, time.Since(start).Seconds())
 	return err
 }
 

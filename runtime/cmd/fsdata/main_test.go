@@ -135,3 +135,55 @@ func TestFsdataErrors(t *testing.T) {
 		})
 	}
 }
+
+// --cifar10 writes torchvision's CIFAR-10 folder from IDX files: the images
+// resized to 32x32 and made RGB, readable by the cifar10 pipeline.
+func TestFsdataCIFAR10(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src, 23, 7)
+	out := t.TempDir()
+	stdout, err := execute("--idx-dir", src, "--out", out, "--cifar10", "--label-names", "fashion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(out, data.CIFAR10Folder) + ": 23 train + 7 test images, 10 classes, 4x4 grey resized to 32x32 RGB"; !strings.Contains(stdout, want) {
+		t.Errorf("output %q lacks %q", stdout, want)
+	}
+	ds, err := data.Open(data.Options{DataSet: "cifar10", DataDir: out, Clients: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Train.Len() != 23 || ds.Test.Len() != 7 || ds.Train.Labels[13] != 3 || ds.Test.Labels[6] != 6 {
+		t.Fatalf("loaded %d/%d samples, labels %v", ds.Train.Len(), ds.Test.Len(), ds.Train.Labels)
+	}
+	// Evaluation input is the image /255: three equal planes whose first
+	// pixel is the 4x4 image's first pixel (Pillow's upscale keeps corners).
+	p := ds.Pipe()
+	x := make([]float32, p.SampleSize())
+	if _, err := p.Batch(ds.Train, []int32{1}, x, nil); err != nil {
+		t.Fatal(err)
+	}
+	if x[0] != float32(byte(16*3))/255 || x[0] != x[1024] || x[1024] != x[2048] {
+		t.Errorf("sample 1 starts %v, %v, %v", x[0], x[1024], x[2048])
+	}
+	meta, err := os.ReadFile(filepath.Join(out, data.CIFAR10Folder, data.CIFAR10MetaFile))
+	if err != nil || !bytes.Contains(meta, []byte("T-shirt/top")) {
+		t.Errorf("batches.meta: %v %q", err, meta)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--idx-dir", src, "--out", out, "--cifar10"}, "already exists"},
+		{[]string{"--idx-dir", src, "--out", out, "--cifar10", "--clients", "3", "--alpha", "1"}, "--clients, --alpha shape the FEMNIST layout's clients"},
+		{[]string{"--idx-dir", src, "--out", t.TempDir(), "--cifar10", "--label-names", "a,b"}, "2 label names"},
+	} {
+		if _, err := execute(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := execute("--idx-dir", src, "--out", out, "--cifar10", "--force"); err != nil {
+		t.Errorf("--force: %v", err)
+	}
+}
