@@ -59,6 +59,13 @@ func (d *pyDict) get(key string) (any, bool) {
 // 8 bytes.
 const maxPickleLong = 8
 
+// maxPickleValues bounds the values a pickle may push: each costs tens of
+// bytes of Go memory for one byte of input, so a file of a billion DUP or
+// EMPTY_LIST opcodes must not run to the end. A CIFAR-10 batch pushes about
+// two per image (its label and file name); this allows batches of far more
+// images than CIFAR-10 has.
+const maxPickleValues = 1 << 20
+
 // unpickle decodes one pickle from data.
 func unpickle(data []byte) (any, error) {
 	u := unpickler{data: data, memo: map[int]any{}}
@@ -70,11 +77,12 @@ func unpickle(data []byte) (any, error) {
 }
 
 type unpickler struct {
-	data  []byte
-	pos   int
-	stack []any
-	marks []int // stack heights at each MARK
-	memo  map[int]any
+	data   []byte
+	pos    int
+	pushes int // values pushed so far, bounded by maxPickleValues
+	stack  []any
+	marks  []int // stack heights at each MARK
+	memo   map[int]any
 }
 
 func (u *unpickler) take(n uint64, what string) ([]byte, error) {
@@ -111,7 +119,10 @@ func (u *unpickler) uint(n int) (uint64, error) {
 	return v, nil
 }
 
-func (u *unpickler) push(v any) { u.stack = append(u.stack, v) }
+func (u *unpickler) push(v any) {
+	u.pushes++
+	u.stack = append(u.stack, v)
+}
 
 func (u *unpickler) pop() (any, error) {
 	if len(u.stack) == 0 || (len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1]) {
@@ -147,7 +158,11 @@ func (u *unpickler) run() (any, error) {
 		at := u.pos
 		op := u.data[u.pos]
 		u.pos++
-		if err := u.step(op); err != nil {
+		err := u.step(op)
+		if err == nil && (u.pushes > maxPickleValues || len(u.memo) > maxPickleValues) {
+			err = fmt.Errorf("more than %d values; not a CIFAR-10 batch", maxPickleValues)
+		}
+		if err != nil {
 			if err == errStop {
 				if len(u.stack) != 1 || len(u.marks) != 0 {
 					return nil, fmt.Errorf("STOP at offset %d with %d values on the stack", at, len(u.stack))
