@@ -451,9 +451,6 @@ func (c *Conf) issues() []issue {
 	if _, err := ParseGradientPolicy(c.GradientPolicy); err != nil {
 		add("gradient_policy", "job_conf.gradient_policy: %v", err)
 	}
-	if !bad["batch_size"] && c.FilterLess < c.BatchSize {
-		add("filter_less", "job_conf.filter_less (%d) must be at least job_conf.batch_size (%d): a client with fewer samples than one batch never finishes its local steps (the original loops forever)", c.FilterLess, c.BatchSize)
-	}
 	if c.FilterMore < int64(c.FilterLess) {
 		add("filter_more", "job_conf.filter_more (%d) must be at least job_conf.filter_less (%d), or every client is filtered out", c.FilterMore, c.FilterLess)
 	}

@@ -319,6 +319,12 @@ func Parse(data []byte, name string) (*Job, error) {
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
+	// FedScale's own configs set filter_less 0 with batches of 32; the
+	// executor trains a smaller client on batches of all its samples,
+	// where the original loops forever, so this is worth a line, not an error.
+	if j.Conf.FilterLess < j.Conf.BatchSize {
+		p.warnf(p.lines["job_conf.filter_less"], "job_conf.filter_less (%d) is below job_conf.batch_size (%d): clients with fewer samples than a batch train on batches of all their samples", j.Conf.FilterLess, j.Conf.BatchSize)
+	}
 	if j.Conf.SampleMode == "oort" {
 		p.warnf(p.lines["job_conf.sample_mode"], "job_conf.sample_mode oort is not implemented by this runtime; clients are sampled at random")
 	}

@@ -255,7 +255,6 @@ var parseErrorCases = []struct {
 	{"duplicate top-level", "ps_ip: a\nps_ip: b\n", `conf.yml:2: duplicate top-level key "ps_ip" (first at line 1)`},
 	{"duplicate in one item", "job_conf:\n  - {rounds: 1, rounds: 2}\n", `duplicate job_conf key "rounds" in one map`},
 	{"anchor at top", "x_anchor: &r 5\n" + conf("rounds: *r"), `unknown top-level key "x_anchor"`},
-	{"filter_less < batch_size", conf("batch_size: 20", "filter_less: 10"), "conf.yml:3: job_conf.filter_less (10) must be at least job_conf.batch_size (20)"},
 	{"filter_more < filter_less", conf("filter_more: 5"), "job_conf.filter_more (5) must be at least job_conf.filter_less (32)"},
 	{"eval_interval 0", conf("eval_interval: 0"), "conf.yml:2: job_conf.eval_interval must be positive, got 0"},
 	{"decay_round 0", conf("decay_round: 0"), "job_conf.decay_round must be positive, got 0"},
@@ -407,14 +406,14 @@ func TestSet(t *testing.T) {
 }
 
 func TestSetThenValidate(t *testing.T) {
-	j, err := Parse([]byte(conf("batch_size: 20", "filter_less: 21")), "conf.yml")
+	j, err := Parse([]byte(conf("filter_more: 30", "filter_less: 21")), "conf.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Conf.Set("batch_size", "64"); err != nil {
+	if err := j.Conf.Set("filter_less", "64"); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Conf.Validate(); err == nil || !strings.Contains(err.Error(), "filter_less (21) must be at least job_conf.batch_size (64)") {
+	if err := j.Conf.Validate(); err == nil || !strings.Contains(err.Error(), "job_conf.filter_more (30) must be at least job_conf.filter_less (64)") {
 		t.Errorf("Validate after Set = %v", err)
 	}
 	if err := j.Validate(); err == nil {
@@ -684,5 +683,18 @@ func TestFieldTable(t *testing.T) {
 	slices.Sort(keys)
 	if !slices.Equal(tags, keys) {
 		t.Errorf("Conf json tags %v\ndiffer from keys %v", tags, keys)
+	}
+}
+
+// FedScale's own cifar10 configs set filter_less 0 with batches of 32:
+// accepted, with a line saying what happens to the small clients.
+func TestFilterLessBelowBatchWarns(t *testing.T) {
+	j, err := Parse([]byte(conf("batch_size: 32", "filter_less: 0")), "conf.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "conf.yml:3: job_conf.filter_less (0) is below job_conf.batch_size (32): clients with fewer samples than a batch train on batches of all their samples"
+	if !slices.Contains(j.Warnings, want) {
+		t.Errorf("Warnings = %q, want %q", j.Warnings, want)
 	}
 }
