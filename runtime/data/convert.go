@@ -11,9 +11,11 @@ import (
 	"strings"
 )
 
-// IDXFiles names the four files of an MNIST-style dataset.
+// IDXFiles names the four files of an MNIST-style dataset and, when the
+// limits are positive, how many leading samples of each split to take.
 type IDXFiles struct {
 	TrainImages, TrainLabels, TestImages, TestLabels string
+	TrainLimit, TestLimit                            int
 }
 
 // Standard IDX file names, as distributed for MNIST and Fashion-MNIST.
@@ -52,7 +54,7 @@ func findIDXNames(dir string, names [4]string) (IDXFiles, error) {
 	if len(missing) > 0 {
 		return IDXFiles{}, fmt.Errorf("idx dir %s: missing %s", dir, strings.Join(missing, ", "))
 	}
-	return IDXFiles{found[0], found[1], found[2], found[3]}, nil
+	return IDXFiles{TrainImages: found[0], TrainLabels: found[1], TestImages: found[2], TestLabels: found[3]}, nil
 }
 
 // FashionMNISTLabels are Fashion-MNIST's class names, by label.
@@ -95,11 +97,11 @@ func ClientName(k int) string { return fmt.Sprintf("client_%04d", k) }
 // written grouped by client; test samples are dealt round-robin, since the
 // runtime evaluates the whole test set anyway.
 func ConvertIDX(src IDXFiles, opt ConvertOptions) (ConvertSummary, error) {
-	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels)
+	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels, src.TrainLimit)
 	if err != nil {
 		return ConvertSummary{}, err
 	}
-	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels)
+	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels, src.TestLimit)
 	if err != nil {
 		return ConvertSummary{}, err
 	}
@@ -148,8 +150,9 @@ func ConvertIDX(src IDXFiles, opt ConvertOptions) (ConvertSummary, error) {
 	}, nil
 }
 
-// readIDXPair reads an image file and its label file and checks they agree.
-func readIDXPair(part, imagesPath, labelsPath string) (pix, labels []uint8, h, w int, err error) {
+// readIDXPair reads an image file and its label file, checks they agree,
+// and keeps the first limit samples when limit is positive.
+func readIDXPair(part, imagesPath, labelsPath string, limit int) (pix, labels []uint8, h, w int, err error) {
 	pix, n, h, w, err := ReadIDXImages(imagesPath)
 	if err != nil {
 		return nil, nil, 0, 0, fmt.Errorf("%s images: %w", part, err)
@@ -163,6 +166,12 @@ func readIDXPair(part, imagesPath, labelsPath string) (pix, labels []uint8, h, w
 	}
 	if n == 0 {
 		return nil, nil, 0, 0, fmt.Errorf("%s set: %s holds no images", part, imagesPath)
+	}
+	if limit < 0 || limit > n {
+		return nil, nil, 0, 0, fmt.Errorf("%s set: %d samples asked for, %s holds %d", part, limit, imagesPath, n)
+	}
+	if limit > 0 {
+		pix, labels = pix[:limit*h*w], labels[:limit]
 	}
 	return pix, labels, h, w, nil
 }
@@ -182,11 +191,11 @@ type CIFARSummary struct {
 // and made RGB by repeating the grey plane, as PIL's convert('RGB') does.
 // labelNames name the ten classes in batches.meta (nil: "0".."9").
 func ConvertIDXToCIFAR10(src IDXFiles, out string, labelNames []string, overwrite bool) (CIFARSummary, error) {
-	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels)
+	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels, src.TrainLimit)
 	if err != nil {
 		return CIFARSummary{}, err
 	}
-	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels)
+	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels, src.TestLimit)
 	if err != nil {
 		return CIFARSummary{}, err
 	}

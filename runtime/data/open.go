@@ -213,11 +213,11 @@ func loadIDXSplits(dataDir string, p *Pipeline) (train, test *Split, err error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("data_dir %s: %w (the folder torchvision.datasets.%s reads)", dataDir, err, p.IDXFolder)
 	}
-	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels)
+	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels)
+	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels, 0)
 	if err != nil {
 		return nil, nil, err
 	}

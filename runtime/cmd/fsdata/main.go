@@ -22,6 +22,7 @@ type options struct {
 	idxDir                                           string
 	trainImages, trainLabels, testImages, testLabels string
 	labelNames                                       string
+	trainSamples, testSamples                        int
 	cifar10                                          bool
 	conv                                             data.ConvertOptions
 }
@@ -75,6 +76,8 @@ uniform partition into num_participants clients, or a data_map_file).`,
 	f.IntVar(&o.conv.MinSamples, "min-samples", 20, "minimum training samples per client")
 	f.StringVar(&o.labelNames, "label-names", "", `label_name column: "fashion", "mnist" or a comma-separated list; default the label number`)
 	f.BoolVar(&o.conv.Overwrite, "force", false, "replace a dataset already in --out")
+	f.IntVar(&o.trainSamples, "train-samples", 0, "use the first N training samples (default all)")
+	f.IntVar(&o.testSamples, "test-samples", 0, "use the first N test samples (default all)")
 	f.BoolVar(&o.cifar10, "cifar10", false, "write torchvision's CIFAR-10 folder (32x32 RGB) instead of the FEMNIST layout")
 	_ = cmd.MarkFlagRequired("out")
 	for _, name := range []string{"train-images", "train-labels", "test-images", "test-labels"} {
@@ -119,10 +122,21 @@ func runCIFAR(o options, stdout io.Writer) error {
 }
 
 func sources(o options) (data.IDXFiles, error) {
-	if o.idxDir != "" {
-		return data.FindIDX(o.idxDir)
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--train-samples", o.trainSamples}, {"--test-samples", o.testSamples}} {
+		if f.v < 0 {
+			return data.IDXFiles{}, fmt.Errorf("%s must be positive, got %d", f.name, f.v)
+		}
 	}
-	src := data.IDXFiles{TrainImages: o.trainImages, TrainLabels: o.trainLabels, TestImages: o.testImages, TestLabels: o.testLabels}
+	if o.idxDir != "" {
+		src, err := data.FindIDX(o.idxDir)
+		src.TrainLimit, src.TestLimit = o.trainSamples, o.testSamples
+		return src, err
+	}
+	src := data.IDXFiles{TrainImages: o.trainImages, TrainLabels: o.trainLabels, TestImages: o.testImages, TestLabels: o.testLabels,
+		TrainLimit: o.trainSamples, TestLimit: o.testSamples}
 	var missing []string
 	for _, p := range []struct{ flag, val string }{
 		{"--train-images", src.TrainImages}, {"--train-labels", src.TrainLabels},

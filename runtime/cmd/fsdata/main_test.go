@@ -97,6 +97,15 @@ func TestFsdata(t *testing.T) {
 	if !strings.Contains(string(csv), "client_0002,test/2.png,c,2\n") {
 		t.Errorf("test.csv after --force:\n%.200s", csv)
 	}
+
+	// The first N samples of each split.
+	stdout, err = execute("--idx-dir", src, "--out", out, "--clients", "2", "--min-samples", "5", "--train-samples", "50", "--test-samples", "7", "--force")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "50 train + 7 test samples") {
+		t.Errorf("output %q", stdout)
+	}
 }
 
 func TestFsdataErrors(t *testing.T) {
@@ -121,6 +130,8 @@ func TestFsdataErrors(t *testing.T) {
 		{"existing dataset", []string{"--out", existing, "--idx-dir", src, "--clients", "2", "--min-samples", "1"}, "already holds a dataset"},
 		{"bad number", []string{"--out", "x", "--idx-dir", src, "--clients", "many"}, "invalid argument"},
 		{"positional argument", []string{"--out", "x", "--idx-dir", src, "extra"}, "unknown command"},
+		{"negative sample count", []string{"--out", "x", "--idx-dir", src, "--test-samples", "-1"}, "--test-samples must be positive, got -1"},
+		{"more samples than the file", []string{"--out", "x", "--idx-dir", src, "--train-samples", "41"}, "training set: 41 samples asked for"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
