@@ -16,6 +16,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -44,7 +45,11 @@ type NewTrainer func(model.Spec) (model.Trainer, error)
 type Options struct {
 	Conf config.Conf // job_conf after overrides: job name, data, aggregator address
 	Rank int         // 1..num_executors
-	// Slots is how many tasks run at once (default 1).
+	// Slots is how many tasks run at once (default 1). Training is
+	// single-threaded and CPU-bound, so at most GOMAXPROCS of them compute
+	// at the same time; the others wait for a free trainer. More would
+	// only time-slice the cores and multiply the memory a model needs
+	// (its weights, momentum and activations per trainer).
 	Slots int
 	// Backend builds trainers (required).
 	Backend NewTrainer
@@ -70,7 +75,10 @@ type Executor struct {
 	info        *pb.DataInfo
 	incarnation string
 
-	trainers chan model.Trainer // a pool: one trainer per running task
+	// trainers is a pool of compute slots: a trainer and the parameter
+	// buffer it trains in, held from training until the result is sent.
+	// At most GOMAXPROCS of them exist (see Options.Slots).
+	trainers chan *computeSlot
 	spec     model.Spec
 	classes  int
 	// deployment: this executor is the single client rank-1 (all its data).
@@ -132,7 +140,7 @@ func New(opt Options) (*Executor, error) {
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan model.Trainer, opt.Slots),
+	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan *computeSlot, computeSlots(opt.Slots)),
 		classes: classes, deployment: opt.Conf.ExperimentMode == "deployment"}
 	e.info = DataInfo(ds)
 	e.info.Classes = int32(classes)
@@ -344,12 +352,12 @@ func (e *Executor) welcome(w *pb.Welcome) error {
 		for len(e.trainers) > 0 {
 			<-e.trainers
 		}
-		for i := 0; i < e.opt.Slots; i++ {
+		for i := 0; i < cap(e.trainers); i++ {
 			tr, err := e.opt.Backend(spec)
 			if err != nil {
 				return fmt.Errorf("model %s: %w", spec.Name, err)
 			}
-			e.trainers <- tr
+			e.trainers <- &computeSlot{tr: tr}
 		}
 		e.spec = spec
 	}
@@ -451,10 +459,11 @@ func (s *run) worker(ctx context.Context) {
 		var reply *pb.ExecutorMessage
 		var err error
 		var round, id int64
+		var held *computeSlot // its parameters are the reply's weights until sent
 		switch b := m.GetBody().(type) {
 		case *pb.AggregatorMessage_Train:
 			round, id = b.Train.GetRound(), b.Train.GetTaskId()
-			reply, err = s.train(b.Train)
+			reply, held, err = s.train(b.Train)
 		case *pb.AggregatorMessage_Eval:
 			round, id = b.Eval.GetRound(), b.Eval.GetTaskId()
 			reply, err = s.eval(b.Eval)
@@ -466,47 +475,78 @@ func (s *run) worker(ctx context.Context) {
 			s.e.log.Errorf("Task %d of round %d failed: %v", id, round, err)
 			reply = &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TaskFailure{TaskFailure: &pb.TaskFailure{Round: round, TaskId: id, Error: err.Error()}}}
 		}
-		_ = s.send(reply)
+		_ = s.send(reply) // gRPC has encoded the message when Send returns
+		if held != nil {
+			s.e.trainers <- held
+		}
 	}
 }
 
-func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, error) {
+// computeSlot is a trainer with the buffer it trains a task's copy of the
+// global model in, reused from task to task.
+type computeSlot struct {
+	tr     model.Trainer
+	params tensor.List
+}
+
+// load copies global into the slot's buffer, allocating it on first use.
+func (c *computeSlot) load(global tensor.List) tensor.List {
+	if c.params.CheckCompatible(global) != nil {
+		c.params = global.ZerosLike()
+	}
+	for i := range global {
+		copy(c.params[i].Data, global[i].Data)
+	}
+	return c.params
+}
+
+// computeSlots is how many trainers an executor with slots task slots
+// keeps: no more than the processors that can run them.
+func computeSlots(slots int) int {
+	return max(1, min(slots, runtime.GOMAXPROCS(0)))
+}
+
+// train runs a training task. On success it returns the compute slot
+// whose parameters the reply carries; the caller returns it to the pool
+// once the reply is sent.
+func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, *computeSlot, error) {
 	start := time.Now()
 	global, ok := s.model(t.GetModelVersion())
 	if !ok {
-		return nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
+		return nil, nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
 	}
 	client := t.GetClientId()
 	samples, err := s.e.clientSamples(client)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bs, steps := int(s.training.GetBatchSize()), int(s.training.GetLocalSteps())
 	batches, err := clientBatches(s.e.data, samples, bs, steps, t.GetSeed())
 	if err != nil {
-		return nil, fmt.Errorf("client %d: %w", client, err)
+		return nil, nil, fmt.Errorf("client %d: %w", client, err)
 	}
-	params := global.Clone()
 	opt := model.SGD{
 		LR:          float32(t.GetLearningRate()),
 		Momentum:    float32(s.training.GetMomentum()),
 		WeightDecay: float32(s.training.GetWeightDecay()),
 		LossDecay:   s.training.GetLossDecay(),
+		Seed:        t.GetSeed(),
 	}
 	if mu := t.GetProxMu(); mu > 0 {
 		opt.ProxMu, opt.Anchor = float32(mu), global
 	}
-	tr := <-s.e.trainers
-	stats, err := tr.Train(params, batches, opt)
-	s.e.trainers <- tr
+	slot := <-s.e.trainers
+	params := slot.load(global)
+	stats, err := slot.tr.Train(params, batches, opt)
 	if err != nil {
-		return nil, fmt.Errorf("training client %d: %w", client, err)
+		s.e.trainers <- slot
+		return nil, nil, fmt.Errorf("training client %d: %w", client, err)
 	}
 	return &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{
 		Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: client, Weights: pb.FromTensors(params),
 		MovingLoss: stats.MovingLoss, MeanLoss: stats.MeanLoss, NumSamples: int64(len(samples)),
 		WallSeconds: time.Since(start).Seconds(),
-	}}}, nil
+	}}}, slot, nil
 }
 
 // clientSamples returns the training samples of client.
@@ -587,8 +627,9 @@ func (s *run) eval(t *pb.EvalTask) (*pb.ExecutorMessage, error) {
 	x := make([]float32, int(bsz)*n)
 	idx := make([]int32, 0, bsz)
 	var total model.EvalStats
-	tr := <-s.e.trainers
-	defer func() { s.e.trainers <- tr }()
+	slot := <-s.e.trainers
+	defer func() { s.e.trainers <- slot }()
+	tr := slot.tr
 	for lo := t.GetStart(); lo < t.GetEnd(); lo += bsz {
 		hi := min(lo+bsz, t.GetEnd())
 		idx = idx[:0]

@@ -109,13 +109,27 @@ func layout(s Spec) ([]param, error) {
 // Zeros returns zero-valued parameters of spec's architecture: the names
 // and shapes that Init produces and that Trainers check params against.
 func Zeros(spec Spec) (tensor.List, error) {
+	out, err := Layout(spec)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Data = make([]float32, tensor.Size(out[i].Shape))
+	}
+	return out, nil
+}
+
+// Layout returns the names and shapes of spec's parameters with no values
+// (nil Data): what a Trainer checks params against, without the memory of
+// a whole model.
+func Layout(spec Spec) (tensor.List, error) {
 	ps, err := layout(spec)
 	if err != nil {
 		return nil, err
 	}
 	out := make(tensor.List, len(ps))
 	for i, p := range ps {
-		out[i] = tensor.New(p.name, p.shape...)
+		out[i] = tensor.Tensor{Name: p.name, Shape: append([]int(nil), p.shape...)}
 	}
 	return out, nil
 }

@@ -46,7 +46,7 @@ func New(spec model.Spec) (model.Trainer, error) {
 	if model.IsGraph(spec.Name) {
 		return newNet(spec)
 	}
-	tmpl, err := model.Zeros(spec)
+	tmpl, err := model.Layout(spec)
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
@@ -75,8 +75,8 @@ func New(spec model.Spec) (model.Trainer, error) {
 	t.grads = make([][]float32, len(tmpl))
 	t.mom = make([][]float32, len(tmpl))
 	for i, p := range tmpl {
-		t.grads[i] = make([]float32, len(p.Data))
-		t.mom[i] = make([]float32, len(p.Data))
+		t.grads[i] = make([]float32, tensor.Size(p.Shape))
+		t.mom[i] = make([]float32, tensor.Size(p.Shape))
 	}
 	t.ex = make([]float64, spec.Classes)
 	return t, nil

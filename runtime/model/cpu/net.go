@@ -151,7 +151,7 @@ func newNet(spec model.Spec) (model.Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
-	tmpl, err := model.Zeros(spec)
+	tmpl, err := model.Layout(spec)
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
@@ -173,7 +173,7 @@ func newNet(spec model.Spec) (model.Trainer, error) {
 	t.mom = make([][]float32, len(tmpl))
 	for i, p := range tmpl {
 		if !model.IsBuffer(p.Name) {
-			t.mom[i] = make([]float32, len(p.Data))
+			t.mom[i] = make([]float32, tensor.Size(p.Shape))
 		}
 	}
 	t.c.apply = t.update
