@@ -100,3 +100,31 @@ actionlint:
 ## at the end. FEDSCALE_E2E_SCALE=1 adds the 1+8-executor job.
 e2e: infra
 	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -v -timeout 30m ./e2e/
+
+.PHONY: golden golden-check bench-torch
+
+# Debian's python3, where apt's python3-torch and python3-torchvision live
+# (a pyenv or venv python3 earlier on PATH would lack them).
+GOLDEN_PYTHON ?= /usr/bin/python3
+GOLDEN_DIR    := runtime/model/cpu/testdata/golden
+
+## golden: regenerate the golden fixtures that runtime/model/cpu's golden
+## test checks every model against: PyTorch (python3-torch 1.13 and
+## python3-torchvision 0.14 from Debian bookworm) training each model
+## 3 steps from generated weights (scripts/golden/golden.py).
+golden:
+	$(GOLDEN_PYTHON) scripts/golden/golden.py --out $(GOLDEN_DIR)
+
+## golden-check: regenerate the fixtures into a temporary directory and fail
+## if any drifted from the committed ones beyond rounding noise
+## (internal/cmd/goldendiff; CI's golden job runs it).
+golden-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(GOLDEN_PYTHON) scripts/golden/golden.py --out "$$tmp" && \
+		$(GO) run ./internal/cmd/goldendiff $(GOLDEN_DIR) "$$tmp"
+
+## bench-torch: PyTorch's time for one training step (batch 20 of 3x32x32,
+## one thread) of resnet18, mobilenet_v2 and shufflenet_v2_x2_0, and its
+## peak RSS after resnet18, as JSON (scripts/golden/bench_torch.py).
+bench-torch:
+	$(GOLDEN_PYTHON) scripts/golden/bench_torch.py
