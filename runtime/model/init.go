@@ -81,8 +81,10 @@ func layout(s Spec) ([]param, error) {
 	switch s.Name {
 	case Logistic:
 		ps = dense("fc", in, s.Classes)
-	case LR, SVM:
+	case LR:
 		ps = dense("linear", in, s.Classes)
+	case SVM:
+		ps = dense("fc", in, s.Classes)
 	case MLP:
 		ps = append(dense("fc1", in, mlpHidden), dense("fc2", mlpHidden, mlpHidden)...)
 		ps = append(ps, dense("fc3", mlpHidden, s.Classes)...)

@@ -18,8 +18,9 @@ import (
 )
 
 // Names of the sequential architectures: our own logistic, mlp and lenet5,
-// and FedScale's lr (LogisticRegression) and svm (LinearSVM), both one
-// Linear layer named "linear" over the flattened input. The torchvision
+// and FedScale's lr (LogisticRegression, one Linear layer named "linear")
+// and svm (LinearSVM, one named "fc"), both over the flattened input and
+// trained with cross-entropy as FedScale does. The torchvision
 // architectures are named in arch.go.
 const (
 	LeNet5   = "lenet5"

@@ -129,7 +129,7 @@ type netTrainer struct {
 	xin     []float32 // the batch in channel-major layout
 	logits  []float32 // [n][classes]
 	dlogits []float32
-	dlogT   []float32 // [classes][n]
+	dlogT   []float32   // [classes][n]
 	mom     [][]float32 // momentum buffers; nil for buffers
 	ex      []float64
 	// The step being applied by update.
