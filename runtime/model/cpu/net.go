@@ -135,6 +135,8 @@ type netTrainer struct {
 	// The step being applied by update.
 	opt   model.SGD
 	first bool
+	last  bool // check the updated weights are finite
+	bad   int  // the first parameter found non-finite on the last step, or -1
 }
 
 // update applies one SGD step to parameter i with gradient g.
@@ -144,6 +146,28 @@ func (t *netTrainer) update(i int, g []float32) {
 		anchor = t.opt.Anchor[i].Data
 	}
 	sgdStep(t.c.p[i].Data, g, t.mom[i], anchor, t.opt, t.first)
+	// The last update is not followed by a loss that would reveal an
+	// overflow, so its weights are checked here, while still in cache.
+	if t.last && t.bad < 0 && !finite(t.c.p[i].Data) {
+		t.bad = i
+	}
+}
+
+// finite reports whether every value of x is finite: v*0 is 0 for a
+// finite v and NaN for NaN and ±Inf, so one sum tells.
+func finite(x []float32) bool {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * 0
+		s1 += x[i+1] * 0
+		s2 += x[i+2] * 0
+		s3 += x[i+3] * 0
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * 0
+	}
+	return s0+s1+s2+s3 == 0
 }
 
 func newNet(spec model.Spec) (model.Trainer, error) {
@@ -252,7 +276,7 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 				dl[j*b.N+s] = t.dlogits[s*k+j]
 			}
 		}
-		t.opt, t.first = opt, step == 0
+		t.opt, t.first, t.last, t.bad = opt, step == 0, step == len(batches)-1, -1
 		t.root.backward(&t.c, dl, false)
 		mean := loss / float64(b.N)
 		st.Losses = append(st.Losses, mean)
@@ -267,8 +291,15 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 	}
 	st.MeanLoss = lossSum / float64(st.Samples)
 	t.opt = model.SGD{} // drop the anchor
-	if err := params.CheckFinite(); err != nil {
-		return st, fmt.Errorf("cpu %s: train: after step %d: %w (training diverged; lower the learning rate)", t.spec, st.Steps-1, err)
+	for i := range params {
+		// Buffers (batch norm's running statistics) are small; the
+		// parameters were checked as they were updated.
+		if t.bad < 0 && t.mom[i] == nil && !finite(params[i].Data) {
+			t.bad = i
+		}
+	}
+	if t.bad >= 0 {
+		return st, fmt.Errorf("cpu %s: train: after step %d: tensor %q holds a non-finite value (training diverged; lower the learning rate)", t.spec, st.Steps-1, params[t.bad].Name)
 	}
 	return st, nil
 }

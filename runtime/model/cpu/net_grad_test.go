@@ -249,3 +249,34 @@ func TestGraphDeterminism(t *testing.T) {
 		})
 	}
 }
+
+func TestFinite(t *testing.T) {
+	for _, tc := range []struct {
+		x    []float32
+		want bool
+	}{
+		{nil, true},
+		{[]float32{1, -2, 3e38, 1e-45, 0, 5}, true},
+		{[]float32{1, 2, 3, 4, 5, float32(math.NaN())}, false},
+		{[]float32{float32(math.Inf(1)), 2}, false},
+		{[]float32{1, 2, 3, float32(math.Inf(-1))}, false},
+	} {
+		if got := finite(tc.x); got != tc.want {
+			t.Errorf("finite(%v) = %v", tc.x, got)
+		}
+	}
+}
+
+// A step that overflows the weights is an error naming a tensor, even on
+// the last step, where no later loss would show it.
+func TestGraphDivergenceIsAnError(t *testing.T) {
+	spec := model.Spec{Name: model.ShuffleNetV2x0_5, Channels: 3, Height: 32, Width: 32, Classes: 10}
+	tr, _ := New(spec)
+	p, _ := model.Init(spec, 1)
+	rng := rand.New(rand.NewPCG(1, 1))
+	b := model.Batch{X: randVec(rng, 4*spec.InputSize(), -1, 1), Y: []int32{1, 7, 3, 0}, N: 4}
+	_, err := tr.Train(p, []model.Batch{b}, model.SGD{LR: 1e38, Momentum: 0.9})
+	if err == nil || !strings.Contains(err.Error(), "after step 0: tensor") || !strings.Contains(err.Error(), "non-finite") {
+		t.Fatalf("error %v, want non-finite weights after step 0", err)
+	}
+}
