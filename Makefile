@@ -55,8 +55,9 @@ bench:
 ## demo: a whole job on real MNIST (or DATASET=fashion) with 1 aggregator
 ## and 2 executor processes on this machine; no Docker needed.
 DATASET ?= mnist
+MODEL   ?= mlp
 demo: build
-	DATASET=$(DATASET) BIN=$(BIN) ./scripts/demo.sh
+	DATASET=$(DATASET) MODEL=$(MODEL) BIN=$(BIN) ./scripts/demo.sh
 
 ## images: both runtime images for this machine, loaded into the Docker engine.
 images: infra
@@ -123,8 +124,9 @@ golden-check:
 		$(GOLDEN_PYTHON) scripts/golden/golden.py --out "$$tmp" && \
 		$(GO) run ./internal/cmd/goldendiff $(GOLDEN_DIR) "$$tmp"
 
-## bench-torch: PyTorch's time for one training step (batch 20 of 3x32x32,
-## one thread) of resnet18, mobilenet_v2 and shufflenet_v2_x2_0, and its
-## peak RSS after resnet18, as JSON (scripts/golden/bench_torch.py).
+## bench-torch: one training step (batch 20 of 3x32x32, one thread) of
+## resnet18, mobilenet_v2 and shufflenet_v2_x2_0 with our CPU backend and
+## with PyTorch (scripts/golden/bench_torch.py) in the same run, as the
+## README's table with ratios (internal/cmd/speedtable).
 bench-torch:
-	$(GOLDEN_PYTHON) scripts/golden/bench_torch.py
+	$(GO) run ./internal/cmd/speedtable --python $(GOLDEN_PYTHON)
