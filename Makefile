@@ -13,7 +13,7 @@ LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Ve
 # Packages whose concurrency is tested under the race detector.
 RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/... ./launcher/...
 
-.PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo proto clean infra images pin
+.PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo examples proto clean infra images pin
 
 all: build
 
@@ -58,6 +58,12 @@ DATASET ?= mnist
 MODEL   ?= mlp
 demo: build
 	DATASET=$(DATASET) MODEL=$(MODEL) BIN=$(BIN) ./scripts/demo.sh
+
+## examples: FedScale's own container example jobs (femnist_k8s,
+## femnist_docker, cifar_cpu_k8s, dry_run_k8s) for all their rounds as
+## local processes on Fashion-MNIST (make test runs a few rounds of each).
+examples:
+	FEDSCALE_EXAMPLES_FULL=1 $(GO) test -count=1 -run TestFedScaleExamples -v -timeout 60m ./runtime/cmd/aggregator
 
 ## images: both runtime images for this machine, loaded into the Docker engine.
 images: infra
