@@ -92,19 +92,31 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 						d := dst[oy*out.W:][:out.W]
 						iy := oy*st + i - pad
 						if iy < 0 || iy >= in.H {
-							clear(d)
+							for q := range d {
+								d[q] = 0
+							}
 							continue
 						}
-						src := plane[iy*in.W:][:in.W]
-						clear(d[:lo])
+						// Rows are short (32 to 1 wide): plain loops beat
+						// copy's and clear's calls.
+						for q := 0; q < lo; q++ {
+							d[q] = 0
+						}
 						if st == 1 {
-							copy(d[lo:hi], src[lo+j-pad:])
+							src := plane[iy*in.W+lo+j-pad:][:hi-lo]
+							dd := d[lo:hi]
+							for q, v := range src {
+								dd[q] = v
+							}
 						} else {
+							src := plane[iy*in.W:][:in.W]
 							for ox := lo; ox < hi; ox++ {
 								d[ox] = src[ox*st+j-pad]
 							}
 						}
-						clear(d[hi:])
+						for q := hi; q < len(d); q++ {
+							d[q] = 0
+						}
 					}
 				}
 			}
@@ -134,8 +146,15 @@ func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
 						if iy < 0 || iy >= in.H {
 							continue
 						}
-						d := plane[iy*in.W:][:in.W]
 						sr := src[oy*out.W:][:out.W]
+						if st == 1 {
+							d := plane[iy*in.W+lo+j-pad:][:hi-lo]
+							for q, v := range sr[lo:hi] {
+								d[q] += v
+							}
+							continue
+						}
+						d := plane[iy*in.W:][:in.W]
 						for ox := lo; ox < hi; ox++ {
 							d[ox*st+j-pad] += sr[ox]
 						}

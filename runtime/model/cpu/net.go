@@ -607,16 +607,44 @@ func (m *bnMod) forward(c *runCtx, x []float32) []float32 {
 		fm, fi := float32(mean), float32(inv)
 		wc, bc := w[ch], b[ch]
 		hs, ys := xhat[ch*M:(ch+1)*M], y[ch*M:(ch+1)*M]
-		for i, v := range xs {
-			h := (v - fm) * fi
-			hs[i] = h
-			ys[i] = h*wc + bc
+		hs = hs[:len(xs)]
+		ys = ys[:len(xs)]
+		// The activation is applied in the same pass (same values as
+		// activate: max(0, v), then min(6, v) for ReLU6).
+		switch m.l.Act {
+		case model.ActReLU:
+			for i, v := range xs {
+				h := (v - fm) * fi
+				hs[i] = h
+				o := h*wc + bc
+				if o < 0 {
+					o = 0
+				}
+				ys[i] = o
+			}
+		case model.ActReLU6:
+			for i, v := range xs {
+				h := (v - fm) * fi
+				hs[i] = h
+				o := h*wc + bc
+				if o < 0 {
+					o = 0
+				} else if o > 6 {
+					o = 6
+				}
+				ys[i] = o
+			}
+		default:
+			for i, v := range xs {
+				h := (v - fm) * fi
+				hs[i] = h
+				ys[i] = h*wc + bc
+			}
 		}
 		rm[ch] = float32((1-bnMomentum)*float64(rm[ch]) + bnMomentum*mean)
 		rv[ch] = float32((1-bnMomentum)*float64(rv[ch]) + bnMomentum*variance*float64(M)/float64(M-1))
 	}
 	c.p[m.l.Param+4].Data[0]++
-	activate(m.l.Act, y)
 	return y
 }
 
