@@ -202,6 +202,25 @@ type TrainStats struct {
 	// Losses holds each step's batch-mean cross-entropy, measured before
 	// the step (without FedProx's proximal term).
 	Losses []float64
+
+	lossSum float64 // summed per-sample loss, behind MeanLoss
+}
+
+// Record adds one step to s: loss is the step's summed per-sample loss
+// over n samples, decay the SGD's LossDecay. Backends call it after each
+// step so every backend reports the same statistics the same way.
+func (s *TrainStats) Record(loss float64, n int, decay float64) {
+	mean := loss / float64(n)
+	s.Losses = append(s.Losses, mean)
+	if s.Steps == 0 {
+		s.MovingLoss = mean
+	} else {
+		s.MovingLoss = (1-decay)*s.MovingLoss + decay*mean
+	}
+	s.lossSum += loss
+	s.Steps++
+	s.Samples += n
+	s.MeanLoss = s.lossSum / float64(s.Samples)
 }
 
 // EvalStats holds summed results of an evaluation, so that results of

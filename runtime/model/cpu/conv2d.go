@@ -70,6 +70,14 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	return dx
 }
 
+// tapSpan returns the output columns [lo,hi) of convolution l that read
+// inside the image through kernel column j (the others read padding).
+func tapSpan(l *model.Layer, j int) (lo, hi int) {
+	lo = min(max(0, (l.Pad-j+l.Stride-1)/l.Stride), l.Out.W)
+	hi = max(min(l.Out.W, (l.In.W+l.Pad-j+l.Stride-1)/l.Stride), lo)
+	return lo, hi
+}
+
 // im2colBatch lays the channel-major batch x out as a (C·k·k)×(N·oh·ow) matrix:
 // row (c,i,j), column (s,oy,ox) holds the input pixel output (oy,ox) of
 // sample s sees through tap (i,j), or 0 in the padding.
@@ -82,9 +90,7 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 		for i := 0; i < k; i++ {
 			for j := 0; j < k; j++ {
 				row := col[((ch*k+i)*k+j)*cols:][:cols]
-				// Output columns [lo,hi) read inside the image.
-				lo := min(max(0, (pad-j+st-1)/st), out.W)
-				hi := max(min(out.W, (in.W+pad-j+st-1)/st), lo)
+				lo, hi := tapSpan(l, j)
 				for s := 0; s < n; s++ {
 					plane := x[(ch*n+s)*hw:][:hw]
 					dst := row[s*ohw:][:ohw]
@@ -136,8 +142,7 @@ func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
 		for i := 0; i < k; i++ {
 			for j := 0; j < k; j++ {
 				row := dcol[((ch*k+i)*k+j)*cols:][:cols]
-				lo := min(max(0, (pad-j+st-1)/st), out.W)
-				hi := max(min(out.W, (in.W+pad-j+st-1)/st), lo)
+				lo, hi := tapSpan(l, j)
 				for s := 0; s < n; s++ {
 					plane := dx[(ch*n+s)*hw:][:hw]
 					src := row[s*ohw:][:ohw]
@@ -166,7 +171,8 @@ func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
 }
 
 // dwConvMod is a depthwise convolution (groups = channels): each channel
-// is filtered by its own k×k kernel.
+// is filtered by its own k×k kernel; every output sums its taps in (i,j)
+// order.
 type dwConvMod struct {
 	l     *model.Layer
 	x     []float32
@@ -178,14 +184,6 @@ func (m *dwConvMod) reserve(n int) {
 	m.dx = grow(m.dx, n*m.l.In.Size())
 }
 
-// span returns the output columns [lo,hi) that read inside the image
-// through kernel column j. Every output sums its taps in (i,j) order.
-func (m *dwConvMod) span(j int) (lo, hi int) {
-	l := m.l
-	lo = min(max(0, (l.Pad-j+l.Stride-1)/l.Stride), l.Out.W)
-	hi = max(min(l.Out.W, (l.In.W+l.Pad-j+l.Stride-1)/l.Stride), lo)
-	return lo, hi
-}
 
 func (m *dwConvMod) forward(c *runCtx, x []float32) []float32 {
 	l := m.l
@@ -210,7 +208,7 @@ func (m *dwConvMod) forward(c *runCtx, x []float32) []float32 {
 					}
 					src := plane[iy*in.W:][:in.W]
 					for j := 0; j < k; j++ {
-						lo, hi := m.span(j)
+						lo, hi := tapSpan(l, j)
 						wv := wc[i*k+j]
 						if st == 1 {
 							sr := src[lo+j-pad:][:hi-lo]
@@ -262,7 +260,7 @@ func (m *dwConvMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 					}
 					src := plane[iy*in.W:][:in.W]
 					for j := 0; j < k; j++ {
-						lo, hi := m.span(j)
+						lo, hi := tapSpan(l, j)
 						var acc float32
 						for ox := lo; ox < hi; ox++ {
 							acc += drow[ox] * src[ox*st+j-pad]

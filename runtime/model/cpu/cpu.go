@@ -166,14 +166,10 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 
 	classes := t.spec.Classes
 	last := len(t.layers)
-	var lossSum float64
 	for step, b := range batches {
 		logits := t.forward(params, b.X, b.N)
 		loss := xentGrad(logits, b.Y, classes, t.dacts[last][:b.N*classes], t.ex)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			if st.Samples > 0 {
-				st.MeanLoss = lossSum / float64(st.Samples)
-			}
 			return st, fmt.Errorf("cpu %s: train: step %d: loss is %v (training diverged; lower the learning rate)", t.spec, step, loss)
 		}
 		t.backward(params, b.X, b.N)
@@ -184,18 +180,8 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 			}
 			sgdStep(params[i].Data, t.grads[i], t.mom[i], anchor, opt, step == 0)
 		}
-		mean := loss / float64(b.N)
-		st.Losses = append(st.Losses, mean)
-		if step == 0 {
-			st.MovingLoss = mean
-		} else {
-			st.MovingLoss = (1-opt.LossDecay)*st.MovingLoss + opt.LossDecay*mean
-		}
-		lossSum += loss
-		st.Steps++
-		st.Samples += b.N
+		st.Record(loss, b.N, opt.LossDecay)
 	}
-	st.MeanLoss = lossSum / float64(st.Samples)
 	// The last step's update is not followed by a loss that would reveal
 	// an overflow, so check the weights themselves before they are sent.
 	if err := params.CheckFinite(); err != nil {

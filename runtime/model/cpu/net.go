@@ -258,16 +258,12 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 	t.reserve(maxN)
 	k := t.spec.Classes
 	st.Losses = make([]float64, 0, len(batches))
-	var lossSum float64
 	t.c.seed = opt.Seed
 	for step, b := range batches {
 		t.c.step = step
 		logits := t.forward(params, b.X, b.N, true)
 		loss := xentGrad(logits, b.Y, k, t.dlogits[:b.N*k], t.ex)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			if st.Samples > 0 {
-				st.MeanLoss = lossSum / float64(st.Samples)
-			}
 			return st, fmt.Errorf("cpu %s: train: step %d: loss is %v (training diverged; lower the learning rate)", t.spec, step, loss)
 		}
 		dl := t.dlogT[:b.N*k]
@@ -278,18 +274,8 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 		}
 		t.opt, t.first, t.last, t.bad = opt, step == 0, step == len(batches)-1, -1
 		t.root.backward(&t.c, dl, false)
-		mean := loss / float64(b.N)
-		st.Losses = append(st.Losses, mean)
-		if step == 0 {
-			st.MovingLoss = mean
-		} else {
-			st.MovingLoss = (1-opt.LossDecay)*st.MovingLoss + opt.LossDecay*mean
-		}
-		lossSum += loss
-		st.Steps++
-		st.Samples += b.N
+		st.Record(loss, b.N, opt.LossDecay)
 	}
-	st.MeanLoss = lossSum / float64(st.Samples)
 	t.opt = model.SGD{} // drop the anchor
 	for i := range params {
 		// Buffers (batch norm's running statistics) are small; the
@@ -417,6 +403,15 @@ func activeGrad(a model.Act, d, dy, y []float32) {
 	}
 }
 
+// sum sets dst[i] = a[i] + b[i] and returns dst.
+func sum(dst, a, b []float32) []float32 {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
+	return dst
+}
+
 // residualMod is act(main(x) + shortcut(x)).
 type residualMod struct {
 	l           *model.Layer
@@ -440,11 +435,7 @@ func (m *residualMod) forward(c *runCtx, x []float32) []float32 {
 	if m.short != nil {
 		s = m.short.forward(c, x)
 	}
-	y := m.y[:c.n*m.l.Out.Size()]
-	s = s[:len(y)]
-	for i, v := range a[:len(y)] {
-		y[i] = v + s[i]
-	}
+	y := sum(m.y[:c.n*m.l.Out.Size()], a, s)
 	activate(m.l.Act, y)
 	return y
 }
@@ -460,12 +451,7 @@ func (m *residualMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	if !needDx {
 		return nil
 	}
-	dx := m.dx[:c.n*m.l.In.Size()]
-	ds = ds[:len(dx)]
-	for i, v := range da[:len(dx)] {
-		dx[i] = v + ds[i]
-	}
-	return dx
+	return sum(m.dx[:c.n*m.l.In.Size()], da, ds)
 }
 
 // shuffleMod is ShuffleNetV2's unit (see model.Shuffle).
@@ -526,12 +512,7 @@ func (m *shuffleMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		if !needDx {
 			return nil
 		}
-		dx := m.dx[:c.n*m.l.In.Size()]
-		b = b[:len(dx)]
-		for i, v := range a[:len(dx)] {
-			dx[i] = v + b[i]
-		}
-		return dx
+		return sum(m.dx[:c.n*m.l.In.Size()], a, b)
 	}
 	b := m.kids[0].backward(c, d2, needDx)
 	if !needDx {

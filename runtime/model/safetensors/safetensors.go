@@ -40,6 +40,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -704,7 +705,7 @@ func Match(want, got tensor.List) (tensor.List, error) {
 		}
 		used[w.Name] = true
 		g := got[j]
-		if !equalShape(g.Shape, w.Shape) || len(g.Data) != tensor.Size(w.Shape) {
+		if !slices.Equal(g.Shape, w.Shape) || len(g.Data) != tensor.Size(w.Shape) {
 			shapes = append(shapes, fmt.Sprintf("%s has shape %v, the model wants %v", g.Name, g.Shape, w.Shape))
 			continue
 		}
@@ -739,16 +740,4 @@ func list(items []string) string {
 		return strings.Join(items, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:show], ", "), len(items)-show)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
