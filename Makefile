@@ -124,11 +124,13 @@ golden:
 
 ## golden-check: regenerate the fixtures into a temporary directory and fail
 ## if any drifted from the committed ones beyond rounding noise
-## (internal/cmd/goldendiff; CI's golden job runs it).
+## (internal/cmd/goldendiff; CI's golden job runs it); then check that
+## PyTorch loads our safetensors files and we load PyTorch's.
 golden-check:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 		$(GOLDEN_PYTHON) scripts/golden/golden.py --out "$$tmp" && \
 		$(GO) run ./internal/cmd/goldendiff $(GOLDEN_DIR) "$$tmp"
+	$(GOLDEN_PYTHON) scripts/golden/check_safetensors.py roundtrip
 
 ## bench-torch: one training step (batch 20 of 3x32x32, one thread) of
 ## resnet18, mobilenet_v2 and shufflenet_v2_x2_0 with our CPU backend and
