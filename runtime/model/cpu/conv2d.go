@@ -91,6 +91,10 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 			for j := 0; j < k; j++ {
 				row := col[((ch*k+i)*k+j)*cols:][:cols]
 				lo, hi := tapSpan(l, j)
+				if st == 1 && out.W == in.W {
+					im2colSame(row, x[ch*n*hw:][:n*hw], l, n, i, j, lo, hi)
+					continue
+				}
 				for s := 0; s < n; s++ {
 					plane := x[(ch*n+s)*hw:][:hw]
 					dst := row[s*ohw:][:ohw]
@@ -130,6 +134,49 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 	}
 }
 
+// im2colSame fills the im2col row of tap (i,j) for the n planes of one
+// channel when the convolution keeps the width (stride 1, "same"
+// padding): the output rows that read inside the image are then one
+// contiguous run of the plane shifted by the tap, copied at once, and only
+// the columns that fall in the padding are zeroed after.
+func im2colSame(row, planes []float32, l *model.Layer, n, i, j, lo, hi int) {
+	in, out := l.In, l.Out
+	hw, ohw := in.H*in.W, out.H*out.W
+	w := out.W
+	oy0, oy1 := max(0, l.Pad-i), min(out.H, in.H+l.Pad-i)
+	for s := 0; s < n; s++ {
+		dst := row[s*ohw:][:ohw]
+		plane := planes[s*hw:][:hw]
+		if oy0 >= oy1 {
+			clear(dst)
+			continue
+		}
+		clear(dst[:oy0*w])
+		clear(dst[oy1*w:])
+		// dst[oy*w+ox] = plane[(oy+i-pad)*w + ox+j-pad] for oy in
+		// [oy0,oy1): one shifted run, clipped to the plane at both ends.
+		d0, d1 := oy0*w, oy1*w
+		src := (oy0+i-l.Pad)*w + j - l.Pad
+		if src < 0 {
+			d0 -= src
+			src = 0
+		}
+		if end := src + (d1 - d0); end > hw {
+			d1 -= end - hw
+		}
+		copy(dst[d0:d1], plane[src:])
+		for oy := oy0; oy < oy1; oy++ {
+			r := dst[oy*w:][:w]
+			for q := 0; q < lo; q++ {
+				r[q] = 0
+			}
+			for q := hi; q < w; q++ {
+				r[q] = 0
+			}
+		}
+	}
+}
+
 // col2imBatch sets dx to the sum, over every tap, of the column gradients
 // that im2colBatch's copies received: the adjoint of im2col.
 func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
@@ -143,6 +190,10 @@ func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
 			for j := 0; j < k; j++ {
 				row := dcol[((ch*k+i)*k+j)*cols:][:cols]
 				lo, hi := tapSpan(l, j)
+				if st == 1 && out.W == in.W {
+					col2imSame(dx[ch*n*hw:][:n*hw], row, l, n, i, j, lo, hi)
+					continue
+				}
 				for s := 0; s < n; s++ {
 					plane := dx[(ch*n+s)*hw:][:hw]
 					src := row[s*ohw:][:ohw]
@@ -166,6 +217,47 @@ func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// col2imSame is col2imBatch's same-size path (see im2colSame): the
+// columns that read padding are zeroed in the scratch row (their
+// gradient belongs to no input), and the rest is added as one shifted run.
+// Adding the zeros leaves every input's sum as the per-row loop makes it.
+func col2imSame(planes, row []float32, l *model.Layer, n, i, j, lo, hi int) {
+	in, out := l.In, l.Out
+	hw, ohw := in.H*in.W, out.H*out.W
+	w := out.W
+	oy0, oy1 := max(0, l.Pad-i), min(out.H, in.H+l.Pad-i)
+	if oy0 >= oy1 {
+		return
+	}
+	for s := 0; s < n; s++ {
+		src := row[s*ohw:][:ohw]
+		plane := planes[s*hw:][:hw]
+		for oy := oy0; oy < oy1; oy++ {
+			r := src[oy*w:][:w]
+			for q := 0; q < lo; q++ {
+				r[q] = 0
+			}
+			for q := hi; q < w; q++ {
+				r[q] = 0
+			}
+		}
+		d0, d1 := oy0*w, oy1*w
+		dst := (oy0+i-l.Pad)*w + j - l.Pad
+		if dst < 0 {
+			d0 -= dst
+			dst = 0
+		}
+		if end := dst + (d1 - d0); end > hw {
+			d1 -= end - hw
+		}
+		run := src[d0:d1]
+		d := plane[dst:][:len(run)]
+		for q, v := range run {
+			d[q] += v
 		}
 	}
 }

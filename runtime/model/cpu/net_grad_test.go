@@ -71,6 +71,8 @@ func TestModuleGradients(t *testing.T) {
 	sh2Shapes := [][]int{{4, 1, 3, 3}, {2, 4, 1, 1}, {2, 4, 1, 1}}
 	tests := []modCase{
 		{"conv k3 s2 p1", convLayer("c", s7, 5, 3, 2, 1, 1), [][]int{{5, 3, 3, 3}}},
+		{"conv k3 s1 p1", convLayer("c", s6, 3, 3, 1, 1, 1), [][]int{{3, 4, 3, 3}}},
+		{"conv k5 s1 p2", convLayer("c", s7, 2, 5, 1, 2, 1), [][]int{{2, 3, 5, 5}}},
 		{"conv k7 s2 p3", convLayer("c", s7, 2, 7, 2, 3, 1), [][]int{{2, 3, 7, 7}}},
 		{"conv 1x1", convLayer("c", s6, 3, 1, 1, 0, 1), [][]int{{3, 4, 1, 1}}},
 		{"conv 1x1 s2", convLayer("c", s7, 3, 1, 2, 0, 1), [][]int{{3, 3, 1, 1}}},
@@ -278,5 +280,42 @@ func TestGraphDivergenceIsAnError(t *testing.T) {
 	_, err := tr.Train(p, []model.Batch{b}, model.SGD{LR: 1e38, Momentum: 0.9})
 	if err == nil || !strings.Contains(err.Error(), "after step 0: tensor") || !strings.Contains(err.Error(), "non-finite") {
 		t.Fatalf("error %v, want non-finite weights after step 0", err)
+	}
+}
+
+// TestIm2colSame checks the same-size fast path of im2col against the
+// general one, value for value, on shapes down to 1x1.
+func TestIm2colSame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct{ h, w, k, pad int }{{8, 8, 3, 1}, {5, 7, 3, 1}, {1, 1, 3, 1}, {2, 2, 3, 1}, {6, 4, 5, 2}, {4, 4, 1, 0}} {
+		l := convLayer("c", model.Shape{C: 2, H: tc.h, W: tc.w}, 3, tc.k, 1, tc.pad, 1)
+		const n = 3
+		x := randVec(rng, n*l.In.Size(), -1, 1)
+		kk, cols := 2*tc.k*tc.k, n*l.Out.H*l.Out.W
+		fast := randVec(rng, kk*cols, -9, 9) // garbage: every value must be written
+		im2colBatch(fast, x, l, n)
+		slow := make([]float32, kk*cols)
+		for ch := 0; ch < 2; ch++ {
+			for i := 0; i < tc.k; i++ {
+				for j := 0; j < tc.k; j++ {
+					r := ((ch*tc.k+i)*tc.k + j) * cols
+					for s := 0; s < n; s++ {
+						for oy := 0; oy < l.Out.H; oy++ {
+							for ox := 0; ox < l.Out.W; ox++ {
+								iy, ix := oy+i-tc.pad, ox+j-tc.pad
+								if iy >= 0 && iy < tc.h && ix >= 0 && ix < tc.w {
+									slow[r+(s*l.Out.H+oy)*l.Out.W+ox] = x[((ch*n+s)*tc.h+iy)*tc.w+ix]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		for q := range slow {
+			if fast[q] != slow[q] {
+				t.Fatalf("%+v: col[%d] = %v, want %v", tc, q, fast[q], slow[q])
+			}
+		}
 	}
 }
