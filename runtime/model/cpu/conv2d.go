@@ -15,6 +15,9 @@ type convMod struct {
 	l     *model.Layer
 	x     []float32
 	y, dx []float32
+	// col keeps a training step's im2col for the weight gradient, which
+	// would otherwise lay it out a second time.
+	col []float32
 }
 
 func (m *convMod) direct() bool { return m.l.K == 1 && m.l.Stride == 1 && m.l.Pad == 0 }
@@ -29,21 +32,22 @@ func (m *convMod) dims(n int) (kk, cols int) {
 	return m.l.In.C * m.l.K * m.l.K, n * m.l.Out.H * m.l.Out.W
 }
 
-func (m *convMod) cols(c *runCtx) []float32 {
-	if m.direct() {
-		return m.x
-	}
-	kk, cols := m.dims(c.n)
-	col, _ := c.need(kk * cols)
-	im2colBatch(col, m.x, m.l, c.n)
-	return col
-}
-
 func (m *convMod) forward(c *runCtx, x []float32) []float32 {
 	m.x = x[:c.n*m.l.In.Size()]
 	kk, cols := m.dims(c.n)
+	col := m.x
+	switch {
+	case m.direct():
+	case c.train:
+		m.col = grow(m.col, kk*cols)
+		col = m.col
+		im2colBatch(col, m.x, m.l, c.n)
+	default:
+		col, _ = c.need(kk * cols)
+		im2colBatch(col, m.x, m.l, c.n)
+	}
 	y := m.y[:m.l.Out.C*cols]
-	gemm(false, false, m.l.Out.C, cols, kk, c.p[m.l.Param].Data, kk, m.cols(c), cols, y, cols, false)
+	gemm(false, false, m.l.Out.C, cols, kk, c.p[m.l.Param].Data, kk, col, cols, y, cols, false)
 	return y
 }
 
@@ -51,7 +55,10 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	kk, cols := m.dims(c.n)
 	oc := m.l.Out.C
 	dy = dy[:oc*cols]
-	col := m.cols(c)
+	col := m.x
+	if !m.direct() {
+		col = m.col[:kk*cols]
+	}
 	dw := c.grad(m.l.Param, 0)
 	gemm(false, true, oc, kk, cols, dy, cols, col, cols, dw, kk, false)
 	var dx []float32
