@@ -283,7 +283,6 @@ func (m *dwConvMod) reserve(n int) {
 	m.dx = grow(m.dx, n*m.l.In.Size())
 }
 
-
 func (m *dwConvMod) forward(c *runCtx, x []float32) []float32 {
 	l := m.l
 	in, out := l.In, l.Out
