@@ -61,7 +61,7 @@ func TestOverrideErrors(t *testing.T) {
 	}{
 		{[]string{"--set", "rounds"}, "expected key=value"},
 		{[]string{"--set", "rounds=ten"}, "--set"},
-		{[]string{"--set", "batch_size=50"}, "filter_less"},
+		{[]string{"--set", "filter_more=5"}, "filter_more (5) must be at least job_conf.filter_less"},
 		{[]string{"--ps-port", "70000"}, "ps_port"},
 	} {
 		f, err := parse(t, tc.args...)
