@@ -86,10 +86,7 @@ func TestNewDataErrors(t *testing.T) {
 		{"unknown data set", conf("synthetic", t.TempDir(), false), "job_conf.data_set: unknown data set \"synthetic\""},
 		{"wrong case", conf("mnist", t.TempDir(), false), `FedScale spells it "Mnist"`},
 	} {
-		want := tc.want
-		if strings.Contains(want, "%s") {
-			want = strings.Replace(want, "%s", tc.c.DataDir, 1)
-		}
+		want := strings.Replace(tc.want, "%s", tc.c.DataDir, 1)
 		_, err := New(Options{Conf: tc.c, Rank: 1, Backend: cpu.New})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.name, err, want)

@@ -115,11 +115,6 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// newWithClient is for tests with a fake clientset.
-func newWithClient(cs kubernetes.Interface, ns string) *Backend {
-	return &Backend{cs: cs, ns: ns, server: "https://fake", kubeconfig: "(fake)"}
-}
-
 // Name is "k8s".
 func (b *Backend) Name() string { return job.BackendK8s }
 

@@ -120,11 +120,7 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 							d[q] = 0
 						}
 						if st == 1 {
-							src := plane[iy*in.W+lo+j-pad:][:hi-lo]
-							dd := d[lo:hi]
-							for q, v := range src {
-								dd[q] = v
-							}
+							copy(d[lo:hi], plane[iy*in.W+lo+j-pad:])
 						} else {
 							src := plane[iy*in.W:][:in.W]
 							for ox := lo; ox < hi; ox++ {

@@ -119,7 +119,7 @@ func TestWriteLayout(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	l := tensor.List{
-		{Name: "conv.weight", Shape: []int{2, 1, 2, 2}, Data: []float32{1, -2, 3.5, float32(math.Inf(1)), 0, -0.0, 1e-40, math.MaxFloat32}},
+		{Name: "conv.weight", Shape: []int{2, 1, 2, 2}, Data: []float32{1, -2, 3.5, float32(math.Inf(1)), 0, float32(math.Copysign(0, -1)), 1e-40, math.MaxFloat32}},
 		{Name: "bn.running_mean", Shape: []int{2}, Data: []float32{0.1, 0.2}},
 		{Name: "bn.num_batches_tracked", Shape: []int{}, Data: []float32{7}},
 		{Name: "empty", Shape: []int{3, 0}, Data: []float32{}},
