@@ -133,6 +133,17 @@ func (u *unpickler) pop() (any, error) {
 	return v, nil
 }
 
+// pop2 pops the two top values: below was pushed before top.
+func (u *unpickler) pop2() (below, top any, err error) {
+	if top, err = u.pop(); err != nil {
+		return nil, nil, err
+	}
+	if below, err = u.pop(); err != nil {
+		return nil, nil, err
+	}
+	return below, top, nil
+}
+
 func (u *unpickler) top() (any, error) {
 	if len(u.stack) == 0 || (len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1]) {
 		return nil, errors.New("stack underflow")
@@ -368,11 +379,7 @@ func (u *unpickler) step(op byte) error {
 	case 's', 'u': // SETITEM SETITEMS
 		var items []any
 		if op == 's' {
-			v, err := u.pop()
-			if err != nil {
-				return err
-			}
-			k, err := u.pop()
+			k, v, err := u.pop2()
 			if err != nil {
 				return err
 			}
@@ -435,11 +442,7 @@ func (u *unpickler) step(op byte) error {
 		}
 		u.push(g)
 	case 0x93: // STACK_GLOBAL
-		n, err := u.pop()
-		if err != nil {
-			return err
-		}
-		m, err := u.pop()
+		m, n, err := u.pop2()
 		if err != nil {
 			return err
 		}
@@ -454,11 +457,7 @@ func (u *unpickler) step(op byte) error {
 		}
 		u.push(g)
 	case 'R': // REDUCE
-		args, err := u.pop()
-		if err != nil {
-			return err
-		}
-		f, err := u.pop()
+		f, args, err := u.pop2()
 		if err != nil {
 			return err
 		}
