@@ -13,7 +13,7 @@ LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Ve
 # Packages whose concurrency is tested under the race detector.
 RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/... ./launcher/...
 
-.PHONY: all build test test-fast vet fmt-check race fuzz-seeds bench demo examples proto clean infra images pin
+.PHONY: all build test test-arm64 test-fast vet fmt-check race fuzz-seeds bench demo examples proto clean infra images pin
 
 all: build
 
@@ -38,6 +38,11 @@ INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$
 test: fmt-check vet actionlint infra
 	$(INFRA_ENV) $(GO) test -count=1 -timeout 30m ./...
 	$(INFRA_ENV) $(GO) test -count=1 -race $(RACE_PKGS)
+
+## test-arm64: the arm64 build of the matrix kernels (NEON) against the
+## pure-Go one, under qemu-user (apt-get install qemu-user); CI runs it.
+test-arm64:
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./runtime/model/cpu/sgemm/
 
 ## test-fast: the inner loop (skips the slow in-process jobs).
 test-fast:
