@@ -13,7 +13,7 @@ LDFLAGS := -s -w -buildid= -X github.com/fedscale/fedscale-go/runtime/version.Ve
 # Packages whose concurrency is tested under the race detector.
 RACE_PKGS := ./runtime/aggregator/... ./runtime/executor/... ./runtime/aggregate/... ./runtime/selection/... ./runtime/data/... ./launcher/...
 
-.PHONY: all build test test-arm64 test-fast vet fmt-check race fuzz-seeds bench demo examples proto clean infra images pin
+.PHONY: all build test test-arm64 test-fast vet staticcheck shellcheck fmt-check bench demo examples proto clean infra images pin
 
 all: build
 
@@ -33,9 +33,10 @@ infra:
 # The addresses the integration tests read (see internal/infratest).
 INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig)
 
-## test: everything CI runs: formatting, vet, unit and integration tests,
-## the race detector on concurrent packages, and the fuzz seed corpora.
-test: fmt-check vet actionlint infra
+## test: everything CI runs: formatting, vet, staticcheck, shellcheck,
+## actionlint, unit and integration tests, the race detector on concurrent
+## packages, and the fuzz seed corpora.
+test: fmt-check vet staticcheck shellcheck actionlint infra
 	$(INFRA_ENV) $(GO) test -count=1 -timeout 30m ./...
 	$(INFRA_ENV) $(GO) test -count=1 -race $(RACE_PKGS)
 
@@ -50,6 +51,17 @@ test-fast:
 
 vet:
 	$(GO) vet ./...
+
+## staticcheck: honnef.co/go/tools pinned in tools/staticcheck, built once
+## into the tool cache by scripts/tools.sh; any finding fails.
+staticcheck:
+	@bin=$$(./scripts/tools.sh staticcheck | tail -n1) && $$bin/staticcheck ./...
+
+## shellcheck: every shell script in the tree (Debian's shellcheck;
+## .ci/run installs it); any finding fails.
+shellcheck:
+	@command -v shellcheck >/dev/null || { echo "make: shellcheck is not installed: apt-get install shellcheck" >&2; exit 1; }
+	shellcheck $$(git ls-files '*.sh') .ci/run
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -17,6 +17,7 @@
 #                           group kubernetes  tools/k8s       (k8s.io/kubernetes)
 #   etcd                    group etcd        tools/k8s       (go.etcd.io/etcd/server/v3)
 #   kwok                    group kwok        tools/kwok      (sigs.k8s.io/kwok)
+#   staticcheck             group staticcheck tools/staticcheck (honnef.co/go/tools)
 #
 # Env: FEDSCALE_TOOLS_CACHE (default $HOME/.cache/fedscale-tools), GO (go).
 # All progress goes to stderr; stdout carries only the bin folder(s), one per
@@ -40,7 +41,7 @@ log() { echo "tools.sh: $*" >&2; }
 # A group is one cache folder and one `go build`; several groups may share a
 # helper module (etcd is pinned in tools/k8s, next to the Kubernetes release
 # that requires that very version, but is keyed by its own version).
-KNOWN="buildkitd buildctl kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok"
+KNOWN="buildkitd buildctl kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok staticcheck"
 spec() {
 	case $1 in
 	buildkitd | buildctl) echo "buildkit buildkit github.com/moby/buildkit github.com/moby/buildkit/cmd/$1" ;;
@@ -51,6 +52,7 @@ spec() {
 	# version suffix: go.etcd.io/etcd/server/v3 becomes "server".
 	etcd) echo "etcd k8s go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 server" ;;
 	kwok) echo "kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok" ;;
+	staticcheck) echo "staticcheck staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck" ;;
 	*) return 1 ;;
 	esac
 }
@@ -72,7 +74,7 @@ ldflags_for() { # GROUP VERSION
 		done
 		echo "-s -w$f"
 		;;
-	# etcd and kwok carry their versions as constants: nothing to stamp.
+	# etcd, kwok and staticcheck carry their versions as constants: nothing to stamp.
 	*) echo "-s -w" ;;
 	esac
 }
