@@ -385,9 +385,10 @@ func (b *builder) shufflenetV2(in Shape, widths [5]int) *Layer {
 	return seq("", append(layers, c5, n5, gap, fc)...)
 }
 
-// initGraph fills params of an Arch as torchvision initialises them.
-// Each tensor draws from its own stream (see Init).
-func initGraph(a *Arch, out []float32Slices, seed uint64) {
+// initGraph fills out, the values of a's parameters in order, as
+// torchvision initialises them. Each tensor draws from its own stream (see
+// Init).
+func initGraph(a *Arch, out [][]float32, seed uint64) {
 	var walk func(l *Layer)
 	walk = func(l *Layer) {
 		switch l.Kind {
@@ -440,5 +441,3 @@ func initGraph(a *Arch, out []float32Slices, seed uint64) {
 	}
 	walk(a.Root)
 }
-
-type float32Slices = []float32
