@@ -247,3 +247,71 @@ func TestEvalStatsAdd(t *testing.T) {
 		t.Errorf("Add: %+v, want %+v", e, want)
 	}
 }
+
+// TestInitTorchvision checks the torchvision rules' statistics: Kaiming
+// normal fan-out convolutions (ResNet, MobileNetV2), PyTorch's default
+// uniform (ShuffleNetV2, linear layers), MobileNetV2's classifier
+// normal(0, 0.01) with a zero bias, batch norm 1/0/0/1/0.
+func TestInitTorchvision(t *testing.T) {
+	stats := func(x []float32) (mean, std, maxAbs float64) {
+		for _, v := range x {
+			mean += float64(v)
+			maxAbs = math.Max(maxAbs, math.Abs(float64(v)))
+		}
+		mean /= float64(len(x))
+		for _, v := range x {
+			std += (float64(v) - mean) * (float64(v) - mean)
+		}
+		return mean, math.Sqrt(std / float64(len(x))), maxAbs
+	}
+	find := func(l tensor.List, name string) tensor.Tensor {
+		for _, p := range l {
+			if p.Name == name {
+				return p
+			}
+		}
+		t.Fatalf("no tensor %q", name)
+		return tensor.Tensor{}
+	}
+	for _, tc := range []struct {
+		model, tensor string
+		std, bound    float64 // bound 0: normal with std; else uniform in ±bound
+	}{
+		{ResNet18, "layer1.0.conv1.weight", math.Sqrt(2.0 / (64 * 9)), 0},
+		{ResNet18, "conv1.weight", math.Sqrt(2.0 / (64 * 49)), 0},
+		{ResNet18, "fc.weight", 0, 1 / math.Sqrt(512)},
+		{ResNet18, "fc.bias", 0, 1 / math.Sqrt(512)},
+		{MobileNetV2, "features.2.conv.1.0.weight", math.Sqrt(2.0 / (96 * 9)), 0},
+		{MobileNetV2, "classifier.1.weight", 0.01, 0},
+		{ShuffleNetV2x1_0, "stage2.0.branch2.0.weight", 0, 1 / math.Sqrt(24)},
+		{ShuffleNetV2x1_0, "fc.weight", 0, 1 / math.Sqrt(1024)},
+	} {
+		p, err := Init(Spec{tc.model, 3, 32, 32, 10}, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := find(p, tc.tensor).Data
+		mean, std, maxAbs := stats(x)
+		n := float64(len(x))
+		want := tc.std
+		if tc.bound > 0 {
+			want = tc.bound / math.Sqrt(3)
+			if maxAbs > tc.bound {
+				t.Errorf("%s %s: |value| up to %v, bound %v", tc.model, tc.tensor, maxAbs, tc.bound)
+			}
+		}
+		// Four standard errors of the sample mean and deviation.
+		if math.Abs(std-want) > math.Max(0.1, 4/math.Sqrt(2*n))*want || math.Abs(mean) > 4*want/math.Sqrt(n) {
+			t.Errorf("%s %s: mean %.4g std %.4g, want 0 and %.4g", tc.model, tc.tensor, mean, std, want)
+		}
+	}
+	p, _ := Init(Spec{MobileNetV2, 3, 32, 32, 10}, 9)
+	for name, want := range map[string]float32{"classifier.1.bias": 0, "features.0.1.weight": 1, "features.0.1.bias": 0,
+		"features.0.1.running_mean": 0, "features.0.1.running_var": 1, "features.0.1.num_batches_tracked": 0} {
+		for _, v := range find(p, name).Data {
+			if v != want {
+				t.Fatalf("%s holds %v, want every value %v", name, v, want)
+			}
+		}
+	}
+}
