@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/fedscale/fedscale-go/runtime/tensor"
@@ -30,9 +31,16 @@ const (
 	SVM      = "svm"
 )
 
-// supported is sorted; Supported returns a copy so callers cannot change it.
-var supported = []string{LeNet5, Logistic, LR, MLP, MobileNetV2, ResNet18, ResNet34, ResNet50,
-	ShuffleNetV2x0_5, ShuffleNetV2x1_0, ShuffleNetV2x1_5, ShuffleNetV2x2_0, SVM}
+// supported is the sequential models and every architecture arch.go
+// describes, sorted; Supported returns a copy so callers cannot change it.
+var supported = func() []string {
+	names := []string{LeNet5, Logistic, LR, MLP, SVM}
+	for name := range archBuilders {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}()
 
 // Supported returns the names of the supported architectures, sorted.
 func Supported() []string { return append([]string(nil), supported...) }

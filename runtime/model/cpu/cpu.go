@@ -146,13 +146,6 @@ func (t *trainer) backward(p tensor.List, x []float32, n int) {
 	}
 }
 
-func (t *trainer) checkParams(params tensor.List) error {
-	if err := t.tmpl.CheckCompatible(params); err != nil {
-		return fmt.Errorf("cpu %s: params do not match the model: %w", t.spec, err)
-	}
-	return nil
-}
-
 func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD) (model.TrainStats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -221,22 +214,9 @@ func sgdStep(w, g, buf, anchor []float32, o model.SGD, first bool) {
 func (t *trainer) Evaluate(params tensor.List, b model.Batch) (model.EvalStats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var st model.EvalStats
-	if err := t.checkParams(params); err != nil {
-		return st, err
-	}
-	if err := b.Validate(t.spec); err != nil {
-		return st, fmt.Errorf("cpu %s: evaluate: %w", t.spec, err)
-	}
-	chunk := max(t.capN, evalChunk)
-	t.reserve(min(chunk, b.N))
-	in, k := t.spec.InputSize(), min(5, t.spec.Classes)
-	for off := 0; off < b.N; off += chunk {
-		n := min(chunk, b.N-off)
-		logits := t.forward(params, b.X[off*in:(off+n)*in], n)
-		score(&st, logits, b.Y[off:off+n], t.spec.Classes, k)
-	}
-	return st, nil
+	return evaluate(t, t.spec, t.tmpl, t.capN, params, b)
 }
+
+func (t *trainer) inferLogits(p tensor.List, x []float32, n int) []float32 { return t.forward(p, x, n) }
 
 var _ model.Trainer = (*trainer)(nil)

@@ -293,29 +293,20 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 func (t *netTrainer) Evaluate(params tensor.List, b model.Batch) (model.EvalStats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var st model.EvalStats
-	if err := t.tmpl.CheckCompatible(params); err != nil {
-		return st, fmt.Errorf("cpu %s: params do not match the model: %w", t.spec, err)
-	}
-	if err := b.Validate(t.spec); err != nil {
-		return st, fmt.Errorf("cpu %s: evaluate: %w", t.spec, err)
-	}
-	chunk := max(t.capN, evalChunk)
-	t.reserve(min(chunk, b.N))
-	in, k := t.spec.InputSize(), min(5, t.spec.Classes)
-	for off := 0; off < b.N; off += chunk {
-		n := min(chunk, b.N-off)
-		logits := t.forward(params, b.X[off*in:(off+n)*in], n, false)
-		score(&st, logits, b.Y[off:off+n], t.spec.Classes, k)
-	}
-	return st, nil
+	return evaluate(t, t.spec, t.tmpl, t.capN, params, b)
+}
+
+// inferLogits runs the network in evaluation mode (running statistics, no
+// dropout).
+func (t *netTrainer) inferLogits(p tensor.List, x []float32, n int) []float32 {
+	return t.forward(p, x, n, false)
 }
 
 // checkTrain validates a Train call before any step, so a bad task leaves
 // params untouched, and returns the largest batch.
 func checkTrain(spec model.Spec, tmpl, params tensor.List, batches []model.Batch, opt model.SGD) (int, error) {
-	if err := tmpl.CheckCompatible(params); err != nil {
-		return 0, fmt.Errorf("cpu %s: params do not match the model: %w", spec, err)
+	if err := checkParams(spec, tmpl, params); err != nil {
+		return 0, err
 	}
 	if err := opt.Validate(params); err != nil {
 		return 0, fmt.Errorf("cpu %s: %w", spec, err)
@@ -334,6 +325,42 @@ func checkTrain(spec model.Spec, tmpl, params tensor.List, batches []model.Batch
 		maxN = max(maxN, b.N)
 	}
 	return maxN, nil
+}
+
+// checkParams reports whether params have the names and shapes of tmpl.
+func checkParams(spec model.Spec, tmpl, params tensor.List) error {
+	if err := tmpl.CheckCompatible(params); err != nil {
+		return fmt.Errorf("cpu %s: params do not match the model: %w", spec, err)
+	}
+	return nil
+}
+
+// evaluator is what evaluate needs of a backend's trainer.
+type evaluator interface {
+	reserve(n int)
+	inferLogits(p tensor.List, x []float32, n int) []float32
+}
+
+// evaluate is both trainers' Evaluate: it forwards b in chunks (a large
+// test batch needs no activations for all of it; results do not depend on
+// the chunks, since every sample's logits are its own) and scores them.
+func evaluate(e evaluator, spec model.Spec, tmpl tensor.List, capN int, params tensor.List, b model.Batch) (model.EvalStats, error) {
+	var st model.EvalStats
+	if err := checkParams(spec, tmpl, params); err != nil {
+		return st, err
+	}
+	if err := b.Validate(spec); err != nil {
+		return st, fmt.Errorf("cpu %s: evaluate: %w", spec, err)
+	}
+	chunk := max(capN, evalChunk)
+	e.reserve(min(chunk, b.N))
+	in, k := spec.InputSize(), min(5, spec.Classes)
+	for off := 0; off < b.N; off += chunk {
+		n := min(chunk, b.N-off)
+		logits := e.inferLogits(params, b.X[off*in:(off+n)*in], n)
+		score(&st, logits, b.Y[off:off+n], spec.Classes, k)
+	}
+	return st, nil
 }
 
 var _ model.Trainer = (*netTrainer)(nil)
@@ -590,38 +617,13 @@ func (m *bnMod) forward(c *runCtx, x []float32) []float32 {
 		hs, ys := xhat[ch*M:(ch+1)*M], y[ch*M:(ch+1)*M]
 		hs = hs[:len(xs)]
 		ys = ys[:len(xs)]
-		// The activation is applied in the same pass (same values as
-		// activate: max(0, v), then min(6, v) for ReLU6).
-		switch m.l.Act {
-		case model.ActReLU:
-			for i, v := range xs {
-				h := (v - fm) * fi
-				hs[i] = h
-				o := h*wc + bc
-				if o < 0 {
-					o = 0
-				}
-				ys[i] = o
-			}
-		case model.ActReLU6:
-			for i, v := range xs {
-				h := (v - fm) * fi
-				hs[i] = h
-				o := h*wc + bc
-				if o < 0 {
-					o = 0
-				} else if o > 6 {
-					o = 6
-				}
-				ys[i] = o
-			}
-		default:
-			for i, v := range xs {
-				h := (v - fm) * fi
-				hs[i] = h
-				ys[i] = h*wc + bc
-			}
+		for i, v := range xs {
+			h := (v - fm) * fi
+			hs[i] = h
+			ys[i] = h*wc + bc
 		}
+		// While the channel is still in cache.
+		activate(m.l.Act, ys)
 		rm[ch] = float32((1-bnMomentum)*float64(rm[ch]) + bnMomentum*mean)
 		rv[ch] = float32((1-bnMomentum)*float64(rv[ch]) + bnMomentum*variance*float64(M)/float64(M-1))
 	}
@@ -812,7 +814,7 @@ func (m *dropoutMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	if !m.training {
 		return dy
 	}
-	dx := m.dx[:len(m.mask[:c.n*m.l.In.Size()])]
+	dx := m.dx[:c.n*m.l.In.Size()]
 	for i, v := range m.mask[:len(dx)] {
 		dx[i] = dy[i] * v
 	}
