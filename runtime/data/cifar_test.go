@@ -164,6 +164,7 @@ func TestParseCIFARBatchHostile(t *testing.T) {
 		{"protocol 6", "\x80\x06}.", "unsupported protocol 6"},
 		{"value flood", "\x80\x02N" + strings.Repeat("2", maxPickleValues) + ".", "more than 1048576 values"},
 		{"memo flood", "\x80\x02N" + strings.Repeat("\x94", maxPickleValues+1) + ".", "more than 1048576 values"},
+		{"mark flood", "\x80\x02" + strings.Repeat("(", maxPickleValues+1) + ".", "more than 1048576 values"},
 	} {
 		_, _, err := parseCIFARBatch([]byte(tc.pickle))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

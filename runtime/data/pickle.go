@@ -209,6 +209,9 @@ func (u *unpickler) step(op byte) error {
 			return fmt.Errorf("frame of %d bytes, only %d left", n, len(u.data)-u.pos)
 		}
 	case '(': // MARK
+		// A mark is a value for the budget too, or a file of MARKs alone
+		// would grow the mark stack without bound.
+		u.pushes++
 		u.marks = append(u.marks, len(u.stack))
 	case '0': // POP
 		_, err := u.pop()
