@@ -164,26 +164,39 @@ func New(opt Options) (*Aggregator, error) {
 	return a, nil
 }
 
-// loadInitModel reads a safetensors model file and digests its bytes. The
-// names and shapes are checked against the model when the job starts (the
-// data decides the number of classes); the values here.
+// loadInitModel reads a safetensors model file and digests its bytes,
+// both from one open of it (the file may be another job's model, replaced
+// by rename at any time). Its size is bounded by the largest model before
+// anything is read. The names and shapes are checked against the model
+// when the job starts (the data decides the number of classes); the
+// values here.
 func loadInitModel(path string) (tensor.List, string, error) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, "", err
+	} else if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, "", err
+	}
+	// The widest dtype read is 8 bytes a value; the header is at most
+	// safetensors.MaxHeaderSize.
+	if max := int64(model.MaxParams)*8 + safetensors.MaxHeaderSize + 8; !fi.Mode().IsRegular() || fi.Size() > max {
+		return nil, "", fmt.Errorf("%s: %d bytes, more than a model of at most %d parameters takes", path, fi.Size(), model.MaxParams)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	l, _, err := safetensors.ReadFile(path)
+	l, _, err := safetensors.Read(f, fi.Size())
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("safetensors file %s: %w", path, err)
 	}
 	if err := l.CheckFinite(); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +187,10 @@ func TestModelInitFileErrors(t *testing.T) {
 	renamed[1].Name = "linear.bias"
 	garbage := filepath.Join(dir, "garbage.safetensors")
 	os.WriteFile(garbage, []byte("not a model"), 0o644)
+	fifo := filepath.Join(dir, "fifo.safetensors") // opening it would block
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	atNew := []struct {
 		name, path string
@@ -193,6 +198,8 @@ func TestModelInitFileErrors(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "none.safetensors"), []string{"job_conf.model_init_file", "none.safetensors", "no such file"}},
 		{"garbage", garbage, []string{"job_conf.model_init_file", garbage, "header length"}},
+		{"a folder", dir, []string{"job_conf.model_init_file", dir, "not a regular file"}},
+		{"a FIFO", fifo, []string{"job_conf.model_init_file", fifo, "not a regular file"}},
 		{"non-finite", write("nan.safetensors", nan), []string{"job_conf.model_init_file", "nan.safetensors", good[0].Name, "non-finite"}},
 	}
 	for _, tt := range atNew {

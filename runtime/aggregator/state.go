@@ -361,7 +361,7 @@ func (st *state) initialModel(a *Aggregator, spec model.Spec) (tensor.List, erro
 		}
 		return params, nil
 	}
-	want, err := model.Zeros(spec)
+	want, err := model.Layout(spec)
 	if err != nil {
 		return nil, fmt.Errorf("job_conf.model: %w", err)
 	}
@@ -944,7 +944,9 @@ func (st *state) finish(a *Aggregator) (Result, error) {
 func (st *state) result(a *Aggregator) Result {
 	r := Result{Rounds: st.round, VirtualClock: st.clock, Reissued: st.reissued, Rejected: st.rejected, ResumedAt: st.resumedAt,
 		FinalModel: st.model, LogDir: a.logDir, MetricsFile: filepath.Join(a.logDir, "metrics.jsonl"), RoundsTrained: st.roundsTrained}
-	if st.modelSaved > 0 {
+	// Only when the file holds FinalModel: a failed job, or a failed last
+	// write, may leave an older checkpoint's model there.
+	if st.err == nil && st.modelSaved == st.round+1 {
 		r.ModelFile = a.ModelPath()
 	}
 	if st.last.Top1 != nil {

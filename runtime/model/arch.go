@@ -174,8 +174,8 @@ type builder struct {
 func (b *builder) add(name string, shape []int, fanIn int) {
 	b.params = append(b.params, param{name: name, shape: shape, fanIn: fanIn})
 	b.total += prod(shape)
-	if b.err == nil && b.total > maxParams {
-		b.err = fmt.Errorf("model %s: more than %d parameters", b.spec, maxParams)
+	if b.err == nil && b.total > MaxParams {
+		b.err = fmt.Errorf("model %s: more than %d parameters", b.spec, MaxParams)
 	}
 }
 

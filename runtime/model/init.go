@@ -102,8 +102,8 @@ func layout(s Spec) ([]param, error) {
 	for _, p := range ps {
 		total += tensor.Size(p.shape)
 	}
-	if total > maxParams {
-		return nil, fmt.Errorf("model %s: %d parameters exceeds %d", s, total, maxParams)
+	if total > MaxParams {
+		return nil, fmt.Errorf("model %s: %d parameters exceeds %d", s, total, MaxParams)
 	}
 	return ps, nil
 }

@@ -47,8 +47,10 @@ func Supported() []string { return append([]string(nil), supported...) }
 
 // Limits that keep a typo in a job file from asking for terabytes.
 const (
-	maxInput  = 1 << 24 // values per sample
-	maxParams = 1 << 28 // float32 parameters (1 GiB)
+	maxInput = 1 << 24 // values per sample
+	// MaxParams bounds a model's float32 parameters (1 GiB); readers of
+	// model files bound their sizes by it.
+	MaxParams = 1 << 28
 )
 
 // Spec selects an architecture and the shape of its input and output.
