@@ -334,7 +334,7 @@ func TestModelFileResNet18(t *testing.T) {
 	}
 	for _, x := range want {
 		dt := `"` + x.Name + `":{"dtype":"F32"`
-		if safetensors.IsCounter(x.Name) {
+		if model.IsBatchCounter(x.Name) {
 			dt = `"` + x.Name + `":{"dtype":"I64","shape":[]`
 		}
 		if !strings.Contains(string(b[:min(len(b), 1<<16)]), dt) {

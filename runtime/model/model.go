@@ -155,9 +155,20 @@ type SGD struct {
 // Buffers get no gradient, weight decay or proximal term; training
 // updates them in place and the aggregator averages them like weights.
 func IsBuffer(name string) bool {
-	return strings.HasSuffix(name, ".running_mean") || strings.HasSuffix(name, ".running_var") ||
-		strings.HasSuffix(name, ".num_batches_tracked")
+	switch entryName(name) {
+	case "running_mean", "running_var", "num_batches_tracked":
+		return true
+	}
+	return false
 }
+
+// IsBatchCounter reports whether a state_dict entry is batch norm's
+// num_batches_tracked, an int64 in PyTorch (model files store it so).
+func IsBatchCounter(name string) bool { return entryName(name) == "num_batches_tracked" }
+
+// entryName is the last dotted part of a state_dict name: "running_mean"
+// of "layer1.0.bn1.running_mean" (the whole name at the root).
+func entryName(name string) string { return name[strings.LastIndexByte(name, '.')+1:] }
 
 // DropoutUniform is the uniform draw in [0,1) deciding element i of
 // dropout layer layer at step step of a task seeded with seed: the element

@@ -37,7 +37,7 @@ func TestRuntimeResNet18(t *testing.T) {
 		if p.Name != e.Name || !reflect.DeepEqual(append([]int{}, p.Shape...), append([]int{}, e.Shape...)) {
 			t.Errorf("entry %d: %s %v, torchvision has %s %v", i, p.Name, p.Shape, e.Name, e.Shape)
 		}
-		if dt := map[bool]string{true: "I64", false: "F32"}[IsCounter(p.Name)]; dt != e.Dtype {
+		if dt := map[bool]string{true: "I64", false: "F32"}[model.IsBatchCounter(p.Name)]; dt != e.Dtype {
 			t.Errorf("%s would be stored as %s, torchvision has %s", p.Name, dt, e.Dtype)
 		}
 	}

@@ -46,6 +46,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
@@ -75,10 +76,6 @@ var dtypes = map[string]dtype{
 // readable lists the dtypes Read converts to float32.
 var readable = map[string]bool{"F32": true, "F16": true, "BF16": true, "F64": true, "I64": true, "I32": true}
 
-// IsCounter reports whether the tensor named name is a batch norm
-// num_batches_tracked counter, which Write stores as I64.
-func IsCounter(name string) bool { return strings.HasSuffix(name, "num_batches_tracked") }
-
 // ---- writing ----
 
 type entry struct {
@@ -97,6 +94,11 @@ func Write(w io.Writer, l tensor.List, meta map[string]string) error {
 	if err != nil {
 		return err
 	}
+	return writeTo(w, header, entries)
+}
+
+// writeTo writes a prepared header and its tensors' data.
+func writeTo(w io.Writer, header []byte, entries []entry) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
@@ -141,7 +143,8 @@ func encode(b []byte, dt string, vs []float32) []byte {
 // parent directories are created.
 func WriteFile(path string, l tensor.List, meta map[string]string) (err error) {
 	// Check before creating anything, so a bad list leaves no trace.
-	if _, _, err := prepare(l, meta); err != nil {
+	header, entries, err := prepare(l, meta)
+	if err != nil {
 		return fmt.Errorf("safetensors file %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
@@ -158,7 +161,7 @@ func WriteFile(path string, l tensor.List, meta map[string]string) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := Write(tmp, l, meta); err != nil {
+	if err := writeTo(tmp, header, entries); err != nil {
 		return fmt.Errorf("safetensors file %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -202,7 +205,7 @@ func prepare(l tensor.List, meta map[string]string) ([]byte, []entry, error) {
 			return nil, nil, fmt.Errorf("tensor %q: %d values for shape %v", t.Name, len(t.Data), t.Shape)
 		}
 		dt := dtypes["F32"]
-		if IsCounter(t.Name) {
+		if model.IsBatchCounter(t.Name) {
 			dt = dtypes["I64"]
 			for _, v := range t.Data {
 				// float64(2^63) is exactly representable; anything at or
@@ -683,7 +686,7 @@ func clip(s string) string {
 // ---- matching ----
 
 // Match returns got's tensors in want's order, matched by name: the model's
-// own list (model.Zeros) as want, a file's tensors as got. It reports every
+// own list (model.Layout) as want, a file's tensors as got. It reports every
 // name want has and got lacks, every name got has and want lacks, and every
 // shape that differs, in one error.
 func Match(want, got tensor.List) (tensor.List, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
@@ -521,7 +522,7 @@ func FuzzRead(f *testing.F) {
 		var out bytes.Buffer
 		if err := Write(&out, l, meta); err != nil {
 			for _, x := range l {
-				if IsCounter(x.Name) {
+				if model.IsBatchCounter(x.Name) {
 					return
 				}
 			}
@@ -539,7 +540,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatal(err)
 		}
 		for i := range l {
-			if IsCounter(l[i].Name) {
+			if model.IsBatchCounter(l[i].Name) {
 				continue
 			}
 			for j := range l[i].Data {

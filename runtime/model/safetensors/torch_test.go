@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
@@ -64,7 +65,7 @@ func interopFixture(t *testing.T) (tensor.List, namesDoc) {
 		for i := range x.Data {
 			v := gen(key, uint64(i))
 			switch {
-			case IsCounter(e.Name):
+			case model.IsBatchCounter(e.Name):
 				v = float64(1000 + j)
 			case len(e.Shape) >= 2:
 				v /= math.Sqrt(float64(rest))
