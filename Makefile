@@ -55,7 +55,7 @@ vet:
 ## staticcheck: honnef.co/go/tools pinned in tools/staticcheck, built once
 ## into the tool cache by scripts/tools.sh; any finding fails.
 staticcheck:
-	@bin=$$(./scripts/tools.sh staticcheck | tail -n1) && $$bin/staticcheck ./...
+	@bin=$$(./scripts/tools.sh staticcheck) && "$$bin/staticcheck" ./...
 
 ## shellcheck: every shell script in the tree (Debian's shellcheck;
 ## .ci/run installs it); any finding fails.

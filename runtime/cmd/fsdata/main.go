@@ -127,7 +127,7 @@ func sources(o options) (data.IDXFiles, error) {
 		v    int
 	}{{"--train-samples", o.trainSamples}, {"--test-samples", o.testSamples}} {
 		if f.v < 0 {
-			return data.IDXFiles{}, fmt.Errorf("%s must be positive, got %d", f.name, f.v)
+			return data.IDXFiles{}, fmt.Errorf("%s must not be negative (0: all), got %d", f.name, f.v)
 		}
 	}
 	if o.idxDir != "" {

@@ -130,7 +130,7 @@ func TestFsdataErrors(t *testing.T) {
 		{"existing dataset", []string{"--out", existing, "--idx-dir", src, "--clients", "2", "--min-samples", "1"}, "already holds a dataset"},
 		{"bad number", []string{"--out", "x", "--idx-dir", src, "--clients", "many"}, "invalid argument"},
 		{"positional argument", []string{"--out", "x", "--idx-dir", src, "extra"}, "unknown command"},
-		{"negative sample count", []string{"--out", "x", "--idx-dir", src, "--test-samples", "-1"}, "--test-samples must be positive, got -1"},
+		{"negative sample count", []string{"--out", "x", "--idx-dir", src, "--test-samples", "-1"}, "--test-samples must not be negative (0: all), got -1"},
 		{"more samples than the file", []string{"--out", "x", "--idx-dir", src, "--train-samples", "41"}, "training set: 41 samples asked for"},
 	}
 	for _, tc := range tests {

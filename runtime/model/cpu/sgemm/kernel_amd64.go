@@ -9,12 +9,8 @@ func init() {
 	}
 }
 
-// kernelAsm checks the panel and tile bounds and runs kernelAVX2.
+// kernelAsm checks the panel and tile bounds (blocked calls it with k >= 1) and runs kernelAVX2.
 func kernelAsm(k int, a, b, c []float32, ldc int, load bool) {
-	if k <= 0 {
-		kernelGo(k, a, b, c, ldc, load)
-		return
-	}
 	_ = a[k*mr-1]
 	_ = b[k*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]

@@ -13,12 +13,8 @@ func init() {
 //go:noescape
 func kernelNEON(k int, a, b, c *float32, ldc int, load bool)
 
-// kernelAsm checks the panel and tile bounds and runs kernelNEON.
+// kernelAsm checks the panel and tile bounds (blocked calls it with k >= 1) and runs kernelNEON.
 func kernelAsm(k int, a, b, c []float32, ldc int, load bool) {
-	if k <= 0 {
-		kernelGo(k, a, b, c, ldc, load)
-		return
-	}
 	_ = a[k*mr-1]
 	_ = b[k*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
