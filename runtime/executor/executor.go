@@ -520,9 +520,13 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, *computeSlot, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The slot is taken before the batches are made: making them is
+	// compute too, and a task waiting for a trainer holds no batches.
+	slot := <-s.e.trainers
 	bs, steps := int(s.training.GetBatchSize()), int(s.training.GetLocalSteps())
 	batches, err := clientBatches(s.e.data, samples, bs, steps, t.GetSeed())
 	if err != nil {
+		s.e.trainers <- slot
 		return nil, nil, fmt.Errorf("client %d: %w", client, err)
 	}
 	opt := model.SGD{
@@ -535,7 +539,6 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, *computeSlot, error) 
 	if mu := t.GetProxMu(); mu > 0 {
 		opt.ProxMu, opt.Anchor = float32(mu), global
 	}
-	slot := <-s.e.trainers
 	params := slot.load(global)
 	stats, err := slot.tr.Train(params, batches, opt)
 	if err != nil {
