@@ -37,7 +37,7 @@ def peak_rss_mib():
 
 
 def bench(name, steps, warmup):
-    classes = CLASSES.get(name, 10)
+    classes = CLASSES[name]
     torch.manual_seed(0)
     model = torchvision.models.__dict__[name](num_classes=classes)
     model.train()
@@ -69,8 +69,8 @@ def main():
     out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
            "threads": torch.get_num_threads(), "batch": BATCH, "steps": args.steps, "seconds": {}}
     for i, name in enumerate(args.models):
-        if name not in torchvision.models.__dict__:
-            sys.exit(f"bench_torch.py: unknown torchvision model {name!r}")
+        if name not in torchvision.models.__dict__ or name not in CLASSES:
+            sys.exit(f"bench_torch.py: unknown model {name!r} (known: {', '.join(CLASSES)})")
         out["seconds"][name] = bench(name, args.steps, args.warmup)
         if i == 0:
             out[f"peak_rss_mib_after_{name}"] = round(peak_rss_mib(), 1)

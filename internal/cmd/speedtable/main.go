@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -64,7 +65,9 @@ func main() {
 	}
 	args := append([]string{*script, "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup)}, names...)
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(*python, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, *python, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		fail(fmt.Errorf("%s %s: %v\n%s", *python, *script, err, stderr.String()))
@@ -79,6 +82,11 @@ func main() {
 	fmt.Printf("one training step, batch %d of 3x32x32, one thread (PyTorch %s: median of %d steps; ours: median over tasks of %d steps of their mean)\n\n", batch, torch.Torch, *steps, taskSteps)
 	fmt.Println("| model | fedscale-go | PyTorch | ratio |")
 	fmt.Println("|---|---|---|---|")
+	for _, s := range specs {
+		if t, ok := torch.Seconds[s.Name]; !ok || !(t > 0) {
+			fail(fmt.Errorf("%s reported no time for %s", *script, s.Name))
+		}
+	}
 	for _, s := range specs {
 		t := torch.Seconds[s.Name]
 		fmt.Printf("| %s | %.3f s | %.3f s | %.2f |\n", s.Name, ours[s.Name], t, ours[s.Name]/t)
@@ -104,15 +112,16 @@ func timeStep(spec model.Spec, steps, warmup int) (float64, error) {
 		b.Y[i] = int32(rng.IntN(spec.Classes))
 	}
 	opt := model.SGD{LR: 0.05, Momentum: 0.9, WeightDecay: 5e-4, Seed: 1}
-	task := make([]model.Batch, taskSteps)
+	task := make([]model.Batch, max(taskSteps, warmup))
 	for i := range task {
 		task[i] = b
 	}
 	if warmup > 0 {
-		if _, err := tr.Train(params, task[:min(warmup, taskSteps)], opt); err != nil {
+		if _, err := tr.Train(params, task[:warmup], opt); err != nil {
 			return 0, err
 		}
 	}
+	task = task[:taskSteps]
 	// At least three timed tasks, and at least steps steps in all.
 	var times []float64
 	for len(times) < 3 || len(times)*taskSteps < steps {
