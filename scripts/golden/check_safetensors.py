@@ -54,16 +54,17 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 import torchvision
+
+# The fixture generator is golden.py's, beside this script.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PKG = "./runtime/model/safetensors"
 NAMES_FILE = os.path.join(REPO, "runtime", "model", "safetensors", "testdata", "resnet18_62.json")
 
-FIXTURE_SEED = 7
-MASK64 = (1 << 64) - 1
 
 # safetensors dtype name -> (torch dtype, rank in the reference's Dtype enum)
 DTYPES = {
@@ -156,37 +157,12 @@ def load(path):
 
 # ---------------------------------------------------------------- fixture
 
-def splitmix64(x):
-    x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(MASK64)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def gen(key, n):
-    """g(key, i) for i < n as float64 (each exact in float32)."""
-    with np.errstate(over="ignore"):
-        i = np.arange(n, dtype=np.uint64)
-        h = splitmix64(np.uint64(key & MASK64) + i)
-    return (h >> np.uint64(40)).astype(np.float64) / 16777216.0 * 2.0 - 1.0
-
-
 def fixture_value(j, name, shape):
-    n = math.prod(shape)
+    """golden.py's generated value of state_dict entry j, except the batch
+    counter, which is 1000 + j here."""
     if name.endswith("num_batches_tracked"):
         return torch.full(shape, 1000 + j, dtype=torch.int64)
-    v = gen(((FIXTURE_SEED << 32) + (j << 20)) & MASK64, n)
-    if len(shape) >= 2:
-        v = v / math.sqrt(math.prod(shape[1:]))
-    elif name.endswith("running_mean"):
-        v = 0.1 * v
-    elif name.endswith("running_var"):
-        v = 1 + 0.25 * v
-    elif name.endswith("weight"):
-        v = 1 + 0.25 * v
-    elif name.endswith("bias"):
-        v = 0.1 * v
-    return torch.from_numpy(v.astype(np.float32)).reshape(shape)
+    return torch.from_numpy(golden.entry_values(j, name, shape)).reshape(shape)
 
 
 def build(args):
