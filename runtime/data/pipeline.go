@@ -43,14 +43,14 @@ type Pipeline struct {
 	IDXFolder string
 	IDXFiles  [4]string
 
-	// Channels x Height x Width is the model's input. Height and Width 0
-	// mean the stored image size (the grey pipeline).
+	// Channels x Height x Width is the model's input; a grey image fed to
+	// 3 channels is repeated in each (PIL's convert('RGB')). Height and
+	// Width 0 mean the stored image size (the grey pipeline).
 	Channels, Height, Width int
 	// Classes is FedScale's outputClass for the data set: the model's
 	// output size, whatever labels the files hold. 0 means max label + 1.
 	Classes int
 
-	RGB    bool // grey images become 3 equal channels (PIL's convert('RGB'))
 	Resize bool // to Height x Width with Pillow's bilinear filter
 	Pad    int  // training: RandomCrop(Height, padding=Pad), zero fill; 0 none
 	Flip   bool // training: RandomHorizontalFlip(p=0.5)
@@ -72,7 +72,7 @@ var pipelines = map[string]Pipeline{
 	// 'mnist' transform resizes to 32x32, flips, and normalises with
 	// MNIST's single mean and std, applied to all three channels.
 	"femnist": {Format: FormatLayout, Channels: 3, Height: 32, Width: 32, Classes: 62,
-		RGB: true, Resize: true, Flip: true, Mean: []float32{0.1307}, Std: []float32{0.3081}},
+		Resize: true, Flip: true, Mean: []float32{0.1307}, Std: []float32{0.3081}},
 	// CIFAR-10: torchvision's CIFAR10; the 'cifar' transform crops 32 with
 	// padding 4 and flips, and does not normalise (FedScale comments its
 	// Normalize out).
