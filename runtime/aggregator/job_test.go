@@ -419,8 +419,8 @@ func TestDuplicateResultRejected(t *testing.T) {
 	j := startAggregator(t, c, 1, nil)
 	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
 	sent := map[int64]bool{}
-	serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
-		r := &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), Weights: params, NumSamples: 10}
+	serveRaw(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
+		r := &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}
 		if sent[tt.GetTaskId()] {
 			return []*pb.TrainResult{r}
 		}
@@ -508,8 +508,8 @@ func TestMismatchedResultFailsJob(t *testing.T) {
 	c := baseConf(t)
 	j := startAggregator(t, c, 1, nil)
 	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
-	serveRaw(s, func(tt *pb.TrainTask, params []*pb.Tensor) []*pb.TrainResult {
-		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, Weights: params, NumSamples: 10}}
+	serveRaw(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, NumSamples: 10}}
 	})
 	<-j.done
 	if j.err == nil || !strings.Contains(j.err.Error(), "with a train result for round 1") {
@@ -517,11 +517,61 @@ func TestMismatchedResultFailsJob(t *testing.T) {
 	}
 }
 
+// An update that does not arrive whole, or arrives out of order, stops the
+// job with the reason instead of aggregating a partial model.
+func TestMalformedUpdateFailsJob(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		update func(id int64, params tensor.List) []*pb.UpdateChunk
+		want   string
+	}{
+		{"missing", func(int64, tensor.List) []*pb.UpdateChunk { return nil }, "0 of the model's 3925 values arrived"},
+		{"short", func(id int64, _ tensor.List) []*pb.UpdateChunk {
+			return []*pb.UpdateChunk{{TaskId: id, Data: make([]float32, 100)}}
+		}, "100 of the model's 3925 values arrived"},
+		{"out of order", func(id int64, _ tensor.List) []*pb.UpdateChunk {
+			return []*pb.UpdateChunk{{TaskId: id, Offset: 5, Data: make([]float32, 100)}}
+		}, "chunk at value 5, expected 0"},
+		{"too long", func(id int64, params tensor.List) []*pb.UpdateChunk {
+			return []*pb.UpdateChunk{{TaskId: id, Data: make([]float32, params.NumElements()+1)}}
+		}, "overruns the model's 3925 values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := baseConf(t)
+			j := startAggregator(t, c, 1, nil)
+			s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+			serveRawUpdates(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
+				return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}}
+			}, tc.update)
+			<-j.done
+			if j.err == nil || !strings.Contains(j.err.Error(), tc.want) {
+				t.Fatalf("job error = %v, want one containing %q", j.err, tc.want)
+			}
+		})
+	}
+}
+
 // serveRaw plays a hand-driven executor until the stream ends: it answers
 // evaluations with empty counts and training tasks with whatever train
-// returns (given the task and the current model).
-func serveRaw(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, []*pb.Tensor) []*pb.TrainResult) {
-	var params []*pb.Tensor
+// returns (given the task and the current model), each result preceded by
+// the current model's values as its update.
+func serveRaw(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, tensor.List) []*pb.TrainResult) {
+	serveRawUpdates(s, train, func(id int64, params tensor.List) []*pb.UpdateChunk {
+		var out []*pb.UpdateChunk
+		_ = pb.Chunks(params, func(off int64, d []float32) error {
+			out = append(out, &pb.UpdateChunk{TaskId: id, Offset: off, Data: d})
+			return nil
+		})
+		return out
+	})
+}
+
+// serveRawUpdates is serveRaw with the chunks sent before each result made
+// by update.
+func serveRawUpdates(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, tensor.List) []*pb.TrainResult,
+	update func(id int64, params tensor.List) []*pb.UpdateChunk) {
+	var params tensor.List
+	var asm *pb.Assembly
 	for {
 		m, err := s.Recv()
 		if err != nil {
@@ -529,12 +579,26 @@ func serveRaw(s pb.Aggregator_SessionClient, train func(*pb.TrainTask, []*pb.Ten
 		}
 		switch b := m.GetBody().(type) {
 		case *pb.AggregatorMessage_Model:
-			params = b.Model.GetTensors()
+			layout, err := pb.ToLayout(b.Model.GetTensors())
+			if err != nil {
+				panic(err)
+			}
+			asm = pb.NewAssembly(layout.ZerosLike())
+		case *pb.AggregatorMessage_ModelChunk:
+			if err := asm.Add(b.ModelChunk.GetOffset(), b.ModelChunk.GetData()); err != nil {
+				panic(err)
+			}
+			if asm.Complete() {
+				params = asm.List()
+			}
 		case *pb.AggregatorMessage_Eval:
 			e := b.Eval
 			_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), Count: e.GetEnd() - e.GetStart()}}})
 		case *pb.AggregatorMessage_Train:
 			for _, r := range train(b.Train, params) {
+				for _, c := range update(r.GetTaskId(), params) {
+					_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_UpdateChunk{UpdateChunk: c}})
+				}
 				_ = s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: r}})
 			}
 		case *pb.AggregatorMessage_Shutdown:

@@ -47,6 +47,8 @@ type task struct {
 	start    int64
 	end      int64
 	assigned *session
+	// update receives a training task's weights as they arrive.
+	update *pb.Assembly
 	// owner pins the task to one executor rank (deployment mode: the
 	// client's data lives there); 0 means any executor.
 	owner int32
@@ -75,7 +77,7 @@ type state struct {
 	planned      int
 	kept         []selection.Selected
 	roundTime    float64
-	trainResults map[int64]*pb.TrainResult
+	trainResults map[int64]trainResult
 	evalResults  map[int]*pb.EvalResult
 	shards       int
 	skipped      map[int]bool // deployment: shards whose executor was lost
@@ -145,6 +147,8 @@ func (e evMessage) apply(a *Aggregator) {
 	s.lastSeen = a.now()
 	switch b := e.m.GetBody().(type) {
 	case *pb.ExecutorMessage_Heartbeat:
+	case *pb.ExecutorMessage_UpdateChunk:
+		st.updateChunk(a, s, b.UpdateChunk)
 	case *pb.ExecutorMessage_TrainResult:
 		st.trainResult(a, s, b.TrainResult)
 	case *pb.ExecutorMessage_EvalResult:
@@ -417,7 +421,7 @@ func (st *state) newTask(t *task) {
 
 func (st *state) startTraining(a *Aggregator, round int) {
 	st.phase, st.round = training, round
-	st.trainResults = map[int64]*pb.TrainResult{}
+	st.trainResults = map[int64]trainResult{}
 	var sel selection.Round
 	var err error
 	// With traces, nobody may be online at this instant: move the virtual
@@ -452,6 +456,30 @@ func (st *state) startTraining(a *Aggregator, round int) {
 	st.dispatch(a)
 }
 
+// trainResult is a client's finished training: the executor's report and
+// the weights that arrived before it.
+type trainResult struct {
+	r *pb.TrainResult
+	w tensor.List
+}
+
+// updateChunk adds values to the weights of a training task that this
+// session holds. Chunks of a task it no longer holds (re-issued after a
+// disconnect, or finished) are dropped without a word: the result that
+// follows them is what gets rejected and counted.
+func (st *state) updateChunk(a *Aggregator, s *session, c *pb.UpdateChunk) {
+	t, ok := st.tasks[c.GetTaskId()]
+	if !ok || t.assigned != s || t.kind != trainKind {
+		return
+	}
+	if t.update == nil {
+		t.update = pb.NewAssembly(st.model.ZerosLike())
+	}
+	if err := t.update.Add(c.GetOffset(), c.GetData()); err != nil {
+		st.fail(a, fmt.Errorf("executor %d returned a malformed update for client %d: %w", s.rank, t.client, err))
+	}
+}
+
 func (st *state) trainResult(a *Aggregator, s *session, r *pb.TrainResult) {
 	t, ok := st.tasks[r.GetTaskId()]
 	if !ok || t.assigned != s {
@@ -467,15 +495,17 @@ func (st *state) trainResult(a *Aggregator, s *session, r *pb.TrainResult) {
 		return
 	}
 	st.complete(s, t)
-	w, err := pb.ToTensors(r.GetWeights())
-	if err == nil {
-		err = st.model.CheckCompatible(w)
-	}
-	if err != nil {
-		st.fail(a, fmt.Errorf("executor %d returned a malformed update for client %d: %w", s.rank, t.client, err))
+	if t.update == nil || !t.update.Complete() {
+		var got, want int64
+		if t.update != nil {
+			got, want = t.update.Progress()
+		} else {
+			want = int64(st.model.NumElements())
+		}
+		st.fail(a, fmt.Errorf("executor %d returned a malformed update for client %d: %d of the model's %d values arrived", s.rank, t.client, got, want))
 		return
 	}
-	st.trainResults[t.client] = r
+	st.trainResults[t.client] = trainResult{r: r, w: t.update.List()}
 	if len(st.trainResults) == len(st.kept) {
 		st.finishTraining(a)
 		return
@@ -490,8 +520,8 @@ func (st *state) finishTraining(a *Aggregator) {
 	// st.kept is in client-id order: the aggregation order never depends
 	// on which executor finished first.
 	for _, k := range st.kept {
-		r := st.trainResults[k.Client]
-		w, _ := pb.ToTensors(r.GetWeights())
+		res := st.trainResults[k.Client]
+		r, w := res.r, res.w
 		if err := w.CheckFinite(); err != nil {
 			a.log.Warnf("Round %d: client %d diverged (%v); its update is left out", st.round, k.Client, err)
 			continue
@@ -731,7 +761,15 @@ func (st *state) ranks() []int32 {
 
 func (st *state) assign(a *Aggregator, s *session, t *task) {
 	if s.modelVersion != st.version {
-		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Version: st.version, Tensors: pb.FromTensors(st.model)}}})
+		// The announcement, then the values in chunks that share
+		// st.model's memory (aggregation makes a new list, it never
+		// writes into the one sent).
+		v := st.version
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Version: v, Tensors: pb.Layout(st.model)}}})
+		_ = pb.Chunks(st.model, func(off int64, d []float32) error {
+			s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_ModelChunk{ModelChunk: &pb.ModelChunk{Version: v, Offset: off, Data: d}}})
+			return nil
+		})
 		s.modelVersion = st.version
 	}
 	t.assigned = s

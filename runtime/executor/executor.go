@@ -35,8 +35,11 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
-// MaxMessageBytes bounds one gRPC message (a model or an update).
-const MaxMessageBytes = 1 << 30
+// MaxMessageBytes bounds one gRPC message. Models and updates travel in
+// chunks of pb.ChunkValues values (1 MiB); the largest message is an
+// executor's Hello, whose data description holds every client's sample
+// count (a few bytes each: 16 MiB is millions of clients).
+const MaxMessageBytes = 16 << 20
 
 // NewTrainer makes the compute backend for a model; cpu.New is the default.
 type NewTrainer func(model.Spec) (model.Trainer, error)
@@ -80,6 +83,7 @@ type Executor struct {
 	// At most GOMAXPROCS of them exist (see Options.Slots).
 	trainers chan *computeSlot
 	spec     model.Spec
+	layout   tensor.List // spec's tensor names and shapes
 	classes  int
 	// deployment: this executor is the single client rank-1 (all its data).
 	deployment bool
@@ -299,7 +303,7 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 	e.opt.Health.SetReady(true, "")
 	defer e.opt.Health.SetReady(false, "not connected to the aggregator")
 
-	s := &run{e: e, stream: stream, models: map[int64]tensor.List{}, tasks: make(chan *pb.AggregatorMessage, 4096), training: w.GetTraining()}
+	s := &run{e: e, stream: stream, models: map[int64]*version{}, newest: -1, tasks: make(chan queued, 4096), training: w.GetTraining()}
 	var wg sync.WaitGroup
 	for i := 0; i < e.opt.Slots; i++ {
 		wg.Add(1)
@@ -320,13 +324,17 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		}
 		switch b := m.GetBody().(type) {
 		case *pb.AggregatorMessage_Model:
-			params, err := pb.ToTensors(b.Model.GetTensors())
-			if err != nil {
+			if err := s.announce(b.Model); err != nil {
 				return true, fmt.Errorf("model version %d: %w", b.Model.GetVersion(), err)
 			}
-			s.setModel(b.Model.GetVersion(), params)
-		case *pb.AggregatorMessage_Train, *pb.AggregatorMessage_Eval:
-			s.tasks <- m
+		case *pb.AggregatorMessage_ModelChunk:
+			if err := s.chunk(b.ModelChunk); err != nil {
+				return true, fmt.Errorf("model version %d: %w", b.ModelChunk.GetVersion(), err)
+			}
+		case *pb.AggregatorMessage_Train:
+			s.tasks <- s.queue(m, b.Train.GetModelVersion())
+		case *pb.AggregatorMessage_Eval:
+			s.tasks <- s.queue(m, b.Eval.GetModelVersion())
 		case *pb.AggregatorMessage_Shutdown:
 			sd := b.Shutdown
 			s.closeSend()
@@ -347,6 +355,11 @@ func (e *Executor) welcome(w *pb.Welcome) error {
 	c, h, wd := e.data.Input()
 	spec := model.Spec{Name: t.GetModel(), Channels: c, Height: h, Width: wd, Classes: e.classes}
 	if spec != e.spec {
+		layout, err := model.Layout(spec)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", spec.Name, err)
+		}
+		e.layout = layout
 		// The trainer pool is rebuilt only when the model changes, which
 		// is at the first welcome.
 		for len(e.trainers) > 0 {
@@ -384,31 +397,124 @@ type run struct {
 	e        *Executor
 	stream   pb.Aggregator_SessionClient
 	training *pb.TrainingConfig
-	tasks    chan *pb.AggregatorMessage
+	tasks    chan queued
 
 	mu     sync.Mutex
-	models map[int64]tensor.List
-	sendMu sync.Mutex
-	busy   int32
+	models map[int64]*version
+	newest int64 // newest complete version; -1 none
+	// incoming is the version being received (nil between versions);
+	// only the receive loop touches it.
+	incoming *incoming
+	sendMu   sync.Mutex
+	busy     int32
 }
 
-func (s *run) setModel(v int64, p tensor.List) {
+// version is a received global model and the number of queued or running
+// tasks that use it. A version no task uses is dropped once a newer one
+// exists, so an executor holds one model, two while tasks still run on
+// the old one as the new one arrives.
+type version struct {
+	params tensor.List
+	refs   int
+}
+
+type incoming struct {
+	v   int64
+	asm *pb.Assembly
+}
+
+// queued is a task with the model it starts from (nil if that version was
+// never received), referenced until the task ends.
+type queued struct {
+	m       *pb.AggregatorMessage
+	v       int64
+	params  tensor.List
+	release bool
+}
+
+// announce starts receiving a model version. The announced layout must be
+// this executor's model exactly; the buffer of a version no task uses any
+// more is reused for the values.
+func (s *run) announce(m *pb.Model) error {
+	v := m.GetVersion()
+	if s.incoming != nil {
+		return fmt.Errorf("announced while version %d was still arriving", s.incoming.v)
+	}
+	layout, err := pb.ToLayout(m.GetTensors())
+	if err != nil {
+		return err
+	}
+	if err := s.e.layout.CheckLayout(layout); err != nil {
+		return fmt.Errorf("the aggregator's model is not %s as this executor builds it: %w", s.e.spec.Name, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.models[v] = p
-	// Tasks only ever use the newest version or the one before it.
-	for old := range s.models {
-		if old < v-1 {
+	if v <= s.newest {
+		return fmt.Errorf("announced after version %d", s.newest)
+	}
+	var buf tensor.List
+	for old, ver := range s.models {
+		if ver.refs == 0 {
+			delete(s.models, old)
+			buf = ver.params
+		}
+	}
+	if buf == nil {
+		buf = s.e.layout.ZerosLike()
+	}
+	s.incoming = &incoming{v: v, asm: pb.NewAssembly(buf)}
+	return nil
+}
+
+// chunk adds values to the version being received.
+func (s *run) chunk(c *pb.ModelChunk) error {
+	in := s.incoming
+	if in == nil || c.GetVersion() != in.v {
+		return errors.New("values for a version that was not announced")
+	}
+	if err := in.asm.Add(c.GetOffset(), c.GetData()); err != nil {
+		return err
+	}
+	if !in.asm.Complete() {
+		return nil
+	}
+	s.incoming = nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.models[in.v] = &version{params: in.asm.List()}
+	s.newest = in.v
+	for old, ver := range s.models {
+		if old != in.v && ver.refs == 0 {
 			delete(s.models, old)
 		}
 	}
+	return nil
 }
 
-func (s *run) model(v int64) (tensor.List, bool) {
+// queue references the model version a task starts from.
+func (s *run) queue(m *pb.AggregatorMessage, v int64) queued {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.models[v]
-	return p, ok
+	ver, ok := s.models[v]
+	if !ok {
+		return queued{m: m, v: v}
+	}
+	ver.refs++
+	return queued{m: m, v: v, params: ver.params, release: true}
+}
+
+// done drops a finished task's reference to its model version.
+func (s *run) done(q queued) {
+	if !q.release {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ver := s.models[q.v]
+	ver.refs--
+	if ver.refs == 0 && q.v != s.newest {
+		delete(s.models, q.v)
+	}
 }
 
 func (s *run) send(m *pb.ExecutorMessage) error {
@@ -449,8 +555,9 @@ func (s *run) heartbeat(ctx context.Context, every time.Duration) {
 }
 
 func (s *run) worker(ctx context.Context) {
-	for m := range s.tasks {
+	for q := range s.tasks {
 		if ctx.Err() != nil {
+			s.done(q)
 			continue // drain: the session is over, the aggregator re-issues
 		}
 		s.mu.Lock()
@@ -460,14 +567,15 @@ func (s *run) worker(ctx context.Context) {
 		var err error
 		var round, id int64
 		var held *computeSlot // its parameters are the reply's weights until sent
-		switch b := m.GetBody().(type) {
+		switch b := q.m.GetBody().(type) {
 		case *pb.AggregatorMessage_Train:
 			round, id = b.Train.GetRound(), b.Train.GetTaskId()
-			reply, held, err = s.train(b.Train)
+			reply, held, err = s.train(b.Train, q.params)
 		case *pb.AggregatorMessage_Eval:
 			round, id = b.Eval.GetRound(), b.Eval.GetTaskId()
-			reply, err = s.eval(b.Eval)
+			reply, err = s.eval(b.Eval, q.params)
 		}
+		s.done(q)
 		s.mu.Lock()
 		s.busy--
 		s.mu.Unlock()
@@ -475,10 +583,18 @@ func (s *run) worker(ctx context.Context) {
 			s.e.log.Errorf("Task %d of round %d failed: %v", id, round, err)
 			reply = &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TaskFailure{TaskFailure: &pb.TaskFailure{Round: round, TaskId: id, Error: err.Error()}}}
 		}
-		_ = s.send(reply) // gRPC has encoded the message when Send returns
 		if held != nil {
+			// The weights go first, in chunks straight from the slot's
+			// buffer: gRPC encodes each before Send returns.
+			err = pb.Chunks(held.params, func(off int64, d []float32) error {
+				return s.send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_UpdateChunk{UpdateChunk: &pb.UpdateChunk{TaskId: id, Offset: off, Data: d}}})
+			})
 			s.e.trainers <- held
+			if err != nil {
+				continue // the stream broke; the aggregator re-issues the task
+			}
 		}
+		_ = s.send(reply)
 	}
 }
 
@@ -509,10 +625,9 @@ func computeSlots(slots int) int {
 // train runs a training task. On success it returns the compute slot
 // whose parameters the reply carries; the caller returns it to the pool
 // once the reply is sent.
-func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, *computeSlot, error) {
+func (s *run) train(t *pb.TrainTask, global tensor.List) (*pb.ExecutorMessage, *computeSlot, error) {
 	start := time.Now()
-	global, ok := s.model(t.GetModelVersion())
-	if !ok {
+	if global == nil {
 		return nil, nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
 	}
 	client := t.GetClientId()
@@ -546,7 +661,7 @@ func (s *run) train(t *pb.TrainTask) (*pb.ExecutorMessage, *computeSlot, error) 
 		return nil, nil, fmt.Errorf("training client %d: %w", client, err)
 	}
 	return &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: &pb.TrainResult{
-		Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: client, Weights: pb.FromTensors(params),
+		Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: client,
 		MovingLoss: stats.MovingLoss, MeanLoss: stats.MeanLoss, NumSamples: int64(len(samples)),
 		WallSeconds: time.Since(start).Seconds(),
 	}}}, slot, nil
@@ -615,9 +730,8 @@ func clientBatches(ds *data.Dataset, samples []int32, bs, steps int, seed uint64
 	return batches, nil
 }
 
-func (s *run) eval(t *pb.EvalTask) (*pb.ExecutorMessage, error) {
-	params, ok := s.model(t.GetModelVersion())
-	if !ok {
+func (s *run) eval(t *pb.EvalTask, params tensor.List) (*pb.ExecutorMessage, error) {
+	if params == nil {
 		return nil, fmt.Errorf("model version %d was never received", t.GetModelVersion())
 	}
 	test := s.e.data.Test

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/data"
 	"github.com/fedscale/fedscale-go/runtime/executor"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/cpu"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
 // shutdownServer welcomes an executor with a very short heartbeat interval,
@@ -92,5 +95,100 @@ func TestShutdownWhileHeartbeating(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
+	}
+}
+
+// scriptedServer welcomes an executor for the logistic model, then sends
+// the given messages and waits for the executor to hang up.
+type scriptedServer struct {
+	pb.UnimplementedAggregatorServer
+	msgs []*pb.AggregatorMessage
+}
+
+func (s scriptedServer) Session(stream pb.Aggregator_SessionServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: &pb.Welcome{
+		ProtocolVersion: pb.ProtocolVersion, JobName: "script", TimeStamp: "t", HeartbeatIntervalMs: 1000,
+		Training: &pb.TrainingConfig{Model: "logistic", BatchSize: 4, LocalSteps: 1, TestBsz: 4},
+	}}}); err != nil {
+		return err
+	}
+	for _, m := range s.msgs {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return nil
+		}
+	}
+}
+
+// A model that does not arrive as announced ends the executor with an
+// error that says what was wrong, instead of training on a partial model.
+func TestModelTransferErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 2, PerClient: 4, Test: 4, Classes: 2, Size: 8, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, h, w := ds.Input()
+	spec := model.Spec{Name: "logistic", Channels: c, Height: h, Width: w, Classes: 2}
+	layout, err := model.Layout(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announce := func(v int64, l tensor.List) *pb.AggregatorMessage {
+		return &pb.AggregatorMessage{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Version: v, Tensors: pb.Layout(l)}}}
+	}
+	chunk := func(v, off int64, n int) *pb.AggregatorMessage {
+		return &pb.AggregatorMessage{Body: &pb.AggregatorMessage_ModelChunk{ModelChunk: &pb.ModelChunk{Version: v, Offset: off, Data: make([]float32, n)}}}
+	}
+	total := layout.ZerosLike().NumElements()
+	wrong := layout.ZerosLike()
+	wrong[0].Shape = []int{wrong[0].Shape[0] + 1}
+	for _, tc := range []struct {
+		name string
+		msgs []*pb.AggregatorMessage
+		want string
+	}{
+		{"other layout", []*pb.AggregatorMessage{announce(0, wrong)}, "is not logistic as this executor builds it"},
+		{"values in an announcement", []*pb.AggregatorMessage{{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Tensors: pb.FromTensors(layout.ZerosLike())}}}}, "carries no values"},
+		{"chunk before announcement", []*pb.AggregatorMessage{chunk(0, 0, 1)}, "not announced"},
+		{"chunk of another version", []*pb.AggregatorMessage{announce(1, layout), chunk(0, 0, 1)}, "not announced"},
+		{"gap", []*pb.AggregatorMessage{announce(0, layout), chunk(0, 1, 1)}, "expected 0"},
+		{"overrun", []*pb.AggregatorMessage{announce(0, layout), chunk(0, 0, total-1), chunk(0, int64(total-1), 2)}, "overruns"},
+		{"announced twice", []*pb.AggregatorMessage{announce(0, layout), announce(1, layout)}, "still arriving"},
+		{"version going back", []*pb.AggregatorMessage{announce(3, layout), chunk(3, 0, total), announce(2, layout)}, "after version 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := grpc.NewServer()
+			pb.RegisterAggregatorServer(srv, scriptedServer{msgs: tc.msgs})
+			go func() { _ = srv.Serve(lis) }()
+			defer srv.Stop()
+			conf := config.Default()
+			conf.JobName, conf.Model, conf.LogPath = "script", "logistic", ""
+			conf.PsIP, conf.PsPort = "127.0.0.1", lis.Addr().(*net.TCPAddr).Port
+			ex, err := executor.New(executor.Options{Conf: conf, Rank: 1, Backend: cpu.New, Data: ds, ConnectTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = ex.Run(ctx)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

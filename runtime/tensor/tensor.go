@@ -73,6 +73,20 @@ func (l List) Bytes() int64 { return int64(l.NumElements()) * 4 }
 // CheckCompatible reports whether other has the same names and shapes as l,
 // in the same order, and every data slice matches its shape.
 func (l List) CheckCompatible(other List) error {
+	if err := l.CheckLayout(other); err != nil {
+		return err
+	}
+	for _, b := range other {
+		if len(b.Data) != Size(b.Shape) {
+			return fmt.Errorf("tensor %q: %d values for shape %v", b.Name, len(b.Data), b.Shape)
+		}
+	}
+	return nil
+}
+
+// CheckLayout reports whether other has the same names and shapes as l, in
+// the same order; the data are not looked at.
+func (l List) CheckLayout(other List) error {
 	if len(l) != len(other) {
 		return fmt.Errorf("tensor count: have %d, want %d", len(other), len(l))
 	}
@@ -83,9 +97,6 @@ func (l List) CheckCompatible(other List) error {
 		}
 		if !equalShape(a.Shape, b.Shape) {
 			return fmt.Errorf("tensor %q: shape %v, want %v", a.Name, b.Shape, a.Shape)
-		}
-		if len(b.Data) != Size(b.Shape) {
-			return fmt.Errorf("tensor %q: %d values for shape %v", b.Name, len(b.Data), b.Shape)
 		}
 	}
 	return nil

@@ -15,9 +15,6 @@ type convMod struct {
 	l     *model.Layer
 	x     []float32
 	y, dx []float32
-	// col keeps a training step's im2col for the weight gradient, which
-	// would otherwise lay it out a second time.
-	col []float32
 }
 
 func (m *convMod) direct() bool { return m.l.K == 1 && m.l.Stride == 1 && m.l.Pad == 0 }
@@ -36,14 +33,8 @@ func (m *convMod) forward(c *runCtx, x []float32) []float32 {
 	m.x = x[:c.n*m.l.In.Size()]
 	kk, cols := m.dims(c.n)
 	col := m.x
-	switch {
-	case m.direct():
-	case c.train:
-		m.col = grow(m.col, kk*cols)
-		col = m.col
-		im2colBatch(col, m.x, m.l, c.n)
-	default:
-		col, _ = c.need(kk * cols)
+	if !m.direct() {
+		col = c.need(kk * cols)
 		im2colBatch(col, m.x, m.l, c.n)
 	}
 	y := m.y[:m.l.Out.C*cols]
@@ -57,7 +48,12 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	dy = dy[:oc*cols]
 	col := m.x
 	if !m.direct() {
-		col = m.col[:kk*cols]
+		// The weight gradient lays the input out again rather than keep
+		// each convolution's im2col from the forward pass: that costs
+		// about 5% of a ResNet-18 step and saves 23 MB per trainer at
+		// batch 20 (the whole network's im2col instead of the largest).
+		col = c.need(kk * cols)
+		im2colBatch(col, m.x, m.l, c.n)
 	}
 	dw := c.grad(m.l.Param, 0)
 	gemm(false, true, oc, kk, cols, dy, cols, col, cols, dw, kk, false)
@@ -69,7 +65,7 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dx, cols, false)
 	default:
 		dx = m.dx[:c.n*m.l.In.Size()]
-		_, dcol := c.need(kk * cols)
+		dcol := c.need(kk * cols) // col is spent: the weight gradient is done
 		gemm(true, false, kk, cols, oc, c.p[m.l.Param].Data, kk, dy, cols, dcol, cols, false)
 		col2imBatch(dx, dcol, m.l, c.n)
 	}

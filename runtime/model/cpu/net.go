@@ -31,7 +31,6 @@ type runCtx struct {
 	seed  uint64
 	step  int
 	col   []float32 // im2col scratch shared by every convolution
-	dcol  []float32
 }
 
 // grad returns scratch for parameter i's gradient; slot 0 and 1 let a
@@ -42,13 +41,12 @@ func (c *runCtx) grad(i, slot int) []float32 {
 	return c.gbuf[slot]
 }
 
-// need returns the shared scratch slices grown to n values.
-func (c *runCtx) need(n int) (col, dcol []float32) {
-	if cap(c.col) < n {
-		c.col = make([]float32, n)
-		c.dcol = make([]float32, n)
-	}
-	return c.col[:n], c.dcol[:n]
+// need returns the shared im2col scratch grown to n values. A
+// convolution's backward pass uses it twice in turn: for the input laid out
+// for the weight gradient, then for the input gradient before col2im.
+func (c *runCtx) need(n int) []float32 {
+	c.col = grow(c.col, n)
+	return c.col
 }
 
 // module is one compiled layer. Buffers are owned by the module and sized
@@ -552,23 +550,22 @@ func (m *shuffleMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 }
 
 // bnMod is batch norm with PyTorch's semantics, then its activation.
+// bnMod is batch normalisation with its activation fused in. It keeps one
+// buffer: the backward pass recomputes the normalised input from the input
+// (the previous layer's output, intact until the next forward pass) and
+// writes the input gradient over the output, which every consumer of it
+// has used by then (the backward pass runs in reverse order).
 type bnMod struct {
-	l          *model.Layer
-	y, xhat    []float32
-	dx         []float32
-	invstd     []float32
-	mean, varb []float64
+	l            *model.Layer
+	x, y         []float32
+	invstd, mean []float32
 }
 
 func (m *bnMod) reserve(n int) {
-	sz := n * m.l.Out.Size()
-	m.y = grow(m.y, sz)
-	m.xhat = grow(m.xhat, sz)
-	m.dx = grow(m.dx, sz)
+	m.y = grow(m.y, n*m.l.Out.Size())
 	if m.invstd == nil {
 		m.invstd = make([]float32, m.l.In.C)
-		m.mean = make([]float64, m.l.In.C)
-		m.varb = make([]float64, m.l.In.C)
+		m.mean = make([]float32, m.l.In.C)
 	}
 }
 
@@ -596,7 +593,7 @@ func (m *bnMod) forward(c *runCtx, x []float32) []float32 {
 		activate(m.l.Act, y)
 		return y
 	}
-	xhat := m.xhat[:C*M]
+	m.x = x[:C*M]
 	for ch := 0; ch < C; ch++ {
 		xs := x[ch*M : (ch+1)*M]
 		var sum float64
@@ -611,16 +608,13 @@ func (m *bnMod) forward(c *runCtx, x []float32) []float32 {
 		}
 		variance := ss / float64(M)
 		inv := 1 / math.Sqrt(variance+bnEps)
-		m.invstd[ch] = float32(inv)
+		m.invstd[ch], m.mean[ch] = float32(inv), float32(mean)
 		fm, fi := float32(mean), float32(inv)
 		wc, bc := w[ch], b[ch]
-		hs, ys := xhat[ch*M:(ch+1)*M], y[ch*M:(ch+1)*M]
-		hs = hs[:len(xs)]
+		ys := y[ch*M : (ch+1)*M]
 		ys = ys[:len(xs)]
 		for i, v := range xs {
-			h := (v - fm) * fi
-			hs[i] = h
-			ys[i] = h*wc + bc
+			ys[i] = (v-fm)*fi*wc + bc
 		}
 		// While the channel is still in cache.
 		activate(m.l.Act, ys)
@@ -636,14 +630,16 @@ func (m *bnMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	M := c.n * m.l.In.H * m.l.In.W
 	w := c.p[m.l.Param].Data
 	dw, db := c.grad(m.l.Param, 0), c.grad(m.l.Param+1, 1)
-	d := m.dx[:C*M]
+	d := m.y[:C*M]
 	activeGrad(m.l.Act, d, dy[:C*M], m.y)
 	for ch := 0; ch < C; ch++ {
-		ds, hs := d[ch*M:(ch+1)*M], m.xhat[ch*M:(ch+1)*M]
+		ds, xs := d[ch*M:(ch+1)*M], m.x[ch*M:(ch+1)*M]
+		xs = xs[:len(ds)]
+		fm, fi := m.mean[ch], m.invstd[ch]
 		var sdy, sdyh float64
 		for i, v := range ds {
 			sdy += float64(v)
-			sdyh += float64(v) * float64(hs[i])
+			sdyh += float64(v) * float64((xs[i]-fm)*fi)
 		}
 		db[ch] = float32(sdy)
 		dw[ch] = float32(sdyh)
@@ -653,7 +649,7 @@ func (m *bnMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		k := float32(float64(w[ch]) * float64(m.invstd[ch]))
 		mdy, mdyh := float32(sdy/float64(M)), float32(sdyh/float64(M))
 		for i, v := range ds {
-			ds[i] = k * (v - mdy - hs[i]*mdyh)
+			ds[i] = k * (v - mdy - (xs[i]-fm)*fi*mdyh)
 		}
 	}
 	c.apply(m.l.Param, dw)

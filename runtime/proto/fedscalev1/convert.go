@@ -8,20 +8,42 @@ import (
 
 // ProtocolVersion is the version of this protocol that this build speaks.
 // Bump it on any change that an older peer would misread.
-const ProtocolVersion uint32 = 1
+const ProtocolVersion uint32 = 2
 
 // FromTensors converts runtime tensors to wire tensors. The data slices are
 // shared, not copied: the caller must not modify l while the message lives.
 func FromTensors(l tensor.List) []*Tensor {
 	out := make([]*Tensor, len(l))
 	for i, t := range l {
-		shape := make([]int64, len(t.Shape))
-		for j, d := range t.Shape {
-			shape[j] = int64(d)
-		}
-		out[i] = &Tensor{Name: t.Name, Shape: shape, Data: t.Data}
+		out[i] = &Tensor{Name: t.Name, Shape: wireShape(t.Shape), Data: t.Data}
 	}
 	return out
+}
+
+func wireShape(s []int) []int64 {
+	out := make([]int64, len(s))
+	for i, d := range s {
+		out[i] = int64(d)
+	}
+	return out
+}
+
+// checkShape returns a wire tensor's shape and element count, refusing
+// negative dimensions and counts no tensor of ours reaches.
+func checkShape(t *Tensor) ([]int, int64, error) {
+	shape := make([]int, len(t.GetShape()))
+	n := int64(1)
+	for j, d := range t.GetShape() {
+		if d < 0 || d > 1<<31 {
+			return nil, 0, fmt.Errorf("tensor %q: invalid dimension %d", t.GetName(), d)
+		}
+		shape[j] = int(d)
+		n *= d
+		if n > 1<<40 {
+			return nil, 0, fmt.Errorf("tensor %q: shape %v too large", t.GetName(), t.GetShape())
+		}
+	}
+	return shape, n, nil
 }
 
 // ToTensors converts wire tensors to runtime tensors, checking that every
@@ -29,17 +51,9 @@ func FromTensors(l tensor.List) []*Tensor {
 func ToTensors(ts []*Tensor) (tensor.List, error) {
 	out := make(tensor.List, len(ts))
 	for i, t := range ts {
-		shape := make([]int, len(t.GetShape()))
-		n := int64(1)
-		for j, d := range t.GetShape() {
-			if d < 0 || d > 1<<31 {
-				return nil, fmt.Errorf("tensor %q: invalid dimension %d", t.GetName(), d)
-			}
-			shape[j] = int(d)
-			n *= d
-			if n > 1<<40 {
-				return nil, fmt.Errorf("tensor %q: shape %v too large", t.GetName(), t.GetShape())
-			}
+		shape, n, err := checkShape(t)
+		if err != nil {
+			return nil, err
 		}
 		if int64(len(t.GetData())) != n {
 			return nil, fmt.Errorf("tensor %q: %d values for shape %v", t.GetName(), len(t.GetData()), t.GetShape())

@@ -104,6 +104,7 @@ type ExecutorMessage struct {
 	//	*ExecutorMessage_TrainResult
 	//	*ExecutorMessage_EvalResult
 	//	*ExecutorMessage_TaskFailure
+	//	*ExecutorMessage_UpdateChunk
 	Body          isExecutorMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -191,6 +192,15 @@ func (x *ExecutorMessage) GetTaskFailure() *TaskFailure {
 	return nil
 }
 
+func (x *ExecutorMessage) GetUpdateChunk() *UpdateChunk {
+	if x != nil {
+		if x, ok := x.Body.(*ExecutorMessage_UpdateChunk); ok {
+			return x.UpdateChunk
+		}
+	}
+	return nil
+}
+
 type isExecutorMessage_Body interface {
 	isExecutorMessage_Body()
 }
@@ -215,6 +225,10 @@ type ExecutorMessage_TaskFailure struct {
 	TaskFailure *TaskFailure `protobuf:"bytes,5,opt,name=task_failure,json=taskFailure,proto3,oneof"`
 }
 
+type ExecutorMessage_UpdateChunk struct {
+	UpdateChunk *UpdateChunk `protobuf:"bytes,6,opt,name=update_chunk,json=updateChunk,proto3,oneof"`
+}
+
 func (*ExecutorMessage_Hello) isExecutorMessage_Body() {}
 
 func (*ExecutorMessage_Heartbeat) isExecutorMessage_Body() {}
@@ -225,6 +239,8 @@ func (*ExecutorMessage_EvalResult) isExecutorMessage_Body() {}
 
 func (*ExecutorMessage_TaskFailure) isExecutorMessage_Body() {}
 
+func (*ExecutorMessage_UpdateChunk) isExecutorMessage_Body() {}
+
 type AggregatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
@@ -234,6 +250,7 @@ type AggregatorMessage struct {
 	//	*AggregatorMessage_Train
 	//	*AggregatorMessage_Eval
 	//	*AggregatorMessage_Shutdown
+	//	*AggregatorMessage_ModelChunk
 	Body          isAggregatorMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -321,6 +338,15 @@ func (x *AggregatorMessage) GetShutdown() *Shutdown {
 	return nil
 }
 
+func (x *AggregatorMessage) GetModelChunk() *ModelChunk {
+	if x != nil {
+		if x, ok := x.Body.(*AggregatorMessage_ModelChunk); ok {
+			return x.ModelChunk
+		}
+	}
+	return nil
+}
+
 type isAggregatorMessage_Body interface {
 	isAggregatorMessage_Body()
 }
@@ -345,6 +371,10 @@ type AggregatorMessage_Shutdown struct {
 	Shutdown *Shutdown `protobuf:"bytes,5,opt,name=shutdown,proto3,oneof"`
 }
 
+type AggregatorMessage_ModelChunk struct {
+	ModelChunk *ModelChunk `protobuf:"bytes,6,opt,name=model_chunk,json=modelChunk,proto3,oneof"`
+}
+
 func (*AggregatorMessage_Welcome) isAggregatorMessage_Body() {}
 
 func (*AggregatorMessage_Model) isAggregatorMessage_Body() {}
@@ -354,6 +384,8 @@ func (*AggregatorMessage_Train) isAggregatorMessage_Body() {}
 func (*AggregatorMessage_Eval) isAggregatorMessage_Body() {}
 
 func (*AggregatorMessage_Shutdown) isAggregatorMessage_Body() {}
+
+func (*AggregatorMessage_ModelChunk) isAggregatorMessage_Body() {}
 
 // Hello registers an executor. A restarted executor sends the same rank with
 // a new incarnation; the aggregator replaces the old session and does not
@@ -791,8 +823,11 @@ func (x *TrainingConfig) GetClasses() int32 {
 	return 0
 }
 
-// Model is a global model version. Version n is the model after n rounds of
-// aggregation; tasks name the version they start from.
+// Model announces a global model version. Version n is the model after n
+// rounds of aggregation; tasks name the version they start from. Its
+// tensors carry names and shapes only: the values follow in ModelChunk
+// messages, so that neither side ever holds a whole model in one message
+// buffer (a ResNet-18 is 45 MB).
 type Model struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -845,6 +880,70 @@ func (x *Model) GetTensors() []*Tensor {
 	return nil
 }
 
+// ModelChunk carries values of the model version announced last: the
+// tensors' values concatenated in order, from offset (counted in values),
+// at most fedscalev1.ChunkValues of them. Chunks arrive in order and never
+// overlap; the version is complete when every value has arrived.
+type ModelChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []float32              `protobuf:"fixed32,3,rep,packed,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelChunk) Reset() {
+	*x = ModelChunk{}
+	mi := &file_fedscale_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelChunk) ProtoMessage() {}
+
+func (x *ModelChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_fedscale_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
+func (*ModelChunk) Descriptor() ([]byte, []int) {
+	return file_fedscale_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ModelChunk) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ModelChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ModelChunk) GetData() []float32 {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type TrainTask struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Round        int64                  `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
@@ -863,7 +962,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_fedscale_proto_msgTypes[9]
+	mi := &file_fedscale_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +974,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[9]
+	mi := &file_fedscale_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +987,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{9}
+	return file_fedscale_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TrainTask) GetRound() int64 {
@@ -940,12 +1039,13 @@ func (x *TrainTask) GetProxMu() float64 {
 	return 0
 }
 
+// TrainResult ends a training task. The trained weights come before it in
+// UpdateChunk messages for the same task id, laid out as the model.
 type TrainResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Round         int64                  `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
 	TaskId        int64                  `protobuf:"varint,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	ClientId      int64                  `protobuf:"varint,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	Weights       []*Tensor              `protobuf:"bytes,4,rep,name=weights,proto3" json:"weights,omitempty"`
 	MovingLoss    float64                `protobuf:"fixed64,5,opt,name=moving_loss,json=movingLoss,proto3" json:"moving_loss,omitempty"`
 	MeanLoss      float64                `protobuf:"fixed64,6,opt,name=mean_loss,json=meanLoss,proto3" json:"mean_loss,omitempty"`
 	NumSamples    int64                  `protobuf:"varint,7,opt,name=num_samples,json=numSamples,proto3" json:"num_samples,omitempty"`
@@ -956,7 +1056,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_fedscale_proto_msgTypes[10]
+	mi := &file_fedscale_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1068,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[10]
+	mi := &file_fedscale_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1081,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{10}
+	return file_fedscale_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrainResult) GetRound() int64 {
@@ -1003,13 +1103,6 @@ func (x *TrainResult) GetClientId() int64 {
 		return x.ClientId
 	}
 	return 0
-}
-
-func (x *TrainResult) GetWeights() []*Tensor {
-	if x != nil {
-		return x.Weights
-	}
-	return nil
 }
 
 func (x *TrainResult) GetMovingLoss() float64 {
@@ -1040,6 +1133,68 @@ func (x *TrainResult) GetWallSeconds() float64 {
 	return 0
 }
 
+// UpdateChunk carries values of a training task's trained weights, laid
+// out and ordered as ModelChunk's.
+type UpdateChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        int64                  `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []float32              `protobuf:"fixed32,3,rep,packed,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateChunk) Reset() {
+	*x = UpdateChunk{}
+	mi := &file_fedscale_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateChunk) ProtoMessage() {}
+
+func (x *UpdateChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_fedscale_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateChunk.ProtoReflect.Descriptor instead.
+func (*UpdateChunk) Descriptor() ([]byte, []int) {
+	return file_fedscale_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateChunk) GetTaskId() int64 {
+	if x != nil {
+		return x.TaskId
+	}
+	return 0
+}
+
+func (x *UpdateChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *UpdateChunk) GetData() []float32 {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // EvalTask asks for the test samples [start, end) to be evaluated.
 type EvalTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1055,7 +1210,7 @@ type EvalTask struct {
 
 func (x *EvalTask) Reset() {
 	*x = EvalTask{}
-	mi := &file_fedscale_proto_msgTypes[11]
+	mi := &file_fedscale_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1222,7 @@ func (x *EvalTask) String() string {
 func (*EvalTask) ProtoMessage() {}
 
 func (x *EvalTask) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[11]
+	mi := &file_fedscale_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1235,7 @@ func (x *EvalTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvalTask.ProtoReflect.Descriptor instead.
 func (*EvalTask) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{11}
+	return file_fedscale_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EvalTask) GetRound() int64 {
@@ -1140,7 +1295,7 @@ type EvalResult struct {
 
 func (x *EvalResult) Reset() {
 	*x = EvalResult{}
-	mi := &file_fedscale_proto_msgTypes[12]
+	mi := &file_fedscale_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1307,7 @@ func (x *EvalResult) String() string {
 func (*EvalResult) ProtoMessage() {}
 
 func (x *EvalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[12]
+	mi := &file_fedscale_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1320,7 @@ func (x *EvalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvalResult.ProtoReflect.Descriptor instead.
 func (*EvalResult) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{12}
+	return file_fedscale_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EvalResult) GetRound() int64 {
@@ -1231,7 +1386,7 @@ type TaskFailure struct {
 
 func (x *TaskFailure) Reset() {
 	*x = TaskFailure{}
-	mi := &file_fedscale_proto_msgTypes[13]
+	mi := &file_fedscale_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1398,7 @@ func (x *TaskFailure) String() string {
 func (*TaskFailure) ProtoMessage() {}
 
 func (x *TaskFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[13]
+	mi := &file_fedscale_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1411,7 @@ func (x *TaskFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailure.ProtoReflect.Descriptor instead.
 func (*TaskFailure) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{13}
+	return file_fedscale_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskFailure) GetRound() int64 {
@@ -1291,7 +1446,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_fedscale_proto_msgTypes[14]
+	mi := &file_fedscale_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1458,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[14]
+	mi := &file_fedscale_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1471,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{14}
+	return file_fedscale_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Shutdown) GetReason() string {
@@ -1357,7 +1512,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_fedscale_proto_msgTypes[15]
+	mi := &file_fedscale_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1524,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[15]
+	mi := &file_fedscale_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1537,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{15}
+	return file_fedscale_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Checkpoint) GetFormatVersion() uint32 {
@@ -1463,21 +1618,24 @@ const file_fedscale_proto_rawDesc = "" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
-	"\x04data\x18\x03 \x03(\x02R\x04data\"\xdf\x02\n" +
+	"\x04data\x18\x03 \x03(\x02R\x04data\"\xa6\x03\n" +
 	"\x0fExecutorMessage\x122\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1a.fedscale.runtime.v1.HelloH\x00R\x05hello\x12>\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1e.fedscale.runtime.v1.HeartbeatH\x00R\theartbeat\x12E\n" +
 	"\ftrain_result\x18\x03 \x01(\v2 .fedscale.runtime.v1.TrainResultH\x00R\vtrainResult\x12B\n" +
 	"\veval_result\x18\x04 \x01(\v2\x1f.fedscale.runtime.v1.EvalResultH\x00R\n" +
 	"evalResult\x12E\n" +
-	"\ftask_failure\x18\x05 \x01(\v2 .fedscale.runtime.v1.TaskFailureH\x00R\vtaskFailureB\x06\n" +
-	"\x04body\"\xb3\x02\n" +
+	"\ftask_failure\x18\x05 \x01(\v2 .fedscale.runtime.v1.TaskFailureH\x00R\vtaskFailure\x12E\n" +
+	"\fupdate_chunk\x18\x06 \x01(\v2 .fedscale.runtime.v1.UpdateChunkH\x00R\vupdateChunkB\x06\n" +
+	"\x04body\"\xf7\x02\n" +
 	"\x11AggregatorMessage\x128\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1c.fedscale.runtime.v1.WelcomeH\x00R\awelcome\x122\n" +
 	"\x05model\x18\x02 \x01(\v2\x1a.fedscale.runtime.v1.ModelH\x00R\x05model\x126\n" +
 	"\x05train\x18\x03 \x01(\v2\x1e.fedscale.runtime.v1.TrainTaskH\x00R\x05train\x123\n" +
 	"\x04eval\x18\x04 \x01(\v2\x1d.fedscale.runtime.v1.EvalTaskH\x00R\x04eval\x12;\n" +
-	"\bshutdown\x18\x05 \x01(\v2\x1d.fedscale.runtime.v1.ShutdownH\x00R\bshutdownB\x06\n" +
+	"\bshutdown\x18\x05 \x01(\v2\x1d.fedscale.runtime.v1.ShutdownH\x00R\bshutdown\x12B\n" +
+	"\vmodel_chunk\x18\x06 \x01(\v2\x1f.fedscale.runtime.v1.ModelChunkH\x00R\n" +
+	"modelChunkB\x06\n" +
 	"\x04body\"\xe0\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x12\n" +
@@ -1520,7 +1678,12 @@ const file_fedscale_proto_rawDesc = "" +
 	"\aclasses\x18\t \x01(\x05R\aclasses\"X\n" +
 	"\x05Model\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
-	"\atensors\x18\x02 \x03(\v2\x1b.fedscale.runtime.v1.TensorR\atensors\"\xce\x01\n" +
+	"\atensors\x18\x02 \x03(\v2\x1b.fedscale.runtime.v1.TensorR\atensors\"R\n" +
+	"\n" +
+	"ModelChunk\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x03(\x02R\x04data\"\xce\x01\n" +
 	"\tTrainTask\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x03R\x06taskId\x12\x1b\n" +
@@ -1528,18 +1691,21 @@ const file_fedscale_proto_rawDesc = "" +
 	"\rmodel_version\x18\x04 \x01(\x03R\fmodelVersion\x12#\n" +
 	"\rlearning_rate\x18\x05 \x01(\x01R\flearningRate\x12\x12\n" +
 	"\x04seed\x18\x06 \x01(\x04R\x04seed\x12\x17\n" +
-	"\aprox_mu\x18\a \x01(\x01R\x06proxMu\"\x92\x02\n" +
+	"\aprox_mu\x18\a \x01(\x01R\x06proxMu\"\xe1\x01\n" +
 	"\vTrainResult\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x03R\x06taskId\x12\x1b\n" +
-	"\tclient_id\x18\x03 \x01(\x03R\bclientId\x125\n" +
-	"\aweights\x18\x04 \x03(\v2\x1b.fedscale.runtime.v1.TensorR\aweights\x12\x1f\n" +
+	"\tclient_id\x18\x03 \x01(\x03R\bclientId\x12\x1f\n" +
 	"\vmoving_loss\x18\x05 \x01(\x01R\n" +
 	"movingLoss\x12\x1b\n" +
 	"\tmean_loss\x18\x06 \x01(\x01R\bmeanLoss\x12\x1f\n" +
 	"\vnum_samples\x18\a \x01(\x03R\n" +
 	"numSamples\x12!\n" +
-	"\fwall_seconds\x18\b \x01(\x01R\vwallSeconds\"\x9c\x01\n" +
+	"\fwall_seconds\x18\b \x01(\x01R\vwallSecondsJ\x04\b\x04\x10\x05\"R\n" +
+	"\vUpdateChunk\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\x03R\x06taskId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x03(\x02R\x04data\"\x9c\x01\n" +
 	"\bEvalTask\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x03R\x05round\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x03R\x06taskId\x12#\n" +
@@ -1593,7 +1759,7 @@ func file_fedscale_proto_rawDescGZIP() []byte {
 	return file_fedscale_proto_rawDescData
 }
 
-var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_fedscale_proto_goTypes = []any{
 	(*Tensor)(nil),            // 0: fedscale.runtime.v1.Tensor
 	(*ExecutorMessage)(nil),   // 1: fedscale.runtime.v1.ExecutorMessage
@@ -1604,38 +1770,41 @@ var file_fedscale_proto_goTypes = []any{
 	(*Welcome)(nil),           // 6: fedscale.runtime.v1.Welcome
 	(*TrainingConfig)(nil),    // 7: fedscale.runtime.v1.TrainingConfig
 	(*Model)(nil),             // 8: fedscale.runtime.v1.Model
-	(*TrainTask)(nil),         // 9: fedscale.runtime.v1.TrainTask
-	(*TrainResult)(nil),       // 10: fedscale.runtime.v1.TrainResult
-	(*EvalTask)(nil),          // 11: fedscale.runtime.v1.EvalTask
-	(*EvalResult)(nil),        // 12: fedscale.runtime.v1.EvalResult
-	(*TaskFailure)(nil),       // 13: fedscale.runtime.v1.TaskFailure
-	(*Shutdown)(nil),          // 14: fedscale.runtime.v1.Shutdown
-	(*Checkpoint)(nil),        // 15: fedscale.runtime.v1.Checkpoint
+	(*ModelChunk)(nil),        // 9: fedscale.runtime.v1.ModelChunk
+	(*TrainTask)(nil),         // 10: fedscale.runtime.v1.TrainTask
+	(*TrainResult)(nil),       // 11: fedscale.runtime.v1.TrainResult
+	(*UpdateChunk)(nil),       // 12: fedscale.runtime.v1.UpdateChunk
+	(*EvalTask)(nil),          // 13: fedscale.runtime.v1.EvalTask
+	(*EvalResult)(nil),        // 14: fedscale.runtime.v1.EvalResult
+	(*TaskFailure)(nil),       // 15: fedscale.runtime.v1.TaskFailure
+	(*Shutdown)(nil),          // 16: fedscale.runtime.v1.Shutdown
+	(*Checkpoint)(nil),        // 17: fedscale.runtime.v1.Checkpoint
 }
 var file_fedscale_proto_depIdxs = []int32{
 	3,  // 0: fedscale.runtime.v1.ExecutorMessage.hello:type_name -> fedscale.runtime.v1.Hello
 	5,  // 1: fedscale.runtime.v1.ExecutorMessage.heartbeat:type_name -> fedscale.runtime.v1.Heartbeat
-	10, // 2: fedscale.runtime.v1.ExecutorMessage.train_result:type_name -> fedscale.runtime.v1.TrainResult
-	12, // 3: fedscale.runtime.v1.ExecutorMessage.eval_result:type_name -> fedscale.runtime.v1.EvalResult
-	13, // 4: fedscale.runtime.v1.ExecutorMessage.task_failure:type_name -> fedscale.runtime.v1.TaskFailure
-	6,  // 5: fedscale.runtime.v1.AggregatorMessage.welcome:type_name -> fedscale.runtime.v1.Welcome
-	8,  // 6: fedscale.runtime.v1.AggregatorMessage.model:type_name -> fedscale.runtime.v1.Model
-	9,  // 7: fedscale.runtime.v1.AggregatorMessage.train:type_name -> fedscale.runtime.v1.TrainTask
-	11, // 8: fedscale.runtime.v1.AggregatorMessage.eval:type_name -> fedscale.runtime.v1.EvalTask
-	14, // 9: fedscale.runtime.v1.AggregatorMessage.shutdown:type_name -> fedscale.runtime.v1.Shutdown
-	4,  // 10: fedscale.runtime.v1.Hello.data:type_name -> fedscale.runtime.v1.DataInfo
-	7,  // 11: fedscale.runtime.v1.Welcome.training:type_name -> fedscale.runtime.v1.TrainingConfig
-	0,  // 12: fedscale.runtime.v1.Model.tensors:type_name -> fedscale.runtime.v1.Tensor
-	0,  // 13: fedscale.runtime.v1.TrainResult.weights:type_name -> fedscale.runtime.v1.Tensor
-	0,  // 14: fedscale.runtime.v1.Checkpoint.model:type_name -> fedscale.runtime.v1.Tensor
-	0,  // 15: fedscale.runtime.v1.Checkpoint.optimizer_state:type_name -> fedscale.runtime.v1.Tensor
-	1,  // 16: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
-	2,  // 17: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
-	17, // [17:18] is the sub-list for method output_type
-	16, // [16:17] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	11, // 2: fedscale.runtime.v1.ExecutorMessage.train_result:type_name -> fedscale.runtime.v1.TrainResult
+	14, // 3: fedscale.runtime.v1.ExecutorMessage.eval_result:type_name -> fedscale.runtime.v1.EvalResult
+	15, // 4: fedscale.runtime.v1.ExecutorMessage.task_failure:type_name -> fedscale.runtime.v1.TaskFailure
+	12, // 5: fedscale.runtime.v1.ExecutorMessage.update_chunk:type_name -> fedscale.runtime.v1.UpdateChunk
+	6,  // 6: fedscale.runtime.v1.AggregatorMessage.welcome:type_name -> fedscale.runtime.v1.Welcome
+	8,  // 7: fedscale.runtime.v1.AggregatorMessage.model:type_name -> fedscale.runtime.v1.Model
+	10, // 8: fedscale.runtime.v1.AggregatorMessage.train:type_name -> fedscale.runtime.v1.TrainTask
+	13, // 9: fedscale.runtime.v1.AggregatorMessage.eval:type_name -> fedscale.runtime.v1.EvalTask
+	16, // 10: fedscale.runtime.v1.AggregatorMessage.shutdown:type_name -> fedscale.runtime.v1.Shutdown
+	9,  // 11: fedscale.runtime.v1.AggregatorMessage.model_chunk:type_name -> fedscale.runtime.v1.ModelChunk
+	4,  // 12: fedscale.runtime.v1.Hello.data:type_name -> fedscale.runtime.v1.DataInfo
+	7,  // 13: fedscale.runtime.v1.Welcome.training:type_name -> fedscale.runtime.v1.TrainingConfig
+	0,  // 14: fedscale.runtime.v1.Model.tensors:type_name -> fedscale.runtime.v1.Tensor
+	0,  // 15: fedscale.runtime.v1.Checkpoint.model:type_name -> fedscale.runtime.v1.Tensor
+	0,  // 16: fedscale.runtime.v1.Checkpoint.optimizer_state:type_name -> fedscale.runtime.v1.Tensor
+	1,  // 17: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
+	2,  // 18: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_fedscale_proto_init() }
@@ -1649,6 +1818,7 @@ func file_fedscale_proto_init() {
 		(*ExecutorMessage_TrainResult)(nil),
 		(*ExecutorMessage_EvalResult)(nil),
 		(*ExecutorMessage_TaskFailure)(nil),
+		(*ExecutorMessage_UpdateChunk)(nil),
 	}
 	file_fedscale_proto_msgTypes[2].OneofWrappers = []any{
 		(*AggregatorMessage_Welcome)(nil),
@@ -1656,6 +1826,7 @@ func file_fedscale_proto_init() {
 		(*AggregatorMessage_Train)(nil),
 		(*AggregatorMessage_Eval)(nil),
 		(*AggregatorMessage_Shutdown)(nil),
+		(*AggregatorMessage_ModelChunk)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1663,7 +1834,7 @@ func file_fedscale_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fedscale_proto_rawDesc), len(file_fedscale_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
