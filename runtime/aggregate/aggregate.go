@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
@@ -16,6 +17,21 @@ const (
 	PolicyFedYogi = "fed-yogi"
 	PolicyQFedAvg = "q-fedavg"
 )
+
+// ParsePolicy maps a gradient_policy value, as FedScale's job files spell
+// it, to its Policy constant: "", none, None and fed-avg mean FedAvg.
+func ParsePolicy(s string) (string, error) {
+	switch p := strings.ToLower(strings.TrimSpace(s)); p {
+	case "", PolicyNone, "fed-avg", "fedavg":
+		return PolicyFedAvg, nil
+	case PolicyFedYogi, PolicyFedProx, PolicyQFedAvg:
+		return p, nil
+	}
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return "", fmt.Errorf("unknown gradient policy %q; valid: none (fed-avg), %s, %s, %s", s, PolicyFedYogi, PolicyFedProx, PolicyQFedAvg)
+}
 
 // ErrNoUpdates is returned when a round has no updates to aggregate.
 var ErrNoUpdates = errors.New("no updates")
@@ -49,13 +65,25 @@ type Options struct {
 
 	// q-FedAvg fairness exponent; 0 reduces it to an unweighted mean.
 	QFedQ float64
+
+	// FedProx: the proximal coefficient of the clients' local objective.
+	ProxMu float64
 }
 
 // DefaultOptions returns FedAvg with FedScale's defaults for the other
 // policies' parameters (yogi_eta 3e-3, yogi_tau 1e-8, yogi_beta 0.9,
-// yogi_beta2 0.99, qfed_q 1.0).
+// yogi_beta2 0.99, qfed_q 1.0, proxy_mu 0.1).
 func DefaultOptions() Options {
-	return Options{YogiEta: 3e-3, YogiTau: 1e-8, YogiBeta: 0.9, YogiBeta2: 0.99, QFedQ: 1.0}
+	return Options{YogiEta: 3e-3, YogiTau: 1e-8, YogiBeta: 0.9, YogiBeta2: 0.99, QFedQ: 1.0, ProxMu: 0.1}
+}
+
+// ClientProxMu is the proximal coefficient clients train with under these
+// options: ProxMu for FedProx, 0 (plain local SGD) for every other policy.
+func (o Options) ClientProxMu() float64 {
+	if o.Policy == PolicyFedProx {
+		return o.ProxMu
+	}
+	return 0
 }
 
 // Server turns one round's updates into the next global model. Calls on one

@@ -223,6 +223,7 @@ func serverOptions(c config.Conf) aggregate.Options {
 		YogiBeta:  c.YogiBeta,
 		YogiBeta2: c.YogiBeta2,
 		QFedQ:     c.QfedQ,
+		ProxMu:    c.ProxyMu,
 	}
 }
 
@@ -264,14 +265,7 @@ func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 }
 
 // deployment reports experiment_mode deployment: one executor per client.
-func (a *Aggregator) deployment() bool { return a.conf.ExperimentMode == "deployment" }
-
-func (a *Aggregator) mode() string {
-	if a.deployment() {
-		return "deployment"
-	}
-	return "simulation"
-}
+func (a *Aggregator) deployment() bool { return a.conf.ExperimentMode == config.Deployment }
 
 // Ready is closed once Run has started accepting executors.
 func (a *Aggregator) Ready() <-chan struct{} { return a.ready }

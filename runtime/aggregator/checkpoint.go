@@ -22,16 +22,14 @@ func (st *state) checkpointPath(a *Aggregator) string {
 	return filepath.Join(a.conf.LogPath, "logs", a.conf.JobName, "checkpoint", "aggregator.ckpt")
 }
 
-// fingerprint digests the settings that shape the model's trajectory. The
-// round count and evaluation cadence are left out, so a job can be resumed
-// with more rounds.
+// fingerprint digests what shapes the model's trajectory: the job_conf
+// keys that config marks so (not the round count or the evaluation
+// cadence, so a job can be resumed with more rounds), the data and the
+// initial model.
 func (st *state) fingerprint(a *Aggregator) string {
-	c := a.conf
 	h := sha256.New()
-	fmt.Fprintf(h, "model=%s seed=%d policy=%s participants=%d overcommit=%v batch=%d steps=%d lr=%v decay=%v/%d/%v wd=%v mu=%v q=%v yogi=%v/%v/%v/%v filter=%d/%d data=%s",
-		c.Model, c.SampleSeed, c.GradientPolicy, c.NumParticipants, c.Overcommitment, c.BatchSize, c.LocalSteps,
-		c.LearningRate, c.DecayFactor, c.DecayRound, c.MinLearningRate, c.WeightDecay, c.ProxyMu, c.QfedQ,
-		c.YogiEta, c.YogiTau, c.YogiBeta, c.YogiBeta2, c.FilterLess, c.FilterMore, st.data.GetFingerprint())
+	a.conf.WriteFingerprint(h)
+	fmt.Fprintf(h, "data=%s", st.data.GetFingerprint())
 	if a.initDigest != "" {
 		// Only with the key, so existing checkpoints keep their fingerprint.
 		fmt.Fprintf(h, " init=%s", a.initDigest)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
+	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
@@ -185,11 +186,11 @@ func (st *state) hello(a *Aggregator, s *session, h *pb.Hello) error {
 	if r := h.GetRank(); r < 1 || int(r) > a.opt.Executors {
 		return status.Errorf(codes.FailedPrecondition, "executor rank %d is outside 1..%d (the job's num_executors)", r, a.opt.Executors)
 	}
-	mode := h.GetMode()
+	mode := config.Mode(h.GetMode())
 	if mode == "" {
-		mode = "simulation" // the proto3 default: an executor that did not say
+		mode = config.Simulation // the proto3 default: an executor that did not say
 	}
-	if want := a.mode(); mode != want {
+	if want := a.conf.ExperimentMode; mode != want {
 		return status.Errorf(codes.FailedPrecondition, "executor %d runs experiment_mode %q but the aggregator runs %q: use one job file for both", h.GetRank(), mode, want)
 	}
 	if err := st.checkData(a, h.GetRank(), h.GetData()); err != nil {
@@ -776,10 +777,7 @@ func (st *state) assign(a *Aggregator, s *session, t *task) {
 	s.busy[t.id] = t
 	switch t.kind {
 	case trainKind:
-		mu := 0.0
-		if a.conf.GradientPolicy == "fed-prox" {
-			mu = a.conf.ProxyMu
-		}
+		mu := serverOptions(a.conf).ClientProxMu()
 		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Train{Train: &pb.TrainTask{
 			Round: int64(t.round), TaskId: t.id, ClientId: t.client, ModelVersion: st.version,
 			LearningRate: st.lr, Seed: TaskSeed(a.conf.SampleSeed, t.round, t.client), ProxMu: mu,

@@ -3,23 +3,38 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fedscale/fedscale-go/runtime/aggregate"
 )
 
-// Server optimizers accepted in gradient_policy. FedAvg is the empty string
-// because the original spells it "none".
+// Mode is experiment_mode: how clients map to executors.
+type Mode string
+
 const (
-	PolicyFedAvg  = ""
-	PolicyFedYogi = "fed-yogi"
-	PolicyFedProx = "fed-prox"
-	PolicyQFedAvg = "q-fedavg"
+	// Simulation: every executor holds the whole data set and trains
+	// whichever clients it is given (FedScale's default).
+	Simulation Mode = "simulation"
+	// Deployment: each executor is one real client with its own data.
+	Deployment Mode = "deployment"
 )
+
+// ParseMode checks an experiment_mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Simulation, Deployment:
+		return m, nil
+	}
+	return "", fmt.Errorf("must be %s or %s, got %q", Simulation, Deployment, clip(s))
+}
 
 // Conf is the job_conf section: one typed field per FedScale flag this
 // runtime uses, named after the flag (json tags give the flag names).
@@ -36,7 +51,7 @@ type Conf struct {
 
 	NumExecutors    int     `json:"num_executors"`
 	ExecutorConfigs string  `json:"executor_configs"` // "host:[n,...]=host2:[...]"
-	ExperimentMode  string  `json:"experiment_mode"`  // simulation or deployment
+	ExperimentMode  Mode    `json:"experiment_mode"`
 	NumParticipants int     `json:"num_participants"`
 	Overcommitment  float64 `json:"overcommitment"`
 
@@ -75,7 +90,7 @@ type Conf struct {
 	DecayRound      int     `json:"decay_round"`
 	WeightDecay     float64 `json:"weight_decay"`
 
-	GradientPolicy string  `json:"gradient_policy"` // one of the Policy constants
+	GradientPolicy string  `json:"gradient_policy"` // one of aggregate's Policy constants
 	YogiEta        float64 `json:"yogi_eta"`
 	YogiTau        float64 `json:"yogi_tau"`
 	YogiBeta       float64 `json:"yogi_beta"`
@@ -97,6 +112,7 @@ type Conf struct {
 // Default returns the original FedScale defaults (data_dir "~/cifar10/" is
 // expanded against $HOME like every path).
 func Default() Conf {
+	agg := aggregate.DefaultOptions() // the policies' parameters have their owner
 	return Conf{
 		JobName:         "demo_job",
 		LogPath:         "./",
@@ -105,7 +121,7 @@ func Default() Conf {
 		ThisRank:        1,
 		NumExecutors:    1,
 		ExecutorConfigs: "127.0.0.1:[1]",
-		ExperimentMode:  "simulation",
+		ExperimentMode:  Simulation,
 		NumParticipants: 4,
 		Overcommitment:  1.3,
 		DataSet:         "cifar10",
@@ -126,12 +142,12 @@ func Default() Conf {
 		DecayFactor:     0.98,
 		DecayRound:      10,
 		WeightDecay:     5e-4,
-		YogiEta:         3e-3,
-		YogiTau:         1e-8,
-		YogiBeta:        0.9,
-		YogiBeta2:       0.99,
-		ProxyMu:         0.1,
-		QfedQ:           1.0,
+		YogiEta:         agg.YogiEta,
+		YogiTau:         agg.YogiTau,
+		YogiBeta:        agg.YogiBeta,
+		YogiBeta2:       agg.YogiBeta2,
+		ProxyMu:         agg.ProxMu,
+		QfedQ:           agg.QFedQ,
 		TestRatio:       1.0,
 		LossDecay:       0.2,
 		UseCuda:         true,
@@ -152,65 +168,97 @@ const (
 	kindOptPath // path where none/None/"" mean unset
 	kindOptInt  // int where none/None/""/null mean -1
 	kindPolicy
+	kindMode
 )
 
 // field binds a job_conf key to its Conf field. ignored marks flags we
 // accept for compatibility but do not act on (a warning when given).
+// resume says whether a checkpoint may be resumed under another value.
 type field struct {
 	key     string
 	kind    kind
 	ref     func(c *Conf) any
 	ignored bool
+	resume  resumeRule
 }
 
+// resumeRule is a key's part in the checkpoint's compatibility
+// fingerprint. Every key must choose (a test checks): the zero value is
+// no decision.
+type resumeRule int
+
+const (
+	_ resumeRule = iota
+	// mustMatch: the value shapes the model's trajectory (the model, the
+	// data, who trains and how, how updates are combined), so a
+	// checkpoint written under another value is not resumed.
+	mustMatch
+	// mayChange: where the job runs, logs and how often it evaluates,
+	// the round count (a job can be resumed with more rounds), and paths
+	// whose contents are fingerprinted on their own (the data, the
+	// initial model).
+	mayChange
+)
+
 var fields = []field{
-	{"job_name", kindString, func(c *Conf) any { return &c.JobName }, false},
-	{"log_path", kindPath, func(c *Conf) any { return &c.LogPath }, false},
-	{"time_stamp", kindString, func(c *Conf) any { return &c.TimeStamp }, false},
-	{"ps_ip", kindString, func(c *Conf) any { return &c.PsIP }, false},
-	{"ps_port", kindInt, func(c *Conf) any { return &c.PsPort }, false},
-	{"this_rank", kindInt, func(c *Conf) any { return &c.ThisRank }, false},
-	{"num_executors", kindInt, func(c *Conf) any { return &c.NumExecutors }, false},
-	{"executor_configs", kindString, func(c *Conf) any { return &c.ExecutorConfigs }, false},
-	{"experiment_mode", kindString, func(c *Conf) any { return &c.ExperimentMode }, false},
-	{"num_participants", kindInt, func(c *Conf) any { return &c.NumParticipants }, false},
-	{"overcommitment", kindFloat, func(c *Conf) any { return &c.Overcommitment }, false},
-	{"data_set", kindString, func(c *Conf) any { return &c.DataSet }, false},
-	{"data_dir", kindPath, func(c *Conf) any { return &c.DataDir }, false},
-	{"data_map_file", kindOptPath, func(c *Conf) any { return &c.DataMapFile }, false},
-	{"grey_input", kindBool, func(c *Conf) any { return &c.GreyInput }, false},
-	{"device_conf_file", kindOptPath, func(c *Conf) any { return &c.DeviceConfFile }, false},
-	{"device_avail_file", kindOptPath, func(c *Conf) any { return &c.DeviceAvailFile }, false},
-	{"model", kindString, func(c *Conf) any { return &c.Model }, false},
-	{"num_classes", kindInt, func(c *Conf) any { return &c.NumClasses }, false},
-	{"model_init_file", kindOptPath, func(c *Conf) any { return &c.ModelInitFile }, false},
-	{"sample_mode", kindString, func(c *Conf) any { return &c.SampleMode }, false},
-	{"sample_seed", kindInt64, func(c *Conf) any { return &c.SampleSeed }, false},
-	{"filter_less", kindInt, func(c *Conf) any { return &c.FilterLess }, false},
-	{"filter_more", kindInt64, func(c *Conf) any { return &c.FilterMore }, false},
-	{"rounds", kindInt, func(c *Conf) any { return &c.Rounds }, false},
-	{"eval_interval", kindInt, func(c *Conf) any { return &c.EvalInterval }, false},
-	{"local_steps", kindInt, func(c *Conf) any { return &c.LocalSteps }, false},
-	{"batch_size", kindInt, func(c *Conf) any { return &c.BatchSize }, false},
-	{"test_bsz", kindInt, func(c *Conf) any { return &c.TestBsz }, false},
-	{"learning_rate", kindFloat, func(c *Conf) any { return &c.LearningRate }, false},
-	{"min_learning_rate", kindFloat, func(c *Conf) any { return &c.MinLearningRate }, false},
-	{"decay_factor", kindFloat, func(c *Conf) any { return &c.DecayFactor }, false},
-	{"decay_round", kindInt, func(c *Conf) any { return &c.DecayRound }, false},
-	{"weight_decay", kindFloat, func(c *Conf) any { return &c.WeightDecay }, false},
-	{"gradient_policy", kindPolicy, func(c *Conf) any { return &c.GradientPolicy }, false},
-	{"yogi_eta", kindFloat, func(c *Conf) any { return &c.YogiEta }, false},
-	{"yogi_tau", kindFloat, func(c *Conf) any { return &c.YogiTau }, false},
-	{"yogi_beta", kindFloat, func(c *Conf) any { return &c.YogiBeta }, false},
-	{"yogi_beta2", kindFloat, func(c *Conf) any { return &c.YogiBeta2 }, false},
-	{"proxy_mu", kindFloat, func(c *Conf) any { return &c.ProxyMu }, false},
-	{"qfed_q", kindFloat, func(c *Conf) any { return &c.QfedQ }, false},
-	{"test_ratio", kindFloat, func(c *Conf) any { return &c.TestRatio }, false},
-	{"loss_decay", kindFloat, func(c *Conf) any { return &c.LossDecay }, false},
-	{"use_cuda", kindBool, func(c *Conf) any { return &c.UseCuda }, false},
-	{"cuda_device", kindOptInt, func(c *Conf) any { return &c.CudaDevice }, false},
-	{"save_checkpoint", kindBool, func(c *Conf) any { return &c.SaveCheckpoint }, false},
-	{"num_loaders", kindInt, func(c *Conf) any { return &c.NumLoaders }, true},
+	{"job_name", kindString, func(c *Conf) any { return &c.JobName }, false, mayChange},
+	{"log_path", kindPath, func(c *Conf) any { return &c.LogPath }, false, mayChange},
+	{"time_stamp", kindString, func(c *Conf) any { return &c.TimeStamp }, false, mayChange},
+	{"ps_ip", kindString, func(c *Conf) any { return &c.PsIP }, false, mayChange},
+	{"ps_port", kindInt, func(c *Conf) any { return &c.PsPort }, false, mayChange},
+	{"this_rank", kindInt, func(c *Conf) any { return &c.ThisRank }, false, mayChange},
+	{"num_executors", kindInt, func(c *Conf) any { return &c.NumExecutors }, false, mayChange},
+	{"executor_configs", kindString, func(c *Conf) any { return &c.ExecutorConfigs }, false, mayChange},
+	{"experiment_mode", kindMode, func(c *Conf) any { return &c.ExperimentMode }, false, mustMatch},
+	{"num_participants", kindInt, func(c *Conf) any { return &c.NumParticipants }, false, mustMatch},
+	{"overcommitment", kindFloat, func(c *Conf) any { return &c.Overcommitment }, false, mustMatch},
+	{"data_set", kindString, func(c *Conf) any { return &c.DataSet }, false, mustMatch},
+	{"data_dir", kindPath, func(c *Conf) any { return &c.DataDir }, false, mayChange},
+	{"data_map_file", kindOptPath, func(c *Conf) any { return &c.DataMapFile }, false, mayChange},
+	{"grey_input", kindBool, func(c *Conf) any { return &c.GreyInput }, false, mustMatch},
+	{"device_conf_file", kindOptPath, func(c *Conf) any { return &c.DeviceConfFile }, false, mayChange},
+	{"device_avail_file", kindOptPath, func(c *Conf) any { return &c.DeviceAvailFile }, false, mayChange},
+	{"model", kindString, func(c *Conf) any { return &c.Model }, false, mustMatch},
+	{"num_classes", kindInt, func(c *Conf) any { return &c.NumClasses }, false, mustMatch},
+	{"model_init_file", kindOptPath, func(c *Conf) any { return &c.ModelInitFile }, false, mayChange},
+	{"sample_mode", kindString, func(c *Conf) any { return &c.SampleMode }, false, mustMatch},
+	{"sample_seed", kindInt64, func(c *Conf) any { return &c.SampleSeed }, false, mustMatch},
+	{"filter_less", kindInt, func(c *Conf) any { return &c.FilterLess }, false, mustMatch},
+	{"filter_more", kindInt64, func(c *Conf) any { return &c.FilterMore }, false, mustMatch},
+	{"rounds", kindInt, func(c *Conf) any { return &c.Rounds }, false, mayChange},
+	{"eval_interval", kindInt, func(c *Conf) any { return &c.EvalInterval }, false, mayChange},
+	{"local_steps", kindInt, func(c *Conf) any { return &c.LocalSteps }, false, mustMatch},
+	{"batch_size", kindInt, func(c *Conf) any { return &c.BatchSize }, false, mustMatch},
+	{"test_bsz", kindInt, func(c *Conf) any { return &c.TestBsz }, false, mayChange},
+	{"learning_rate", kindFloat, func(c *Conf) any { return &c.LearningRate }, false, mustMatch},
+	{"min_learning_rate", kindFloat, func(c *Conf) any { return &c.MinLearningRate }, false, mustMatch},
+	{"decay_factor", kindFloat, func(c *Conf) any { return &c.DecayFactor }, false, mustMatch},
+	{"decay_round", kindInt, func(c *Conf) any { return &c.DecayRound }, false, mustMatch},
+	{"weight_decay", kindFloat, func(c *Conf) any { return &c.WeightDecay }, false, mustMatch},
+	{"gradient_policy", kindPolicy, func(c *Conf) any { return &c.GradientPolicy }, false, mustMatch},
+	{"yogi_eta", kindFloat, func(c *Conf) any { return &c.YogiEta }, false, mustMatch},
+	{"yogi_tau", kindFloat, func(c *Conf) any { return &c.YogiTau }, false, mustMatch},
+	{"yogi_beta", kindFloat, func(c *Conf) any { return &c.YogiBeta }, false, mustMatch},
+	{"yogi_beta2", kindFloat, func(c *Conf) any { return &c.YogiBeta2 }, false, mustMatch},
+	{"proxy_mu", kindFloat, func(c *Conf) any { return &c.ProxyMu }, false, mustMatch},
+	{"qfed_q", kindFloat, func(c *Conf) any { return &c.QfedQ }, false, mustMatch},
+	{"test_ratio", kindFloat, func(c *Conf) any { return &c.TestRatio }, false, mayChange},
+	{"loss_decay", kindFloat, func(c *Conf) any { return &c.LossDecay }, false, mustMatch},
+	{"use_cuda", kindBool, func(c *Conf) any { return &c.UseCuda }, false, mayChange},
+	{"cuda_device", kindOptInt, func(c *Conf) any { return &c.CudaDevice }, false, mayChange},
+	{"save_checkpoint", kindBool, func(c *Conf) any { return &c.SaveCheckpoint }, false, mayChange},
+	{"num_loaders", kindInt, func(c *Conf) any { return &c.NumLoaders }, true, mayChange},
+}
+
+// WriteFingerprint writes "key=value" for each key whose value shapes the
+// model's trajectory, in table order: what a checkpoint must agree with to
+// be resumed.
+func (c *Conf) WriteFingerprint(w io.Writer) {
+	for i := range fields {
+		if f := &fields[i]; f.resume == mustMatch {
+			fmt.Fprintf(w, "%s=%v\n", f.key, reflect.ValueOf(f.ref(c)).Elem().Interface())
+		}
+	}
 }
 
 var fieldByKey = func() map[string]*field {
@@ -282,31 +330,21 @@ func assign(c *Conf, f *field, n *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		v, err := ParseGradientPolicy(s)
+		v, err := aggregate.ParsePolicy(s)
 		if err != nil {
 			return err
 		}
 		*f.ref(c).(*string) = v
+	case kindMode:
+		s, err := toString(n)
+		if err != nil {
+			return err
+		}
+		*f.ref(c).(*Mode) = Mode(s) // checked with the other keys in Validate
 	default:
 		return fmt.Errorf("internal error: field %s has no coercion", f.key)
 	}
 	return nil
-}
-
-// ParseGradientPolicy maps a gradient_policy value to its Policy constant:
-// "", none, None and fed-avg mean FedAvg ("").
-func ParseGradientPolicy(s string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "none", "fed-avg", "fedavg":
-		return PolicyFedAvg, nil
-	case PolicyFedYogi:
-		return PolicyFedYogi, nil
-	case PolicyFedProx:
-		return PolicyFedProx, nil
-	case PolicyQFedAvg:
-		return PolicyQFedAvg, nil
-	}
-	return "", fmt.Errorf("unknown gradient policy %q; valid: none (fed-avg), fed-yogi, fed-prox, q-fedavg", clip(s))
 }
 
 // Set overrides one job_conf key from a command-line flag value, with the
@@ -442,13 +480,13 @@ func (c *Conf) issues() []issue {
 			add("executor_configs", "job_conf.executor_configs: %v", err)
 		}
 	}
-	if c.ExperimentMode != "simulation" && c.ExperimentMode != "deployment" {
-		add("experiment_mode", "job_conf.experiment_mode must be simulation or deployment, got %q", clip(c.ExperimentMode))
+	if _, err := ParseMode(string(c.ExperimentMode)); err != nil {
+		add("experiment_mode", "job_conf.experiment_mode %v", err)
 	}
 	if c.SampleMode != "random" && c.SampleMode != "oort" {
 		add("sample_mode", "job_conf.sample_mode must be random or oort, got %q", clip(c.SampleMode))
 	}
-	if _, err := ParseGradientPolicy(c.GradientPolicy); err != nil {
+	if _, err := aggregate.ParsePolicy(c.GradientPolicy); err != nil {
 		add("gradient_policy", "job_conf.gradient_policy: %v", err)
 	}
 	if c.FilterMore < int64(c.FilterLess) {

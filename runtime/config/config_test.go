@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fedscale/fedscale-go/runtime/aggregate"
 )
 
 // conf builds a job file whose job_conf is the given "key: value" items.
@@ -100,7 +102,7 @@ func TestParseTestdata(t *testing.T) {
 			if c.DataMapFile != "" || c.DeviceConfFile != "" || c.DeviceAvailFile != "" {
 				t.Errorf("none paths = %q %q %q, want all empty", c.DataMapFile, c.DeviceConfFile, c.DeviceAvailFile)
 			}
-			if c.GradientPolicy != PolicyFedYogi || c.YogiEta != 5e-3 || c.FilterMore != 1e15 ||
+			if c.GradientPolicy != aggregate.PolicyFedYogi || c.YogiEta != 5e-3 || c.FilterMore != 1e15 ||
 				c.Rounds != 20 || c.UseCuda || !c.SaveCheckpoint {
 				t.Errorf("conf = %+v", c)
 			}
@@ -111,7 +113,7 @@ func TestParseTestdata(t *testing.T) {
 		{"k8s.yml", 2, func(t *testing.T, j *Job) {
 			c := j.Conf
 			if j.UseContainer != "k8s" || j.NumExecutors != 2 || c.JobName != "femnist_k8s" ||
-				c.ExperimentMode != "deployment" || c.GradientPolicy != PolicyQFedAvg || c.QfedQ != 2 ||
+				c.ExperimentMode != "deployment" || c.GradientPolicy != aggregate.PolicyQFedAvg || c.QfedQ != 2 ||
 				c.CudaDevice != 0 || c.SampleMode != "oort" {
 				t.Errorf("job = %+v", j)
 			}
@@ -169,9 +171,9 @@ func TestParseGood(t *testing.T) {
 		{"multi-key item", conf("{rounds: 7, eval_interval: 7}"), func(c Conf) bool { return c.Rounds == 7 && c.EvalInterval == 7 }},
 		{"plain map", "job_conf:\n  rounds: 8\n  model: lenet\n", func(c Conf) bool { return c.Rounds == 8 && c.Model == "lenet" }},
 		{"null job_conf", "job_conf:\n", func(c Conf) bool { return reflect.DeepEqual(c, Default()) }},
-		{"policy None", conf("gradient_policy: None"), func(c Conf) bool { return c.GradientPolicy == PolicyFedAvg }},
-		{"policy fed-avg", conf("gradient_policy: fed-avg"), func(c Conf) bool { return c.GradientPolicy == PolicyFedAvg }},
-		{"policy fed-prox", conf("gradient_policy: fed-prox"), func(c Conf) bool { return c.GradientPolicy == PolicyFedProx }},
+		{"policy None", conf("gradient_policy: None"), func(c Conf) bool { return c.GradientPolicy == aggregate.PolicyFedAvg }},
+		{"policy fed-avg", conf("gradient_policy: fed-avg"), func(c Conf) bool { return c.GradientPolicy == aggregate.PolicyFedAvg }},
+		{"policy fed-prox", conf("gradient_policy: fed-prox"), func(c Conf) bool { return c.GradientPolicy == aggregate.PolicyFedProx }},
 		{"cuda_device none", conf("cuda_device: None"), func(c Conf) bool { return c.CudaDevice == -1 }},
 		{"cuda_device 3", conf("cuda_device: 3"), func(c Conf) bool { return c.CudaDevice == 3 }},
 		{"map file None", conf("data_map_file: None"), func(c Conf) bool { return c.DataMapFile == "" }},
@@ -372,7 +374,7 @@ func TestSet(t *testing.T) {
 		{"data_dir", "~/d", func(c Conf) bool { return c.DataDir == "/home/carol/d" }, ""},
 		{"device_conf_file", "None", func(c Conf) bool { return c.DeviceConfFile == "" }, ""},
 		{"cuda_device", "none", func(c Conf) bool { return c.CudaDevice == -1 }, ""},
-		{"gradient_policy", "fed-yogi", func(c Conf) bool { return c.GradientPolicy == PolicyFedYogi }, ""},
+		{"gradient_policy", "fed-yogi", func(c Conf) bool { return c.GradientPolicy == aggregate.PolicyFedYogi }, ""},
 		{"gradient_policy", "adam", nil, "valid: none (fed-avg), fed-yogi, fed-prox, q-fedavg"},
 		{"job_name", "exp1", func(c Conf) bool { return c.JobName == "exp1" }, ""},
 		{"num_loaders", "4", func(c Conf) bool { return c.NumLoaders == 4 }, ""},
@@ -599,7 +601,7 @@ func TestDefaultAndValidate(t *testing.T) {
 		t.Fatalf("Default().Validate() = %v", err)
 	}
 	if c.FilterMore != 1e15 || c.SampleSeed != 233 || c.WeightDecay != 5e-4 || c.NumClasses != 0 ||
-		c.TimeStamp != "" || c.PsPort != 29500 || c.GradientPolicy != PolicyFedAvg || !c.UseCuda {
+		c.TimeStamp != "" || c.PsPort != 29500 || c.GradientPolicy != aggregate.PolicyFedAvg || !c.UseCuda {
 		t.Errorf("Default() = %+v", c)
 	}
 	if len(c.SetKeys()) != 0 {
@@ -696,5 +698,51 @@ func TestFilterLessBelowBatchWarns(t *testing.T) {
 	want := "conf.yml:3: job_conf.filter_less (0) is below job_conf.batch_size (32): clients with fewer samples than a batch train on batches of all their samples"
 	if !slices.Contains(j.Warnings, want) {
 		t.Errorf("Warnings = %q, want %q", j.Warnings, want)
+	}
+}
+
+// Every key decides whether a checkpoint written under another value may
+// be resumed; a key added without deciding fails here.
+func TestEveryKeyHasAResumeRule(t *testing.T) {
+	for _, f := range fields {
+		if f.resume != mustMatch && f.resume != mayChange {
+			t.Errorf("job_conf.%s: no resume rule (mustMatch or mayChange)", f.key)
+		}
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	fp := func(c Conf) string {
+		var b strings.Builder
+		c.WriteFingerprint(&b)
+		return b.String()
+	}
+	base := fp(Default())
+	for _, tc := range []struct {
+		key, value string
+		changes    bool
+	}{
+		{"learning_rate", "0.01", true},
+		{"gradient_policy", "fed-prox", true},
+		{"local_steps", "7", true},
+		{"loss_decay", "0.5", true},
+		{"data_set", "femnist", true},
+		{"rounds", "500", false},
+		{"eval_interval", "1", false},
+		{"test_bsz", "7", false},
+		{"log_path", "/elsewhere", false},
+		{"data_dir", "/elsewhere", false}, // the data have their own fingerprint
+		{"num_executors", "9", false},
+	} {
+		c := Default()
+		if err := c.Set(tc.key, tc.value); err != nil {
+			t.Fatal(err)
+		}
+		if got := fp(c) != base; got != tc.changes {
+			t.Errorf("%s=%s: fingerprint changed = %v, want %v", tc.key, tc.value, got, tc.changes)
+		}
+	}
+	if !strings.Contains(base, "model=shufflenet_v2_x2_0\n") || !strings.Contains(base, "gradient_policy=\n") {
+		t.Errorf("fingerprint lacks the model or the policy:\n%s", base)
 	}
 }

@@ -145,7 +145,7 @@ func New(opt Options) (*Executor, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan *computeSlot, computeSlots(opt.Slots)),
-		classes: classes, deployment: opt.Conf.ExperimentMode == "deployment"}
+		classes: classes, deployment: opt.Conf.ExperimentMode == config.Deployment}
 	e.info = DataInfo(ds)
 	e.info.Classes = int32(classes)
 	if e.deployment {
@@ -153,14 +153,6 @@ func New(opt Options) (*Executor, error) {
 		e.info.ClientSamples = []int64{int64(ds.Train.Len())}
 	}
 	return e, nil
-}
-
-// mode is the experiment_mode this executor registers with.
-func (e *Executor) mode() string {
-	if e.deployment {
-		return "deployment"
-	}
-	return "simulation"
 }
 
 // DataInfo describes ds for registration: the model input its pipeline
@@ -277,7 +269,7 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		Incarnation:     e.incarnation,
 		Slots:           int32(e.opt.Slots),
 		Data:            e.info,
-		Mode:            e.mode(),
+		Mode:            string(e.opt.Conf.ExperimentMode),
 	}
 	if err := stream.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Hello{Hello: hello}}); err != nil {
 		return false, err
