@@ -8,14 +8,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/health"
 )
 
 // Progress is what status shows. Nil fields were not available.
@@ -38,28 +44,35 @@ func Scrape(ctx context.Context, base string) (Progress, error) {
 	if resp.StatusCode != http.StatusOK {
 		return Progress{}, fmt.Errorf("%s/metrics: %s", base, resp.Status)
 	}
-	var p Progress
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "fedscale_round":
-			r := int(v)
-			p.Round = &r
-		case "fedscale_test_top1_accuracy":
-			if v > 0 { // 0 until the first evaluation
-				p.Accuracy = &v
-			}
-		}
+	return Parse(resp.Body)
+}
+
+// Parse reads the round and the last top-1 accuracy from a Prometheus text
+// exposition of the aggregator's metrics.
+func Parse(r io.Reader) (Progress, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return Progress{}, fmt.Errorf("aggregator metrics: %w", err)
 	}
-	return p, sc.Err()
+	var p Progress
+	if v, ok := gauge(families, health.RoundMetric); ok && v >= 0 && v <= math.MaxInt32 {
+		r := int(v)
+		p.Round = &r
+	}
+	if v, ok := gauge(families, health.Top1Metric); ok && v > 0 { // 0 until the first evaluation
+		p.Accuracy = &v
+	}
+	return p, nil
+}
+
+// gauge is the value of the aggregator's unlabelled gauge name.
+func gauge(families map[string]*dto.MetricFamily, name string) (float64, bool) {
+	f := families[health.MetricName(name)]
+	if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge() == nil {
+		return 0, false
+	}
+	return f.GetMetric()[0].GetGauge().GetValue(), true
 }
 
 // FromLogs reads the newest metrics.jsonl under jobLogDir

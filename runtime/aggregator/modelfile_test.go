@@ -277,7 +277,7 @@ func TestModelFileResNet18(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(executor.MaxMessageBytes), grpc.MaxSendMsgSize(executor.MaxMessageBytes))
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(pb.MaxMessageBytes), grpc.MaxSendMsgSize(pb.MaxMessageBytes))
 	pb.RegisterAggregatorServer(srv, agg)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
@@ -294,7 +294,7 @@ func TestModelFileResNet18(t *testing.T) {
 	}()
 
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(executor.MaxMessageBytes), grpc.MaxCallSendMsgSize(executor.MaxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes), grpc.MaxCallSendMsgSize(pb.MaxMessageBytes)))
 	if err != nil {
 		t.Fatal(err)
 	}

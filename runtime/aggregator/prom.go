@@ -1,6 +1,10 @@
 package aggregator
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fedscale/fedscale-go/runtime/health"
+)
 
 // promMetrics are the aggregator's Prometheus series, served on /metrics.
 type promMetrics struct {
@@ -11,21 +15,21 @@ type promMetrics struct {
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 	g := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "fedscale", Name: name, Help: help})
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: health.MetricsNamespace, Name: name, Help: help})
 	}
 	c := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "fedscale", Name: name, Help: help})
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: health.MetricsNamespace, Name: name, Help: help})
 	}
 	m := &promMetrics{
-		round:      g("round", "Current training round."),
+		round:      g(health.RoundMetric, "Current training round."),
 		executors:  g("executors_connected", "Executors with a live session."),
 		clients:    g("clients_eligible", "Registered clients that pass filter_less/filter_more."),
-		top1:       g("test_top1_accuracy", "Top-1 accuracy of the last evaluation."),
+		top1:       g(health.Top1Metric, "Top-1 accuracy of the last evaluation."),
 		clock:      g("virtual_clock_seconds", "Simulated time of the job."),
 		roundsDone: c("rounds_completed_total", "Rounds aggregated."),
 		reissued:   c("tasks_reissued_total", "Tasks re-issued after their executor was lost."),
 		rejected:   c("results_rejected_total", "Late or duplicate results rejected."),
-		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "fedscale", Name: "tasks_issued_total",
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: health.MetricsNamespace, Name: "tasks_issued_total",
 			Help: "Tasks sent to executors."}, []string{"kind"}),
 	}
 	if reg != nil {

@@ -35,12 +35,6 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
-// MaxMessageBytes bounds one gRPC message. Models and updates travel in
-// chunks of pb.ChunkValues values (1 MiB); the largest message is an
-// executor's Hello, whose data description holds every client's sample
-// count (a few bytes each: 16 MiB is millions of clients).
-const MaxMessageBytes = 16 << 20
-
 // NewTrainer makes the compute backend for a model; cpu.New is the default.
 type NewTrainer func(model.Spec) (model.Trainer, error)
 
@@ -209,7 +203,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	addr := Addr(e.opt.Conf)
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes), grpc.MaxCallSendMsgSize(pb.MaxMessageBytes)))
 	if err != nil {
 		return fmt.Errorf("aggregator address %s: %w", addr, err)
 	}

@@ -17,6 +17,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// The aggregator's Prometheus series that launchers read: the namespace
+// and the names within it. Every series the aggregator serves is named
+// MetricName(namespace-less name).
+const (
+	MetricsNamespace = "fedscale"
+	RoundMetric      = "round"              // gauge: the current training round
+	Top1Metric       = "test_top1_accuracy" // gauge: top-1 of the last evaluation, 0 before it
+)
+
+// MetricName is the exposed name of a series of the aggregator's.
+func MetricName(name string) string { return prometheus.BuildFQName(MetricsNamespace, "", name) }
+
 // Server is a running health endpoint.
 type Server struct {
 	ready  atomic.Bool

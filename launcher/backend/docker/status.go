@@ -1,7 +1,7 @@
 package docker
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -294,27 +294,9 @@ func (b *Backend) progress(ctx context.Context, c ctr) (*int, *float64) {
 	if err != nil || code != http.StatusOK {
 		return nil, nil
 	}
-	var round *int
-	var acc *float64
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "fedscale_round":
-			r := int(v)
-			round = &r
-		case "fedscale_test_top1_accuracy":
-			if v > 0 { // 0 until the first evaluation
-				acc = &v
-			}
-		}
+	p, err := progress.Parse(bytes.NewReader(body))
+	if err != nil {
+		return nil, nil
 	}
-	return round, acc
+	return p.Round, p.Accuracy
 }

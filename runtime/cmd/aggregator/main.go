@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
-	"github.com/fedscale/fedscale-go/runtime/executor"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/jobflags"
@@ -103,7 +102,7 @@ func main() {
 		}
 		defer hs.Close()
 		srv := grpc.NewServer(
-			grpc.MaxRecvMsgSize(executor.MaxMessageBytes), grpc.MaxSendMsgSize(executor.MaxMessageBytes),
+			grpc.MaxRecvMsgSize(pb.MaxMessageBytes), grpc.MaxSendMsgSize(pb.MaxMessageBytes),
 			// Pings find executors whose process hangs with the socket open.
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

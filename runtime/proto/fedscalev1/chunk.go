@@ -13,6 +13,12 @@ import (
 // belongs to, on both ends of the stream.
 const ChunkValues = 1 << 18
 
+// MaxMessageBytes bounds one message on the wire, either way. Models and
+// updates travel in chunks of ChunkValues; the largest message is an
+// executor's Hello, whose data description holds every client's sample
+// count (a few bytes each: 16 MiB is millions of clients).
+const MaxMessageBytes = 16 << 20
+
 // Layout returns wire tensors with l's names and shapes and no values: the
 // tensors of a Model announcement.
 func Layout(l tensor.List) []*Tensor {
