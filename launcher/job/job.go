@@ -46,10 +46,11 @@ const (
 	DefaultExecutorRepo   = "fedscale/fedscale-exec"
 )
 
-// Backends.
+// Backends: where a job's containers run, as the job file's use_container
+// names them, or local processes.
 const (
-	BackendDocker = "docker"
-	BackendK8s    = "k8s"
+	BackendDocker = config.ContainerDocker
+	BackendK8s    = config.ContainerK8s
 	BackendLocal  = "local"
 )
 
@@ -149,8 +150,11 @@ func Parse(data []byte, path string, opts Options) (*Spec, error) {
 	if s.Executors, err = j.Executors(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if s.Backend == BackendDocker && len(j.Ports) > 0 && len(j.Ports) != s.Executors+1 {
-		return nil, fmt.Errorf("%s: ports lists %d ports but %d executors need %d (the aggregator's first, then one per executor)", path, len(j.Ports), s.Executors, s.Executors+1)
+	if s.Backend == BackendDocker {
+		// Checked here too for --backend docker over another use_container.
+		if err := config.CheckPorts(j.Ports, s.Executors); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	s.Ports = j.Ports
 	s.PsPort = j.Conf.PsPort

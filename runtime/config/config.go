@@ -22,10 +22,18 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// The values of use_container, FedScale's key for where containers run
+// (absent: not in containers). The launcher's backends are these and its
+// own local processes.
+const (
+	ContainerDocker = "docker"
+	ContainerK8s    = "k8s"
+)
+
 // Job is one parsed job file.
 type Job struct {
 	Path             string // file it was read from ("" when parsed from bytes with no name)
-	UseContainer     string // "", "docker" or "k8s"
+	UseContainer     string // "", ContainerDocker or ContainerK8s
 	DataPath         string // env- and ~-expanded
 	NumAggregators   int    // default 1; only 1 is valid
 	NumExecutors     int    // top-level num_executors; 0 when absent
@@ -202,9 +210,9 @@ func (j *Job) issues() []issue {
 		out = append(out, issue{key, fmt.Sprintf(format, args...)})
 	}
 	switch j.UseContainer {
-	case "", "docker", "k8s":
+	case "", ContainerDocker, ContainerK8s:
 	default:
-		add("use_container", "use_container must be docker, k8s or absent, got %q", clip(j.UseContainer))
+		add("use_container", "use_container must be %s, %s or absent, got %q", ContainerDocker, ContainerK8s, clip(j.UseContainer))
 	}
 	if j.NumAggregators != 1 {
 		add("num_aggregators", "num_aggregators: only 1 aggregator is supported, got %d", j.NumAggregators)
@@ -244,10 +252,21 @@ func (j *Job) issues() []issue {
 	n, key, err := j.executors()
 	if err != nil {
 		add(key, "%v", err)
-	} else if j.UseContainer == "docker" && len(j.Ports) > 0 && len(j.Ports) != n+1 {
-		add("ports", "ports lists %d ports but use_container docker with %d executors needs %d (the aggregator's first, then one per executor)", len(j.Ports), n, n+1)
+	} else if j.UseContainer == ContainerDocker {
+		if err := CheckPorts(j.Ports, n); err != nil {
+			add("ports", "%v", err)
+		}
 	}
 	return out
+}
+
+// CheckPorts is the rule for the ports key, which only containers on Docker
+// use: none, or the aggregator's then one per executor.
+func CheckPorts(ports []int, executors int) error {
+	if len(ports) > 0 && len(ports) != executors+1 {
+		return fmt.Errorf("ports lists %d ports but use_container docker with %d executors needs %d (the aggregator's first, then one per executor)", len(ports), executors, executors+1)
+	}
+	return nil
 }
 
 // Load reads and parses the job file at path.

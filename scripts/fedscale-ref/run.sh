@@ -156,6 +156,8 @@ finish() {
 	wait "${pids[0]}"
 	end=$(now)
 	wait "${pids[@]:1}"
+	# Anything else running would skew the times: keep the load averages.
+	echo "end:   $(cat /proc/loadavg)" >>"$run/loadavg"
 	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", e - s }' >"$run/wall_s"
 	echo "$(basename "$run"): wall $(cat "$run/wall_s") s"
 	grep -H "Maximum resident" "$run"/*.time
@@ -181,6 +183,7 @@ EOF
 	export PYTHONPATH=$here/stubs:$src
 	local start
 	pids=()
+	echo "start: $(cat /proc/loadavg)" >"$run/loadavg"
 	start=$(now)
 	timed aggregator "$py" "$src/fedscale/cloud/aggregation/aggregator.py" "${flags[@]}" \
 		--this_rank=0 --num_executors=2 "--executor_configs=localhost:[2]"
@@ -200,6 +203,7 @@ run_ours() {
 	local common=(--config "$job" --ps-ip 127.0.0.1 --ps-port "$our_port" --http-port 0)
 	local start
 	pids=()
+	echo "start: $(cat /proc/loadavg)" >"$run/loadavg"
 	start=$(now)
 	timed aggregator "$bin/aggregator" "${common[@]}" --time-stamp ref --log-path "$run" --no-resume
 	for rank in 1 2; do

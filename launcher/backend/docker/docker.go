@@ -29,6 +29,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
 // Options configure the backend.
@@ -159,7 +160,7 @@ func isLocal(host string) bool {
 func (b *Backend) Close() error { return b.cli.Close() }
 
 // Name is "docker".
-func (b *Backend) Name() string { return "docker" }
+func (b *Backend) Name() string { return job.BackendDocker }
 
 // Client is the Docker client the backend uses (for tests and tools that
 // need more of the engine than the Backend interface).

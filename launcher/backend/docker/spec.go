@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/config"
 )
 
 // EnvHome is set in every container so $FEDSCALE_HOME in job files expands
@@ -88,8 +89,8 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 	p := &jobPlan{Network: netPlan{Name: NetworkName(s), Labels: s.Labels(nil)}}
 	aggName := ContainerName(s.Name, "aggregator")
 	procs := s.Processes(job.ContainerConfigPath, aggName)
-	if len(s.Ports) > 0 && len(s.Ports) != len(procs) {
-		return nil, fmt.Errorf("job %q: ports lists %d ports but the job has %d processes (the aggregator's first, then one per executor)", s.Name, len(s.Ports), len(procs))
+	if err := config.CheckPorts(s.Ports, len(procs)-1); err != nil {
+		return nil, fmt.Errorf("job %q: %w", s.Name, err)
 	}
 	for i, proc := range procs {
 		name := ContainerName(s.Name, proc.Name)
