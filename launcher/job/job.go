@@ -9,9 +9,10 @@ package job
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/version"
@@ -83,8 +84,6 @@ type Spec struct {
 // MaxNameLen leaves room for "-executor-NNNNN" inside a 63-byte DNS label.
 const MaxNameLen = 40
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 // SanitizeName maps a FedScale job_name (which may hold '_' or capitals) onto
 // the DNS-1123 label alphabet every backend accepts.
 func SanitizeName(s string) string {
@@ -100,7 +99,7 @@ func SanitizeName(s string) string {
 
 // ValidateName checks a job name for every backend.
 func ValidateName(s string) error {
-	if len(s) > MaxNameLen || !nameRE.MatchString(s) {
+	if len(s) > MaxNameLen || len(validation.IsDNS1123Label(s)) > 0 {
 		return fmt.Errorf("job name %q: want lower-case letters, digits and '-', starting and ending with a letter or digit, at most %d characters", s, MaxNameLen)
 	}
 	return nil

@@ -217,6 +217,9 @@ func ExpandPath(s string) string {
 	return s
 }
 
+// expandVars is os.path.expandvars. os.Expand cannot stand in for it: it
+// gives no way to leave an unset ${VAR} as written, and it drops an
+// unclosed "${" (TestExpandVarsNotOSExpand).
 func expandVars(s string) string {
 	if !strings.Contains(s, "$") {
 		return s

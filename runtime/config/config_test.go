@@ -746,3 +746,24 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("fingerprint lacks the model or the policy:\n%s", base)
 	}
 }
+
+// The cases where os.Expand, with a mapping that keeps unset variables,
+// would change a path that Python's os.path.expandvars leaves alone: why
+// expandVars is our own.
+func TestExpandVarsNotOSExpand(t *testing.T) {
+	os.Unsetenv("FEDSCALE_NOPE")
+	keep := func(name string) string {
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return "$" + name
+	}
+	for _, in := range []string{"${FEDSCALE_NOPE}/x", "${unclosed"} {
+		if got := expandVars(in); got != in {
+			t.Errorf("expandVars(%q) = %q, want it unchanged", in, got)
+		}
+		if os.Expand(in, keep) == in {
+			t.Errorf("os.Expand(%q) keeps it: expandVars could be os.Expand", in)
+		}
+	}
+}

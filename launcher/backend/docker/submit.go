@@ -6,12 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -90,19 +90,24 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	})
 }
 
-// parallel runs f(0..n-1) at once and returns the error of the lowest i
-// that failed.
+// maxParallel bounds the Docker API calls in flight for one job: a job of
+// hundreds of executors must not open hundreds of connections at once.
+const maxParallel = 16
+
+// parallel runs f(0..n-1), at most maxParallel at a time, and returns the
+// error of the lowest i that failed (not the first to fail, so the message
+// does not depend on timing).
 func parallel(n int, f func(i int) error) error {
 	errs := make([]error, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(maxParallel)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			errs[i] = f(i)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the errors are in errs
 	for _, err := range errs {
 		if err != nil {
 			return err

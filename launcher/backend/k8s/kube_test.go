@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -305,7 +306,7 @@ func TestKubeOwnerCascade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := cs.BatchV1().Jobs(testNamespace).Delete(ctx, "it-cascade-aggregator", metav1.DeleteOptions{
-		PropagationPolicy: ptr(metav1.DeletePropagationBackground)}); err != nil {
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
 		t.Fatal(err)
 	}
 	// Follow the label by watch (the backend's own follower) until the

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
@@ -89,8 +90,6 @@ func executorArgs(p job.Process, httpPort int) []string {
 	return append(out, "--http-port", strconv.Itoa(httpPort))
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // buildObjects makes the job's objects. Owner references are added by
 // Submit, once the aggregator Job's uid is known.
 func buildObjects(s *job.Spec, ns string) (*objects, error) {
@@ -129,8 +128,8 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 			PublishNotReadyAddresses: true,
 			Selector:                 map[string]string{job.LabelJob: s.Name, job.LabelComponent: componentAggregator},
 			Ports: []corev1.ServicePort{
-				{Name: portGRPC, Port: int32(s.PsPort), TargetPort: intstr.FromString(portGRPC), Protocol: corev1.ProtocolTCP, AppProtocol: ptr("grpc")},
-				{Name: portHealth, Port: int32(aggPort), TargetPort: intstr.FromString(portHealth), Protocol: corev1.ProtocolTCP, AppProtocol: ptr("http")},
+				{Name: portGRPC, Port: int32(s.PsPort), TargetPort: intstr.FromString(portGRPC), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("grpc")},
+				{Name: portHealth, Port: int32(aggPort), TargetPort: intstr.FromString(portHealth), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("http")},
 			},
 		},
 	}
@@ -145,16 +144,16 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(AggregatorName(s.Name), ns, aggLabels, aggAnn),
 		Spec: batchv1.JobSpec{
-			Parallelism: ptr(int32(1)),
-			Completions: ptr(int32(1)),
+			Parallelism: ptr.To(int32(1)),
+			Completions: ptr.To(int32(1)),
 			Template:    aggPod,
 		},
 	}
 	if s.Job.Conf.SaveCheckpoint {
-		aggJob.Spec.BackoffLimit = ptr(aggregatorRetriesWithCheckpoint)
+		aggJob.Spec.BackoffLimit = ptr.To(aggregatorRetriesWithCheckpoint)
 		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
 	} else {
-		aggJob.Spec.BackoffLimit = ptr(int32(0))
+		aggJob.Spec.BackoffLimit = ptr.To(int32(0))
 		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}
 
@@ -167,13 +166,13 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(ExecutorsName(s.Name), ns, execLabels, nil),
 		Spec: batchv1.JobSpec{
-			CompletionMode:       ptr(batchv1.IndexedCompletion),
+			CompletionMode:       ptr.To(batchv1.IndexedCompletion),
 			Completions:          &n,
 			Parallelism:          &n,
-			BackoffLimitPerIndex: ptr(executorRetries),
+			BackoffLimitPerIndex: ptr.To(executorRetries),
 			// Never two pods of one rank at once: the replacement starts
 			// only after the failed pod has fully terminated.
-			PodReplacementPolicy: ptr(batchv1.Failed),
+			PodReplacementPolicy: ptr.To(batchv1.Failed),
 			Template:             execPod,
 		},
 	}
@@ -221,11 +220,11 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 		LivenessProbe:  probe("/healthz", 10, 3),
 		ReadinessProbe: probe("/readyz", 2, 3),
 		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr(true),
-			RunAsUser:                ptr(runAsID),
-			RunAsGroup:               ptr(runAsID),
-			AllowPrivilegeEscalation: ptr(false),
-			ReadOnlyRootFilesystem:   ptr(true),
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To(runAsID),
+			RunAsGroup:               ptr.To(runAsID),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		},
 		VolumeMounts: []corev1.VolumeMount{
@@ -238,14 +237,14 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 	spec := corev1.PodSpec{
 		Containers: []corev1.Container{c},
 		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr(true),
-			RunAsUser:      ptr(runAsID),
-			RunAsGroup:     ptr(runAsID),
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(runAsID),
+			RunAsGroup:     ptr.To(runAsID),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		// The processes never call the API server.
-		AutomountServiceAccountToken: ptr(false),
-		EnableServiceLinks:           ptr(false),
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
 		Volumes: []corev1.Volume{
 			{Name: volConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(s.Name)},
@@ -270,7 +269,7 @@ func dataVolume(dataPath string) corev1.Volume {
 		return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	}
 	return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
-		Path: dataPath, Type: ptr(corev1.HostPathDirectory),
+		Path: dataPath, Type: ptr.To(corev1.HostPathDirectory),
 	}}}
 }
 
@@ -281,7 +280,7 @@ func ownerRef(agg *batchv1.Job) metav1.OwnerReference {
 		Kind:               "Job",
 		Name:               agg.Name,
 		UID:                agg.UID,
-		Controller:         ptr(false),
-		BlockOwnerDeletion: ptr(true),
+		Controller:         ptr.To(false),
+		BlockOwnerDeletion: ptr.To(true),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -134,7 +135,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		{
 			name: "executor index failed for good",
-			jobs: func(js []*batchv1.Job) { js[1].Status.FailedIndexes = ptr("1") },
+			jobs: func(js []*batchv1.Job) { js[1].Status.FailedIndexes = ptr.To("1") },
 			pods: []*corev1.Pod{
 				pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodRunning),
 				pod(j, 1, 0, corev1.PodFailed), pod(j, 1, 1, corev1.PodFailed), pod(j, 1, 2, corev1.PodFailed), pod(j, 1, 3, corev1.PodFailed),

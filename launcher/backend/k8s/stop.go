@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 )
@@ -35,7 +36,7 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 
 	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
 	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
-	bg := metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}
+	bg := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}
 	requested := map[string]bool{} // kind/name/uid: asked once each
 	podsSwept := false
 	del := func(what string, uid types.UID, deleting bool, do func() error) error {
