@@ -148,16 +148,6 @@ type Artifact struct {
 // emptyConfig is the OCI 1.1 empty descriptor's content.
 var emptyConfig = []byte("{}")
 
-type artifactManifest struct {
-	SchemaVersion int64             `json:"schemaVersion"`
-	MediaType     types.MediaType   `json:"mediaType"`
-	ArtifactType  string            `json:"artifactType"`
-	Config        v1.Descriptor     `json:"config"`
-	Layers        []v1.Descriptor   `json:"layers"`
-	Subject       *v1.Descriptor    `json:"subject"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-}
-
 // Image returns the artifact as a v1.Image that go-containerregistry can
 // push (remote.Write) or store (layout.AppendImage).
 func (a Artifact) Image() (v1.Image, error) {
@@ -168,7 +158,7 @@ func (a Artifact) Image() (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := artifactManifest{
+	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  a.ArtifactType,

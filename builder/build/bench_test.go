@@ -169,7 +169,7 @@ func pushKoBase(b *testing.B, host string) string {
 		b.Fatal(err)
 	}
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: hp.OS, Architecture: hp.Arch}}})
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: hp.OCI()}})
 	tag, _ := name.NewTag(host+"/base/static:bench", name.Insecure)
 	if err := remote.WriteIndex(tag, idx); err != nil {
 		b.Fatal(err)

@@ -400,7 +400,7 @@ func (p *plan) buildOne(ctx context.Context, bk *buildkit.Client, c Component, b
 		img.Referrers = append(img.Referrers, a)
 	}
 	for _, d := range mf.Manifests {
-		pl := platform.Platform{OS: d.Platform.OS, Arch: d.Platform.Architecture, Variant: d.Platform.Variant}
+		pl := platform.FromOCI(d.Platform)
 		b, ok := mine[pl]
 		if !ok {
 			return Image{}, fmt.Errorf("index lists platform %s that fsbuild did not compile for", pl)

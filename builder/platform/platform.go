@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Platform is one OS/architecture(/variant) target, e.g. linux/arm/v7.
@@ -70,18 +72,30 @@ func Supported() []string {
 	return out
 }
 
-// Parse reads one platform such as "linux/amd64" or "linux/arm/v7".
+// OCI is p as an image index descriptor states it.
+func (p Platform) OCI() *v1.Platform {
+	return &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+}
+
+// FromOCI is the platform an image index descriptor states (OS version and
+// features, which no supported platform has, are dropped); none for nil.
+func FromOCI(p *v1.Platform) Platform {
+	if p == nil {
+		return Platform{}
+	}
+	return Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}
+}
+
+// Parse reads one platform such as "linux/amd64" or "linux/arm/v7" with
+// go-containerregistry's parser, then normalises it as BuildKit does and
+// checks that fsbuild can build it.
 func Parse(s string) (Platform, error) {
-	parts := strings.Split(strings.TrimSpace(s), "/")
-	var p Platform
-	switch len(parts) {
-	case 2:
-		p = Platform{OS: parts[0], Arch: parts[1]}
-	case 3:
-		p = Platform{OS: parts[0], Arch: parts[1], Variant: parts[2]}
-	default:
+	s = strings.TrimSpace(s)
+	op, err := v1.ParsePlatform(s)
+	if err != nil || op.OS == "" || op.Architecture == "" || op.OSVersion != "" || strings.Count(s, "/") > 2 {
 		return Platform{}, fmt.Errorf("platform %q: want os/arch or os/arch/variant (supported: %s)", s, strings.Join(Supported(), ", "))
 	}
+	p := FromOCI(op)
 	if p.Arch == "arm64" && p.Variant == "v8" {
 		p.Variant = ""
 	}

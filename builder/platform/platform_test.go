@@ -50,3 +50,28 @@ func TestGoEnvAndDir(t *testing.T) {
 		t.Errorf("Dir = %s", p.Dir())
 	}
 }
+
+func TestParseEdges(t *testing.T) {
+	for _, tc := range []struct{ in, want, wantErr string }{
+		{in: " linux/amd64 ", want: "linux/amd64"},
+		{in: "linux/arm/v7", want: "linux/arm/v7"},
+		{in: "linux/amd64:10.0", wantErr: "want os/arch"},
+		{in: "linux/arm/v7/x", wantErr: "want os/arch"},
+		{in: "/amd64", wantErr: "want os/arch"},
+		{in: "linux/", wantErr: "want os/arch"},
+	} {
+		p, err := Parse(tc.in)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("Parse(%q) = %v, %v; want an error containing %q", tc.in, p, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || p.String() != tc.want):
+			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, p, err, tc.want)
+		}
+	}
+	if got := FromOCI(Host().OCI()); got != Host() {
+		t.Errorf("FromOCI(OCI()) = %v, want %v", got, Host())
+	}
+	if FromOCI(nil) != (Platform{}) {
+		t.Error("FromOCI(nil) is not the zero platform")
+	}
+}
