@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/data"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
 )
 
 // Labels on everything the suite makes itself. The launcher's own objects
@@ -196,7 +198,7 @@ func (s *suite) setup() (err error) {
 			AllowDirty: true, // the suite runs in working copies
 			Builder:    os.Getenv("BUILDKIT_HOST"),
 			Go:         goCommand(),
-			Log:        prefixWriter{"e2e: fsbuild: "},
+			Log:        slog.New(fedlog.NewPlain(prefixWriter{"e2e: fsbuild: "}, slog.LevelInfo)),
 		})
 		if imgErr == nil {
 			logf("images %s and %s built and loaded in %.1f s", s.aggImage, s.execImage, time.Since(t0).Seconds())

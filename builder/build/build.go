@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,10 +106,10 @@ type Options struct {
 	Builder         string // BuildKit address; "" for $BUILDKIT_HOST or the default
 	Registry        publish.Registry
 	Progress        progressui.DisplayMode
-	ProgressTo      io.Writer // BuildKit's progress display; nil for none
-	Log             io.Writer // fsbuild's own messages; nil for none
-	Go              string    // the go command
-	WorkDir         string    // scratch space; a temporary folder when ""
+	ProgressTo      io.Writer    // BuildKit's progress display; nil for none
+	Log             *slog.Logger // fsbuild's own messages; nil for none
+	Go              string       // the go command
+	WorkDir         string       // scratch space; a temporary folder when ""
 }
 
 // Image is one built image.
@@ -213,7 +214,7 @@ func check(ctx context.Context, opts Options) (*plan, error) {
 
 func (p *plan) logf(format string, args ...any) {
 	if p.Log != nil {
-		fmt.Fprintf(p.Log, format+"\n", args...)
+		p.Log.Info(fmt.Sprintf(format, args...))
 	}
 }
 
@@ -461,7 +462,7 @@ func Publish(ctx context.Context, opts Options, images []Image) error {
 				return fmt.Errorf("%s: %w", img.Component.Image, err)
 			}
 			if opts.Log != nil {
-				fmt.Fprintf(opts.Log, "pushed %s (%d referrers)\n", img.Ref(), len(img.Referrers))
+				opts.Log.Info(fmt.Sprintf("pushed %s (%d referrers)", img.Ref(), len(img.Referrers)))
 			}
 		}
 	case OutputOCI:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/sbom"
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/internal/standin"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
 )
 
 const maxCompressed = 25 << 20 // the size aim per image
@@ -57,7 +59,7 @@ func baseOptions(t testing.TB, addr, regHost string, platforms string) Options {
 		Builder:    addr,
 		Registry:   publish.Registry{Insecure: []string{regHost}},
 		Go:         "go", // go test puts its own toolchain first on PATH
-		Log:        testWriter{t},
+		Log:        slog.New(fedlog.NewPlain(testWriter{t}, slog.LevelInfo)),
 	}
 }
 

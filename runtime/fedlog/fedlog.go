@@ -8,8 +8,10 @@
 package fedlog
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -44,32 +46,151 @@ func (l Level) String() string {
 	}
 }
 
-// Logger writes FedScale-format lines to a set of writers. Each line is
-// written with a single Write call, so several processes appending to the
-// same file (as executors on one host do) never interleave within a line.
-type Logger struct {
+// Handler is a slog.Handler that writes FedScale-format lines to a set of
+// writers: the message, then the record's attributes as key=value. Each
+// line is written with a single Write call, so several processes
+// appending to the same file (as executors on one host do) never
+// interleave within a line. Handlers derived with WithAttrs and WithGroup
+// share the writers, the level and the buffer.
+type Handler struct {
+	s      *sink
+	prefix string // preformatted attributes of WithAttrs, with groups
+	group  string // open group, as a key prefix ("g." per level)
+}
+
+type sink struct {
 	mu  sync.Mutex
 	out []io.Writer
-	min Level
-	now func() time.Time
+	min slog.LevelVar
 	// pending holds lines written before a file was attached, so the file
 	// gets the whole story once the log folder is known.
 	pending [][]byte
 	buffer  bool
 }
 
-// New returns a logger writing to w (usually os.Stderr).
-func New(w io.Writer) *Logger {
-	return &Logger{out: []io.Writer{w}, min: Info, now: time.Now}
+// NewHandler returns a handler writing to w at level Info and above.
+func NewHandler(w io.Writer) *Handler {
+	return &Handler{s: &sink{out: []io.Writer{w}}}
 }
 
+// Enabled implements slog.Handler.
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.s.min.Level() }
+
+// Handle implements slog.Handler.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	file, line := "?", 0
+	if r.PC != 0 {
+		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		file, line = filepath.Base(f.File), f.Line
+	}
+	var msg strings.Builder
+	msg.WriteString(r.Message)
+	msg.WriteString(h.prefix)
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&msg, h.group, a)
+		return true
+	})
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b := FormatLine(t, levelOf(r.Level), file, line, msg.String())
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.out {
+		_, _ = w.Write(b)
+	}
+	if s.buffer {
+		s.pending = append(s.pending, b)
+	}
+	return nil
+}
+
+// WithAttrs implements slog.Handler.
+func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
+	var b strings.Builder
+	b.WriteString(h.prefix)
+	for _, a := range as {
+		appendAttr(&b, h.group, a)
+	}
+	return &Handler{s: h.s, prefix: b.String(), group: h.group}
+}
+
+// WithGroup implements slog.Handler.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return &Handler{s: h.s, prefix: h.prefix, group: h.group + name + "."}
+}
+
+// appendAttr writes " key=value", groups flattened into dotted keys.
+func appendAttr(b *strings.Builder, group string, a slog.Attr) {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		g := group
+		if a.Key != "" {
+			g += a.Key + "."
+		}
+		for _, ga := range a.Value.Group() {
+			appendAttr(b, g, ga)
+		}
+		return
+	}
+	b.WriteByte(' ')
+	b.WriteString(group)
+	b.WriteString(a.Key)
+	b.WriteByte('=')
+	v := a.Value.String()
+	if v == "" || strings.ContainsAny(v, " \t\r\n\"=") {
+		v = strconv.Quote(v)
+	}
+	b.WriteString(v)
+}
+
+// levelOf maps slog's levels onto Python logging's names.
+func levelOf(l slog.Level) Level {
+	switch {
+	case l < slog.LevelInfo:
+		return Debug
+	case l < slog.LevelWarn:
+		return Info
+	case l < slog.LevelError:
+		return Warning
+	}
+	return Error
+}
+
+// Logger is the runtime's logger: printf-style calls on a Handler, with
+// the caller's file and line, and the *slog.Logger over the same handler
+// for code that logs through slog.
+type Logger struct {
+	h  *Handler
+	sl *slog.Logger
+}
+
+// New returns a logger writing to w (usually os.Stderr).
+func New(w io.Writer) *Logger {
+	h := NewHandler(w)
+	return &Logger{h: h, sl: slog.New(h)}
+}
+
+// Slog is the logger as a *slog.Logger writing the same lines.
+func (l *Logger) Slog() *slog.Logger { return l.sl }
+
 // SetLevel sets the lowest level that is written.
-func (l *Logger) SetLevel(min Level) { l.mu.Lock(); l.min = min; l.mu.Unlock() }
+func (l *Logger) SetLevel(min Level) {
+	l.h.s.min.Set([...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[min])
+}
 
 // Buffer keeps every line in memory until AttachFile, for processes that
 // learn their log folder only after they start (executors learn the
 // aggregator's time stamp when it welcomes them).
-func (l *Logger) Buffer() { l.mu.Lock(); l.buffer = true; l.mu.Unlock() }
+func (l *Logger) Buffer() { s := l.h.s; s.mu.Lock(); s.buffer = true; s.mu.Unlock() }
 
 // AttachFile opens path for appending (creating its folder) and adds it to
 // the outputs, first writing the lines buffered so far.
@@ -81,52 +202,100 @@ func (l *Logger) AttachFile(path string) (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.pending {
+	s := l.h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range s.pending {
 		if _, err := f.Write(line); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("log file %s: %w", path, err)
 		}
 	}
-	l.pending, l.buffer = nil, false
-	l.out = append(l.out, f)
+	s.pending, s.buffer = nil, false
+	s.out = append(s.out, f)
 	return f, nil
 }
 
 // Infof logs at INFO level.
-func (l *Logger) Infof(format string, args ...any) { l.log(Info, 2, format, args...) }
+func (l *Logger) Infof(format string, args ...any) { l.log(slog.LevelInfo, format, args...) }
 
 // Warnf logs at WARNING level.
-func (l *Logger) Warnf(format string, args ...any) { l.log(Warning, 2, format, args...) }
+func (l *Logger) Warnf(format string, args ...any) { l.log(slog.LevelWarn, format, args...) }
 
 // Errorf logs at ERROR level.
-func (l *Logger) Errorf(format string, args ...any) { l.log(Error, 2, format, args...) }
+func (l *Logger) Errorf(format string, args ...any) { l.log(slog.LevelError, format, args...) }
 
 // Debugf logs at DEBUG level.
-func (l *Logger) Debugf(format string, args ...any) { l.log(Debug, 2, format, args...) }
+func (l *Logger) Debugf(format string, args ...any) { l.log(slog.LevelDebug, format, args...) }
 
-func (l *Logger) log(level Level, skip int, format string, args ...any) {
-	if l == nil {
+// log records the caller of Infof (and the others), as slog's own methods
+// do for theirs.
+func (l *Logger) log(level slog.Level, format string, args ...any) {
+	if l == nil || !l.h.Enabled(context.Background(), level) {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if level < l.min {
-		return
-	}
-	file, line := "?", 0
-	if _, f, n, ok := runtime.Caller(skip); ok {
-		file, line = filepath.Base(f), n
-	}
-	b := FormatLine(l.now(), level, file, line, fmt.Sprintf(format, args...))
-	for _, w := range l.out {
-		_, _ = w.Write(b)
-	}
-	if l.buffer {
-		l.pending = append(l.pending, b)
-	}
+	var pcs [1]uintptr
+	runtime.Callers(3, pcs[:]) // runtime.Callers, log, Infof
+	_ = l.h.Handle(context.Background(), slog.NewRecord(time.Now(), level, fmt.Sprintf(format, args...), pcs[0]))
 }
+
+// Plain is the handler of the command-line tools (fsbuild, launcher): each
+// record is one line of its message and attributes (key=value), nothing
+// else, written with one Write.
+type Plain struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	min    slog.Level
+	prefix string
+	group  string
+}
+
+// NewPlain returns a Plain handler writing records at min and above to w.
+func NewPlain(w io.Writer, min slog.Level) *Plain { return &Plain{w: w, mu: &sync.Mutex{}, min: min} }
+
+// Enabled implements slog.Handler.
+func (p *Plain) Enabled(_ context.Context, l slog.Level) bool { return l >= p.min }
+
+// Handle implements slog.Handler.
+func (p *Plain) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	b.WriteString(p.prefix)
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&b, p.group, a)
+		return true
+	})
+	b.WriteByte('\n')
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// WithAttrs implements slog.Handler.
+func (p *Plain) WithAttrs(as []slog.Attr) slog.Handler {
+	var b strings.Builder
+	b.WriteString(p.prefix)
+	for _, a := range as {
+		appendAttr(&b, p.group, a)
+	}
+	q := *p
+	q.prefix = b.String()
+	return &q
+}
+
+// WithGroup implements slog.Handler.
+func (p *Plain) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return p
+	}
+	q := *p
+	q.group += name + "."
+	return &q
+}
+
+// Discard is a logger that writes nothing, for libraries given none.
+func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // FormatLine renders one log line, newline included.
 func FormatLine(t time.Time, level Level, file string, line int, msg string) []byte {

@@ -2,6 +2,7 @@ package fedlog
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,5 +60,46 @@ func TestBufferThenAttach(t *testing.T) {
 	}
 	if strings.Count(stderr.String(), "\n") != 2 {
 		t.Errorf("stderr = %q", stderr.String())
+	}
+}
+
+// The slog side writes the same lines: the caller's file and line, the
+// level names Python uses, attributes after the message.
+func TestSlogLines(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out)
+	l.SetLevel(Debug)
+	sl := l.Slog().With("job", "j 1").WithGroup("task")
+	sl.Warn("slow", "id", 7)
+	l.Slog().Debug("dbg")
+	l.Errorf("bad %s", "thing")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %q", out.String())
+	}
+	for i, want := range []string{`WARNING  [fedlog_test.go:`, `DEBUG    [fedlog_test.go:`, `ERROR    [fedlog_test.go:`} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d = %q, want it to contain %q", i, lines[i], want)
+		}
+	}
+	if !strings.HasSuffix(lines[0], `] slow job="j 1" task.id=7`) || !strings.HasSuffix(lines[2], "] bad thing") {
+		t.Errorf("lines = %q", lines)
+	}
+	l.SetLevel(Warning)
+	l.Infof("hidden")
+	l.Slog().Info("hidden")
+	if strings.Contains(out.String(), "hidden") {
+		t.Error("a line below the level was written")
+	}
+}
+
+func TestPlain(t *testing.T) {
+	var out bytes.Buffer
+	sl := slog.New(NewPlain(&out, slog.LevelInfo))
+	sl.Info("pushed x (2 referrers)")
+	sl.With("image", "a").Warn("slow", "took", "3s")
+	sl.Debug("hidden")
+	if got, want := out.String(), "pushed x (2 referrers)\nslow image=a took=3s\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/pins"
 	"github.com/fedscale/fedscale-go/builder/platform"
 	"github.com/fedscale/fedscale-go/builder/publish"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -55,6 +57,7 @@ type flags struct {
 }
 
 func main() {
+	build.QuietLibraries()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := newCommand(os.Stdout, os.Stderr)
@@ -169,7 +172,7 @@ func (f *flags) options(names []string, stderr io.Writer) (build.Options, error)
 	}
 	opts.Progress = progressui.DisplayMode(f.progress)
 	opts.ProgressTo = stderr
-	opts.Log = stderr
+	opts.Log = slog.New(fedlog.NewPlain(stderr, slog.LevelInfo))
 	if f.sourceDateEpoch >= 0 {
 		opts.SourceDateEpoch = &f.sourceDateEpoch
 	} else if env := os.Getenv("SOURCE_DATE_EPOCH"); env != "" {

@@ -16,7 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -47,8 +47,8 @@ type Options struct {
 	// (default 127.0.0.1). The ephemeral health ports are always published
 	// on 127.0.0.1.
 	HostIP string
-	// Progress receives a line when an image is pulled; nil discards.
-	Progress io.Writer
+	// Log receives a line when an image is pulled; nil discards.
+	Log *slog.Logger
 	// ExitGrace is how long Wait(UntilDone) waits, once the aggregator has
 	// exited 0, for the executors to exit on their own before returning
 	// (default 30s). The job has succeeded either way.

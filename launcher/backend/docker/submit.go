@@ -175,8 +175,8 @@ func (b *Backend) ensureImages(ctx context.Context, images []string) error {
 		if !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s: %w", ref, err)
 		}
-		if b.opts.Progress != nil {
-			fmt.Fprintf(b.opts.Progress, "pulling %s (not on %s)\n", ref, b.where())
+		if b.opts.Log != nil {
+			b.opts.Log.Info(fmt.Sprintf("pulling %s (not on %s)", ref, b.where()))
 		}
 		if perr := b.pull(ctx, ref); perr != nil {
 			if ctx.Err() != nil {

@@ -9,7 +9,7 @@ import (
 
 func init() {
 	remoteBackends[job.BackendDocker] = func(g *globals) (backend.Backend, error) {
-		return docker.New(docker.Options{})
+		return docker.New(docker.Options{Log: g.log})
 	}
 	remoteBackends[job.BackendK8s] = func(g *globals) (backend.Backend, error) {
 		return k8s.New(k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/local"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -41,10 +43,13 @@ type globals struct {
 	namespace  string
 	stateDir   string
 	binDir     string
+	// log is the launcher's own messages (a backend's progress such as
+	// an image pull), on stderr.
+	log *slog.Logger
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
-	var g globals
+	g := globals{log: slog.New(fedlog.NewPlain(stderr, slog.LevelInfo))}
 	root := &cobra.Command{
 		Use:   "launcher",
 		Short: "Run FedScale jobs on Docker, Kubernetes or local processes",
