@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/config"
@@ -82,26 +84,36 @@ type Result struct {
 
 // Aggregator runs one job. Create it with New, register it on a gRPC server
 // (pb.RegisterAggregatorServer), then call Run.
+//
+// It owns the event loop (Run), the gRPC service (Session, in session.go)
+// and the public API; the job itself is st, which only the loop touches.
 type Aggregator struct {
 	pb.UnimplementedAggregatorServer
+	*env
 
-	opt     Options
-	conf    config.Conf
-	log     *fedlog.Logger
-	now     func() time.Time
 	events  chan event
 	stopped chan struct{}
 	ready   chan struct{}
-	prom    *promMetrics
-	logDir  string
-
-	// initModel is job_conf.model_init_file's tensors until the job
-	// starts; initDigest is the file's SHA-256 (part of the checkpoint
-	// fingerprint), "" without the key.
-	initModel  tensor.List
-	initDigest string
 
 	st state // owned by the event loop
+}
+
+// env is what every part of the aggregator reads and none changes after
+// New: the options, the job's configuration, the log, the metrics, the
+// wall clock and the log folder. The Aggregator, its state and the
+// scheduler share one.
+type env struct {
+	opt    Options
+	conf   config.Conf
+	log    *fedlog.Logger
+	now    func() time.Time
+	prom   *promMetrics
+	logDir string
+}
+
+// modelPath is ModelPath.
+func (e *env) modelPath() string {
+	return filepath.Join(e.logDir, "aggregator", "model.safetensors")
 }
 
 // New validates opt and returns an Aggregator ready to serve.
@@ -147,19 +159,20 @@ func New(opt Options) (*Aggregator, error) {
 			return nil, fmt.Errorf("job_conf.model_init_file: %w", err)
 		}
 	}
+	e := &env{
+		opt:    opt,
+		conf:   opt.Conf,
+		log:    opt.Log,
+		now:    opt.Now,
+		prom:   newPromMetrics(opt.Metrics),
+		logDir: opt.Conf.LogDir(),
+	}
 	a := &Aggregator{
-		opt:     opt,
-		conf:    opt.Conf,
-		log:     opt.Log,
-		now:     opt.Now,
+		env:     e,
 		events:  make(chan event, 256),
 		stopped: make(chan struct{}),
 		ready:   make(chan struct{}),
-		prom:    newPromMetrics(opt.Metrics),
-		logDir:  opt.Conf.LogDir(),
-
-		initModel:  initModel,
-		initDigest: initDigest,
+		st:      newState(e, newMode(opt.Conf, opt.Executors), initModel, initDigest),
 	}
 	return a, nil
 }
@@ -207,9 +220,7 @@ func loadInitModel(path string) (tensor.List, string, error) {
 // ModelPath is where the global model is written as safetensors: beside
 // the aggregator's log, {log_path}/logs/{job_name}/{time_stamp}/aggregator/
 // model.safetensors, as FedScale keeps its model_0.npy in that folder.
-func (a *Aggregator) ModelPath() string {
-	return filepath.Join(a.logDir, "aggregator", "model.safetensors")
-}
+func (a *Aggregator) ModelPath() string { return a.modelPath() }
 
 type discard struct{}
 
@@ -242,30 +253,53 @@ func (a *Aggregator) post(ev event) bool {
 // executors to exit: a restarted aggregator resumes and they reconnect.
 func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 	defer close(a.stopped)
-	a.st.init(a)
+	a.st.open()
 	close(a.ready)
 	a.log.Infof("Aggregator of job %s waiting for %d executor(s); logs in %s", a.conf.JobName, a.opt.Executors, a.logDir)
 	tick := time.NewTicker(a.opt.HeartbeatInterval)
 	defer tick.Stop()
 	for {
 		if a.st.done {
-			return a.st.finish(a)
+			return a.finish()
 		}
 		select {
 		case <-ctx.Done():
-			a.st.abortAll(a, "aggregator stopped")
+			a.st.sched.abortAll("aggregator stopped")
 			a.st.closeFiles()
-			return a.st.result(a), ctx.Err()
+			return a.st.result(), ctx.Err()
 		case ev := <-a.events:
-			ev.apply(a)
+			ev.apply(&a.st)
 		case <-tick.C:
-			a.st.checkLiveness(a)
+			a.st.checkLiveness()
 		}
 	}
 }
 
-// deployment reports experiment_mode deployment: one executor per client.
-func (a *Aggregator) deployment() bool { return a.conf.ExperimentMode == config.Deployment }
+// finish tells every executor the job is over, gives them a moment to read
+// that and hang up (answering no new Hello), and returns the result.
+func (a *Aggregator) finish() (Result, error) {
+	st := &a.st
+	reason := "job finished"
+	if st.err != nil {
+		reason = st.err.Error()
+	}
+	st.sched.shutdown(reason, st.err == nil)
+	deadline := time.After(5 * time.Second)
+	for st.sched.connected() > 0 {
+		select {
+		case ev := <-a.events:
+			switch e := ev.(type) {
+			case evClosed:
+				st.sched.closed(e.s)
+			case evHello:
+				e.reply <- status.Error(codes.Unavailable, "the job has finished")
+			}
+		case <-deadline:
+			st.sched.abortAll(reason)
+		}
+	}
+	return st.finish()
+}
 
 // Ready is closed once Run has started accepting executors.
 func (a *Aggregator) Ready() <-chan struct{} { return a.ready }

@@ -1,5 +1,8 @@
 package aggregator
 
+// Checkpoints: where they live, what they hold, and saving and restoring
+// the job's state.
+
 import (
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,47 +21,44 @@ const checkpointFormat = 1
 
 // checkpointPath is per job, not per run: a restarted aggregator of the
 // same job (a new time stamp) must find it.
-func (st *state) checkpointPath(a *Aggregator) string {
-	return filepath.Join(a.conf.LogPath, "logs", a.conf.JobName, "checkpoint", "aggregator.ckpt")
+func (e *env) checkpointPath() string {
+	return filepath.Join(e.conf.LogPath, "logs", e.conf.JobName, "checkpoint", "aggregator.ckpt")
 }
 
 // fingerprint digests what shapes the model's trajectory: the job_conf
 // keys that config marks so (not the round count or the evaluation
 // cadence, so a job can be resumed with more rounds), the data and the
 // initial model.
-func (st *state) fingerprint(a *Aggregator) string {
+func (st *state) fingerprint() string {
 	h := sha256.New()
-	a.conf.WriteFingerprint(h)
+	st.conf.WriteFingerprint(h)
 	fmt.Fprintf(h, "data=%s", st.data.GetFingerprint())
-	if a.initDigest != "" {
+	if st.initDigest != "" {
 		// Only with the key, so existing checkpoints keep their fingerprint.
-		fmt.Fprintf(h, " init=%s", a.initDigest)
+		fmt.Fprintf(h, " init=%s", st.initDigest)
 	}
-	if a.deployment() {
-		// Every device's data, in rank order, not just the first to register.
-		for r := 1; r <= a.opt.Executors; r++ {
-			fmt.Fprintf(h, " %d=%s", r, st.infos[int32(r)].GetFingerprint())
-		}
-	}
+	// Deployment: every device's data, in rank order, not just the first
+	// to register.
+	st.mode.fingerprint(h)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (st *state) checkpoint(a *Aggregator) *pb.Checkpoint {
+func (st *state) checkpoint() *pb.Checkpoint {
 	return &pb.Checkpoint{
 		FormatVersion:  checkpointFormat,
-		Fingerprint:    st.fingerprint(a),
-		JobName:        a.conf.JobName,
+		Fingerprint:    st.fingerprint(),
+		JobName:        st.conf.JobName,
 		TimeStamp:      st.timeStamp,
 		Round:          int64(st.round),
 		VirtualClock:   st.clock,
 		LearningRate:   st.lr,
 		Model:          pb.FromTensors(st.model),
 		OptimizerState: pb.FromTensors(st.server.State()),
-		WallSeconds:    st.wall(a),
+		WallSeconds:    st.wall(),
 	}
 }
 
-func (st *state) restore(a *Aggregator, ck *pb.Checkpoint) error {
+func (st *state) restore(ck *pb.Checkpoint) error {
 	m, err := pb.ToTensors(ck.GetModel())
 	if err != nil {
 		return fmt.Errorf("model: %w", err)

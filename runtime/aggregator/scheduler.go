@@ -1,0 +1,378 @@
+package aggregator
+
+// Who runs what: tasks, the queue, dispatch to executors, re-issue and
+// liveness. See scheduler.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// taskKind is what a task asks of an executor: train one client, or
+// evaluate one test shard.
+type taskKind int
+
+const (
+	trainKind taskKind = iota
+	evalKind
+)
+
+// task is one unit of work. A re-issued task gets a new id, so a result
+// for the old id (from an executor presumed lost) is rejected.
+type task struct {
+	id       int64
+	kind     taskKind
+	round    int
+	client   int64
+	shard    int
+	start    int64
+	end      int64
+	assigned *session
+	// update receives a training task's weights as they arrive.
+	update *pb.Assembly
+	// owner pins the task to one executor rank (deployment mode: the
+	// client's data lives there); 0 means any executor.
+	owner int32
+}
+
+// scheduler owns who runs what: the connected executors' sessions, the
+// table of live tasks and the queue of those not yet handed out, dispatch
+// to sessions with free slots, re-issue of a lost executor's tasks,
+// liveness and the deadlines for executors that stay away. It decides
+// nothing about rounds: state creates the tasks, consumes their results
+// and reacts when tasks are given up.
+//
+// Like state it lives on the event loop: no method may be called from
+// another goroutine. Every order it produces (task ids, dispatch, re-issue,
+// the executors it names) depends only on the order of its calls and on
+// ranks, never on map iteration or timing.
+type scheduler struct {
+	*env
+	proxMu float64 // FedProx's client-side term, sent with every train task
+
+	sessions map[int32]*session // the connected executors, by rank
+	everSeen map[int32]bool     // ranks that have ever registered
+
+	tasks  map[int64]*task // live tasks, queued or assigned, by id
+	queue  []*task         // tasks not yet assigned, in creation order
+	nextID int64
+
+	reissued      int       // tasks re-issued after their executor was lost
+	lastExecutor  time.Time // when the last executor registered, or the last one left
+	warnedNoExecs bool
+}
+
+// newScheduler returns a scheduler with no executors and no tasks.
+func newScheduler(e *env) scheduler {
+	return scheduler{
+		env:      e,
+		proxMu:   serverOptions(e.conf).ClientProxMu(),
+		sessions: map[int32]*session{},
+		everSeen: map[int32]bool{},
+		tasks:    map[int64]*task{},
+	}
+}
+
+// open starts the deadlines: the job has been waiting for executors since
+// now.
+func (sc *scheduler) open(now time.Time) { sc.lastExecutor = now }
+
+// register makes s the live session of its rank and returns the session it
+// replaces (nil if none), which the caller must drop, and whether the rank
+// had registered before.
+func (sc *scheduler) register(s *session) (old *session, rejoin bool) {
+	old = sc.sessions[s.rank]
+	sc.sessions[s.rank] = s
+	sc.lastExecutor = sc.now()
+	sc.warnedNoExecs = false
+	rejoin = sc.everSeen[s.rank]
+	sc.everSeen[s.rank] = true
+	sc.prom.executors.Set(float64(len(sc.sessions)))
+	return old, rejoin
+}
+
+// current reports whether s is still the live session of its rank: false
+// once it was dropped or replaced, so its late messages are ignored.
+func (sc *scheduler) current(s *session) bool {
+	return !s.gone && sc.sessions[s.rank] == s
+}
+
+// registered is the number of ranks that have ever registered.
+func (sc *scheduler) registered() int { return len(sc.everSeen) }
+
+// connected is the number of live sessions.
+func (sc *scheduler) connected() int { return len(sc.sessions) }
+
+// ranks returns the connected ranks in increasing order.
+func (sc *scheduler) ranks() []int32 {
+	ranks := make([]int32, 0, len(sc.sessions))
+	for r := range sc.sessions {
+		ranks = append(ranks, r)
+	}
+	sort.Slice(ranks, func(i, j int) bool { return ranks[i] < ranks[j] })
+	return ranks
+}
+
+// add gives t the next id, makes it live and queues it. Ids increase in
+// the order tasks are added.
+func (sc *scheduler) add(t *task) {
+	sc.nextID++
+	t.id = sc.nextID
+	sc.tasks[t.id] = t
+	sc.queue = append(sc.queue, t)
+}
+
+// held returns the live task id if s holds it, else nil: a result for a
+// task that was re-issued, finished or never existed.
+func (sc *scheduler) held(s *session, id int64) *task {
+	t, ok := sc.tasks[id]
+	if !ok || t.assigned != s {
+		return nil
+	}
+	return t
+}
+
+// complete retires t, which s held, freeing its slot.
+func (sc *scheduler) complete(s *session, t *task) {
+	delete(sc.tasks, t.id)
+	delete(s.busy, t.id)
+}
+
+// dispatch hands queued tasks, in queue order, to executors with free
+// slots: a pinned task only to its owner, any other round-robin over the
+// connected ranks in rank order. Each executor is sent model (as version)
+// first if it does not have it yet; train tasks carry lr. Tasks no
+// executor can take now stay queued, in order.
+func (sc *scheduler) dispatch(model tensor.List, version int64, lr float64) {
+	if len(sc.queue) == 0 {
+		return
+	}
+	ranks := sc.ranks()
+	if len(ranks) == 0 {
+		return
+	}
+	rest := sc.queue[:0]
+	next := 0
+	for _, t := range sc.queue {
+		if _, live := sc.tasks[t.id]; !live {
+			continue
+		}
+		var s *session
+		if t.owner != 0 {
+			if cand := sc.sessions[t.owner]; cand != nil && cand.free() > 0 {
+				s = cand
+			}
+		} else {
+			for i := 0; i < len(ranks); i++ {
+				cand := sc.sessions[ranks[(next+i)%len(ranks)]]
+				if cand.free() > 0 {
+					s = cand
+					next = (next + i + 1) % len(ranks)
+					break
+				}
+			}
+		}
+		if s == nil {
+			rest = append(rest, t)
+			continue
+		}
+		sc.assign(s, t, model, version, lr)
+	}
+	sc.queue = rest
+}
+
+func (sc *scheduler) assign(s *session, t *task, model tensor.List, version int64, lr float64) {
+	if s.modelVersion != version {
+		// The announcement, then the values in chunks that share
+		// model's memory (aggregation makes a new list, it never
+		// writes into the one sent).
+		v := version
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Model{Model: &pb.Model{Version: v, Tensors: pb.Layout(model)}}})
+		_ = pb.Chunks(model, func(off int64, d []float32) error {
+			s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_ModelChunk{ModelChunk: &pb.ModelChunk{Version: v, Offset: off, Data: d}}})
+			return nil
+		})
+		s.modelVersion = version
+	}
+	t.assigned = s
+	s.busy[t.id] = t
+	switch t.kind {
+	case trainKind:
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Train{Train: &pb.TrainTask{
+			Round: int64(t.round), TaskId: t.id, ClientId: t.client, ModelVersion: version,
+			LearningRate: lr, Seed: TaskSeed(sc.conf.SampleSeed, t.round, t.client), ProxMu: sc.proxMu,
+		}}})
+		sc.prom.tasks.WithLabelValues("train").Inc()
+	case evalKind:
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Eval{Eval: &pb.EvalTask{
+			Round: int64(t.round), TaskId: t.id, ModelVersion: version, Shard: int32(t.shard), Start: t.start, End: t.end,
+		}}})
+		sc.prom.tasks.WithLabelValues("eval").Inc()
+	}
+}
+
+// remove ends s's stream with reason and forgets it as its rank's session.
+// The tasks it holds stay with it: the caller re-issues them (reissue) or,
+// once the job is over, leaves them.
+func (sc *scheduler) remove(s *session, reason string) {
+	s.gone = true
+	s.abort(reason)
+	if sc.sessions[s.rank] == s {
+		delete(sc.sessions, s.rank)
+	}
+	sc.prom.executors.Set(float64(len(sc.sessions)))
+	if len(sc.sessions) == 0 {
+		sc.lastExecutor = sc.now()
+	}
+}
+
+// reissue queues again, under new ids in the order of their old ones, the
+// tasks that the removed session s held, and logs the loss (reason, in
+// round). Results for the old ids are rejected from then on.
+func (sc *scheduler) reissue(s *session, reason string, round int) {
+	var ids []int64
+	for id := range s.busy {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var what []string
+	for _, id := range ids {
+		old := s.busy[id]
+		delete(sc.tasks, id)
+		t := &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end, owner: old.owner}
+		sc.add(t)
+		if t.kind == trainKind {
+			what = append(what, fmt.Sprintf("client %d", t.client))
+		} else {
+			what = append(what, fmt.Sprintf("test shard %d", t.shard))
+		}
+	}
+	s.busy = map[int64]*task{}
+	sc.reissued += len(ids)
+	sc.prom.reissued.Add(float64(len(ids)))
+	if len(ids) > 0 {
+		sc.log.Warnf("Executor %d lost (%s) in round %d; re-issuing %d task(s): %s", s.rank, reason, round, len(ids), strings.Join(what, ", "))
+	} else {
+		sc.log.Warnf("Executor %d lost (%s)", s.rank, reason)
+	}
+}
+
+// orphans takes out of the queue, and retires, the pinned tasks whose
+// owner is not connected, and returns them in queue order. Only deployment
+// pins tasks, so in simulation there are none. While no executor at all is
+// connected nothing is an orphan: the job waits for executors (bounded by
+// ExecutorWait) instead of rushing through empty rounds.
+func (sc *scheduler) orphans() []*task {
+	if len(sc.sessions) == 0 {
+		return nil
+	}
+	var gone []*task
+	rest := sc.queue[:0]
+	for _, t := range sc.queue {
+		if _, live := sc.tasks[t.id]; !live {
+			continue
+		}
+		if t.owner == 0 || sc.sessions[t.owner] != nil {
+			rest = append(rest, t)
+			continue
+		}
+		delete(sc.tasks, t.id)
+		gone = append(gone, t)
+	}
+	sc.queue = rest
+	return gone
+}
+
+// lapse is a session to drop for silence, with the reason.
+type lapse struct {
+	s      *session
+	reason string
+}
+
+// silent returns, in rank order, the sessions nothing has been received
+// from for longer than ExecutorTimeout at now. A message still queued for
+// the loop counts as heard (session.lastRecv), so a stalled loop does not
+// drop executors that are alive.
+func (sc *scheduler) silent(now time.Time) []lapse {
+	var out []lapse
+	for _, r := range sc.ranks() {
+		s := sc.sessions[r]
+		seen := s.lastSeen
+		if r := time.Unix(0, s.lastRecv.Load()); r.After(seen) {
+			seen = r
+		}
+		if silent := now.Sub(seen); silent > sc.opt.ExecutorTimeout {
+			out = append(out, lapse{s, fmt.Sprintf("no heartbeat for %s", silent.Round(time.Millisecond))})
+		}
+	}
+	return out
+}
+
+// overdue returns the error to fail the job with when executors stay away
+// past ExecutorWait at now: none connected for that long, or, before the
+// job is running (every rank registered and the model built), a rank that
+// has not registered since opened. Otherwise nil; a running job with no
+// executor for longer than ExecutorTimeout logs once, per absence, that
+// round waits.
+func (sc *scheduler) overdue(now, opened time.Time, running bool, round int) error {
+	if len(sc.sessions) == 0 {
+		idle := now.Sub(sc.lastExecutor)
+		if idle > sc.opt.ExecutorWait {
+			return fmt.Errorf("no executor connected for %s (waited for %d executor(s) at %s:%d)", idle.Round(time.Second), sc.opt.Executors, sc.conf.PsIP, sc.conf.PsPort)
+		} else if running && !sc.warnedNoExecs && idle > sc.opt.ExecutorTimeout {
+			sc.warnedNoExecs = true
+			sc.log.Warnf("No executor is connected; round %d waits for one to rejoin (up to %s)", round, sc.opt.ExecutorWait)
+		}
+		return nil
+	}
+	if running {
+		return nil
+	}
+	// The job starts once every rank has registered; one that never does
+	// (it exited on bad data, say) must not leave the others waiting
+	// forever.
+	if waited := now.Sub(opened); waited > sc.opt.ExecutorWait {
+		var missing []string
+		for r := int32(1); r <= int32(sc.opt.Executors); r++ {
+			if !sc.everSeen[r] {
+				missing = append(missing, fmt.Sprint(r))
+			}
+		}
+		return fmt.Errorf("executor(s) %s of %d never registered within %s (waited at %s:%d); check their logs",
+			strings.Join(missing, ", "), sc.opt.Executors, waited.Round(time.Second), sc.conf.PsIP, sc.conf.PsPort)
+	}
+	return nil
+}
+
+// shutdown tells every connected executor that the job is over (reason;
+// jobDone when it succeeded) and ends each stream once that is sent. The
+// sessions stay until their streams close (closed) or abortAll.
+func (sc *scheduler) shutdown(reason string, jobDone bool) {
+	for _, r := range sc.ranks() {
+		s := sc.sessions[r]
+		s.send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Shutdown{Shutdown: &pb.Shutdown{Reason: reason, JobDone: jobDone}}})
+		s.close()
+	}
+}
+
+// closed forgets s, whose stream ended, if it is still its rank's session.
+func (sc *scheduler) closed(s *session) {
+	if sc.sessions[s.rank] == s {
+		delete(sc.sessions, s.rank)
+	}
+}
+
+// abortAll ends every stream now with reason and forgets every session.
+func (sc *scheduler) abortAll(reason string) {
+	for _, r := range sc.ranks() {
+		s := sc.sessions[r]
+		s.gone = true
+		s.abort(reason)
+		delete(sc.sessions, r)
+	}
+}
