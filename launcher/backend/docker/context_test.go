@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/docker/cli/cli/config"
 )
 
 // TestDockerContext: with DOCKER_HOST unset, the CLI's current context (or
@@ -14,6 +16,7 @@ import (
 func TestDockerContext(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", dir)
+	config.SetDir(dir) // the CLI's config package reads $DOCKER_CONFIG once per process
 	t.Setenv("DOCKER_HOST", "")
 	t.Setenv("DOCKER_CONTEXT", "")
 	write := func(path, body string) {

@@ -84,13 +84,14 @@ func New(opts Options) (*Backend, error) {
 	if b.host == "" {
 		b.host, b.from = os.Getenv(client.EnvOverrideHost), "DOCKER_HOST"
 	}
+	var fromContext []client.Opt // the context's endpoint, TLS included
 	if b.host == "" {
-		host, name, err := contextHost()
+		host, name, opts, err := contextClient()
 		if err != nil {
 			return nil, fmt.Errorf("docker: %w", err)
 		}
 		if host != "" {
-			b.host, b.from = host, "docker context "+name
+			b.host, b.from, fromContext = host, "docker context "+name, opts
 		}
 	}
 	if b.host == "" {
@@ -109,10 +110,13 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("docker: engine address %s (%s): %w", b.host, b.from, err)
 	}
 	var copts []client.Opt
-	if helper == nil {
+	switch {
+	case fromContext != nil:
+		copts = fromContext
+	case helper == nil:
 		// As client.FromEnv, with the host chosen above.
-		copts = []client.Opt{client.WithTLSClientConfigFromEnv(), client.WithHost(b.host)}
-	} else {
+		copts = []client.Opt{client.WithTLSClientConfigFromEnv(), client.WithHost(b.host), client.WithAPIVersionFromEnv()}
+	default:
 		// ssh:// is no transport of the HTTP client: dial through the
 		// helper (no TLS, no proxy) and give the client the helper's
 		// placeholder URL, as the docker CLI does.
@@ -120,9 +124,9 @@ func New(opts Options) (*Backend, error) {
 			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: helper.Dialer}, CheckRedirect: client.CheckRedirect}),
 			client.WithHost(helper.Host),
 			client.WithDialContext(helper.Dialer),
+			client.WithAPIVersionFromEnv(),
 		}
 	}
-	copts = append(copts, client.WithAPIVersionFromEnv())
 	if b.cli, err = client.New(copts...); err != nil {
 		return nil, fmt.Errorf("docker: engine address %s (%s): %w", b.host, b.from, err)
 	}

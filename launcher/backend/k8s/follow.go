@@ -5,50 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
+	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
-// A follower keeps a copy of one job's objects of some kinds, up to date
-// by watch: for each kind one List, then one Watch from the list's
-// resourceVersion, re-opened from the last resourceVersion seen when the
-// server ends it (and listed again only if that version has expired).
-// Nothing polls: the API server is asked again only when a watch ends.
+// A follower keeps a copy of one job's objects of some kinds, up to date by
+// watch: one client-go informer per kind (list, then watch from the list's
+// resourceVersion; re-listed by the informer's reflector when the version
+// has expired). Nothing polls.
 //
-// It is a small informer without client-go's informer machinery, so that
-// its errors come back to the caller (a forbidden watch fails Wait at once
-// instead of being retried and logged) and nothing writes to the log.
+// The informers log through a discarded contextual logger, not klog's
+// global one, and their list and watch errors come back to the caller: any
+// error before the first list fails follow; after it, a transient one (the
+// server restarting, overloaded, out of reach) is left to the reflector's
+// retries, and any other (a forbidden watch, say) fails the follower's
+// next call at once instead of being retried forever.
 type follower struct {
-	b      *Backend
-	sel    string
-	kinds  []*kind
-	events chan kindEvent
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	b       *Backend
+	kinds   []*kind
+	changed chan struct{} // a store changed since the last next
+	errc    chan error    // the first error no retry can fix
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // kind is one resource the follower keeps.
 type kind struct {
 	resource string
-	list     func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error)
-	watch    func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
-	objs     map[string]runtime.Object // by name (one namespace)
-	rv       string                    // of the first list
-}
-
-type kindEvent struct {
-	k        *kind
-	ev       watch.Event
-	replace  []runtime.Object // with replaced: a new list, after an expired resourceVersion
-	replaced bool
-	err      error // the follower cannot go on
+	inf      cache.SharedIndexInformer
 }
 
 // Kinds a follower can keep.
@@ -59,101 +51,132 @@ const (
 	followServices
 )
 
-func (b *Backend) kindsOf(which int) []*kind {
+// listWatch adapts one typed client's List and Watch to a label selector.
+func listWatch[L runtime.Object](sel string,
+	list func(context.Context, metav1.ListOptions) (L, error),
+	w func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return w(ctx, o)
+		},
+	}
+}
+
+func (b *Backend) kindsOf(sel string, which int) []*kind {
 	var out []*kind
+	add := func(resource string, lw *cache.ListWatch, obj runtime.Object) {
+		// A plain list first, not a watch-list stream: the reflector
+		// retries a watch-list against an unreachable server until the
+		// context ends, where a list fails at once with the reason.
+		w := cache.ToListWatcherWithWatchListSemantics(lw, noWatchList{})
+		out = append(out, &kind{resource: resource, inf: cache.NewSharedIndexInformerWithOptions(w, obj, cache.SharedIndexInformerOptions{})})
+	}
 	if which&followJobs != 0 {
 		c := b.cs.BatchV1().Jobs(b.ns)
-		out = append(out, kindFor("Jobs", c.List, c.Watch))
+		add("Jobs", listWatch(sel, c.List, c.Watch), &batchv1.Job{})
 	}
 	if which&followPods != 0 {
 		c := b.cs.CoreV1().Pods(b.ns)
-		out = append(out, kindFor("pods", c.List, c.Watch))
+		add("pods", listWatch(sel, c.List, c.Watch), &corev1.Pod{})
 	}
 	if which&followConfigMaps != 0 {
 		c := b.cs.CoreV1().ConfigMaps(b.ns)
-		out = append(out, kindFor("ConfigMaps", c.List, c.Watch))
+		add("ConfigMaps", listWatch(sel, c.List, c.Watch), &corev1.ConfigMap{})
 	}
 	if which&followServices != 0 {
 		c := b.cs.CoreV1().Services(b.ns)
-		out = append(out, kindFor("Services", c.List, c.Watch))
+		add("Services", listWatch(sel, c.List, c.Watch), &corev1.Service{})
 	}
 	return out
 }
 
-// kindFor adapts one typed client's List and Watch.
-func kindFor[L runtime.Object](resource string,
-	list func(context.Context, metav1.ListOptions) (L, error),
-	w func(context.Context, metav1.ListOptions) (watch.Interface, error)) *kind {
-	return &kind{resource: resource, watch: w,
-		list: func(ctx context.Context, o metav1.ListOptions) ([]runtime.Object, string, error) {
-			l, err := list(ctx, o)
-			if err != nil {
-				return nil, "", err
-			}
-			items, err := apimeta.ExtractList(l)
-			if err != nil {
-				return nil, "", err
-			}
-			acc, err := apimeta.ListAccessor(l)
-			if err != nil {
-				return nil, "", err
-			}
-			return items, acc.GetResourceVersion(), nil
-		}}
-}
+// noWatchList tells the reflector not to use watch-list streams.
+type noWatchList struct{}
 
-// follow lists the kinds (in order: Jobs first, so a caller can tell an
-// unknown job before anything else). Nothing is watched until start.
+func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
+
+// follow starts watching the kinds and returns once each has its first
+// list, or the error that kept one from getting it.
 func (b *Backend) follow(ctx context.Context, sel string, which int) (*follower, error) {
-	f := &follower{b: b, sel: sel, kinds: b.kindsOf(which), events: make(chan kindEvent, 256), cancel: func() {}}
-	for _, k := range f.kinds {
-		items, rv, err := k.list(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return nil, b.apiErr("listing "+k.resource+" ("+sel+")", err)
+	fctx, cancel := context.WithCancel(klog.NewContext(ctx, logr.Discard()))
+	f := &follower{b: b, kinds: b.kindsOf(sel, which), changed: make(chan struct{}, 1), errc: make(chan error, 1), cancel: cancel}
+	poke := func() {
+		select {
+		case f.changed <- struct{}{}:
+		default:
 		}
-		k.objs = map[string]runtime.Object{}
-		for _, o := range items {
-			k.objs[nameOf(o)] = o
-		}
-		k.rv = rv
 	}
-	return f, nil
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	}
+	for _, k := range f.kinds {
+		what := "listing or watching " + k.resource + " (" + sel + ")"
+		if err := k.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, r *cache.Reflector, err error) {
+			// Until a first list has come, any error is the caller's (an
+			// unreachable server says so at once); after it, the
+			// reflector retries what it can.
+			if r.LastSyncResourceVersion() != "" && retried(err) {
+				return
+			}
+			select {
+			case f.errc <- b.apiErr(what, err):
+			default:
+			}
+		}); err != nil {
+			cancel()
+			return nil, err
+		}
+		if _, err := k.inf.AddEventHandler(handler); err != nil {
+			cancel()
+			return nil, err
+		}
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); k.inf.RunWithContext(fctx) }()
+	}
+	all := make(chan struct{})
+	go func() {
+		fns := make([]cache.InformerSynced, len(f.kinds))
+		for i, k := range f.kinds {
+			fns[i] = k.inf.HasSynced
+		}
+		if cache.WaitForCacheSync(fctx.Done(), fns...) {
+			close(all)
+		}
+	}()
+	select {
+	case <-all:
+		return f, nil
+	case err := <-f.errc:
+		f.stop()
+		return nil, err
+	case <-ctx.Done():
+		f.stop()
+		return nil, context.Cause(ctx)
+	}
 }
 
-// start watches every kind from its list's resourceVersion, until stop.
-func (f *follower) start(ctx context.Context) {
-	fctx, cancel := context.WithCancel(ctx)
-	f.cancel = cancel
-	for _, k := range f.kinds {
-		f.wg.Add(1)
-		go f.run(fctx, k, k.rv)
-	}
-}
+// start is kept for the callers' shape: the informers run from follow on.
+func (f *follower) start(context.Context) {}
 
 func (f *follower) stop() {
 	f.cancel()
 	f.wg.Wait()
 }
 
-func nameOf(o runtime.Object) string {
-	m, err := apimeta.Accessor(o)
-	if err != nil {
-		return ""
+// retried reports the errors the reflector recovers from by itself: an
+// expired resourceVersion (it lists again), the server restarting,
+// overloaded or out of reach for a moment, and the end of the follower.
+func retried(err error) bool {
+	if errors.Is(err, context.Canceled) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return true
 	}
-	return m.GetName()
-}
-
-func rvOf(o runtime.Object) string {
-	m, err := apimeta.Accessor(o)
-	if err != nil {
-		return ""
-	}
-	return m.GetResourceVersion()
-}
-
-// transient errors are worth another try after a pause: the server
-// restarting, overloaded, or out of reach for a moment.
-func transient(err error) bool {
 	var st apierrors.APIStatus
 	if !errors.As(err, &st) {
 		return true // transport
@@ -162,156 +185,16 @@ func transient(err error) bool {
 		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err)
 }
 
-// run watches one kind from rv until ctx ends, sending what it sees.
-func (f *follower) run(ctx context.Context, k *kind, rv string) {
-	defer f.wg.Done()
-	send := func(e kindEvent) bool {
-		select {
-		case f.events <- e:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	pause := time.Duration(0)
-	relist := false
-	for ctx.Err() == nil {
-		if pause > 0 {
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-				return
-			}
-		}
-		if relist {
-			items, newRV, err := k.list(ctx, metav1.ListOptions{LabelSelector: f.sel})
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				if !transient(err) {
-					send(kindEvent{k: k, err: f.b.apiErr("listing "+k.resource, err)})
-					return
-				}
-				pause = backoff(pause)
-				continue
-			}
-			if !send(kindEvent{k: k, replace: items, replaced: true}) {
-				return
-			}
-			rv, relist = newRV, false
-		}
-		w, err := k.watch(ctx, metav1.ListOptions{LabelSelector: f.sel, ResourceVersion: rv, AllowWatchBookmarks: true})
-		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return
-			case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
-				relist, pause = true, 0
-			case transient(err):
-				pause = backoff(pause)
-			default:
-				send(kindEvent{k: k, err: f.b.apiErr("watching "+k.resource, err)})
-				return
-			}
-			continue
-		}
-		opened := time.Now()
-		pause = 0
-	events:
-		for {
-			select {
-			case <-ctx.Done():
-				w.Stop()
-				return
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					// The server ended the watch (its timeout, a restart):
-					// open it again from rv, at once unless it keeps ending
-					// as soon as it is open.
-					w.Stop()
-					if time.Since(opened) < time.Second {
-						pause = backoff(pause)
-					}
-					break events
-				}
-				if ev.Type == watch.Error {
-					err := apierrors.FromObject(ev.Object)
-					w.Stop()
-					if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-						relist = true
-					} else if !transient(err) {
-						send(kindEvent{k: k, err: f.b.apiErr("watching "+k.resource, err)})
-						return
-					} else {
-						pause = backoff(pause)
-					}
-					break events
-				}
-				if v := rvOf(ev.Object); v != "" {
-					rv = v
-				}
-				if ev.Type == watch.Bookmark {
-					continue
-				}
-				if !send(kindEvent{k: k, ev: ev}) {
-					w.Stop()
-					return
-				}
-			}
-		}
-	}
-}
-
-func backoff(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return 500 * time.Millisecond
-	case d >= 16*time.Second:
-		return 30 * time.Second
-	default:
-		return 2 * d
-	}
-}
-
-// apply updates the copy with one event; an error event ends following.
-func (f *follower) apply(e kindEvent) error {
-	switch {
-	case e.err != nil:
-		return e.err
-	case e.replaced:
-		e.k.objs = map[string]runtime.Object{}
-		for _, o := range e.replace {
-			e.k.objs[nameOf(o)] = o
-		}
-	case e.ev.Type == watch.Deleted:
-		delete(e.k.objs, nameOf(e.ev.Object))
-	case e.ev.Type == watch.Added || e.ev.Type == watch.Modified:
-		e.k.objs[nameOf(e.ev.Object)] = e.ev.Object
-	}
-	return nil
-}
-
-// next waits for a change (then takes every change already queued, so a
-// burst of pod updates is looked at once) or for ctx to end.
+// next waits for a change in any kind (a burst of changes counts as one:
+// the stores already hold all of it) or for ctx to end.
 func (f *follower) next(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)
-	case e := <-f.events:
-		if err := f.apply(e); err != nil {
-			return err
-		}
-	}
-	for {
-		select {
-		case e := <-f.events:
-			if err := f.apply(e); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
+	case err := <-f.errc:
+		return err
+	case <-f.changed:
+		return nil
 	}
 }
 
@@ -320,9 +203,10 @@ func kept[T any](f *follower, resource string) []*T {
 		if k.resource != resource {
 			continue
 		}
-		out := make([]*T, 0, len(k.objs))
-		for _, o := range k.objs {
-			if t, ok := any(o).(*T); ok {
+		objs := k.inf.GetStore().List()
+		out := make([]*T, 0, len(objs))
+		for _, o := range objs {
+			if t, ok := o.(*T); ok {
 				out = append(out, t)
 			} else {
 				panic(fmt.Sprintf("follower: %T among %s", o, resource))
