@@ -53,9 +53,42 @@ func (l Level) String() string {
 // interleave within a line. Handlers derived with WithAttrs and WithGroup
 // share the writers, the level and the buffer.
 type Handler struct {
-	s      *sink
+	s *sink
+	a attrs
+}
+
+// attrs is what WithAttrs and WithGroup add to a handler.
+type attrs struct {
 	prefix string // preformatted attributes of WithAttrs, with groups
 	group  string // open group, as a key prefix ("g." per level)
+}
+
+func (x attrs) with(as []slog.Attr) attrs {
+	var b strings.Builder
+	b.WriteString(x.prefix)
+	for _, a := range as {
+		appendAttr(&b, x.group, a)
+	}
+	return attrs{prefix: b.String(), group: x.group}
+}
+
+func (x attrs) withGroup(name string) attrs {
+	if name == "" {
+		return x
+	}
+	return attrs{prefix: x.prefix, group: x.group + name + "."}
+}
+
+// text is the record's message, then every attribute as key=value.
+func (x attrs) text(r slog.Record) string {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	b.WriteString(x.prefix)
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&b, x.group, a)
+		return true
+	})
+	return b.String()
 }
 
 type sink struct {
@@ -83,18 +116,11 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
 		file, line = filepath.Base(f.File), f.Line
 	}
-	var msg strings.Builder
-	msg.WriteString(r.Message)
-	msg.WriteString(h.prefix)
-	r.Attrs(func(a slog.Attr) bool {
-		appendAttr(&msg, h.group, a)
-		return true
-	})
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
-	b := FormatLine(t, levelOf(r.Level), file, line, msg.String())
+	b := FormatLine(t, levelOf(r.Level), file, line, h.a.text(r))
 	s := h.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,21 +134,11 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 }
 
 // WithAttrs implements slog.Handler.
-func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
-	var b strings.Builder
-	b.WriteString(h.prefix)
-	for _, a := range as {
-		appendAttr(&b, h.group, a)
-	}
-	return &Handler{s: h.s, prefix: b.String(), group: h.group}
-}
+func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler { return &Handler{s: h.s, a: h.a.with(as)} }
 
 // WithGroup implements slog.Handler.
 func (h *Handler) WithGroup(name string) slog.Handler {
-	if name == "" {
-		return h
-	}
-	return &Handler{s: h.s, prefix: h.prefix, group: h.group + name + "."}
+	return &Handler{s: h.s, a: h.a.withGroup(name)}
 }
 
 // appendAttr writes " key=value", groups flattened into dotted keys.
@@ -243,11 +259,10 @@ func (l *Logger) log(level slog.Level, format string, args ...any) {
 // record is one line of its message and attributes (key=value), nothing
 // else, written with one Write.
 type Plain struct {
-	w      io.Writer
-	mu     *sync.Mutex
-	min    slog.Level
-	prefix string
-	group  string
+	w   io.Writer
+	mu  *sync.Mutex
+	min slog.Level
+	a   attrs
 }
 
 // NewPlain returns a Plain handler writing records at min and above to w.
@@ -258,41 +273,18 @@ func (p *Plain) Enabled(_ context.Context, l slog.Level) bool { return l >= p.mi
 
 // Handle implements slog.Handler.
 func (p *Plain) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	b.WriteString(p.prefix)
-	r.Attrs(func(a slog.Attr) bool {
-		appendAttr(&b, p.group, a)
-		return true
-	})
-	b.WriteByte('\n')
+	line := p.a.text(r) + "\n"
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, err := io.WriteString(p.w, b.String())
+	_, err := io.WriteString(p.w, line)
 	return err
 }
 
 // WithAttrs implements slog.Handler.
-func (p *Plain) WithAttrs(as []slog.Attr) slog.Handler {
-	var b strings.Builder
-	b.WriteString(p.prefix)
-	for _, a := range as {
-		appendAttr(&b, p.group, a)
-	}
-	q := *p
-	q.prefix = b.String()
-	return &q
-}
+func (p *Plain) WithAttrs(as []slog.Attr) slog.Handler { q := *p; q.a = p.a.with(as); return &q }
 
 // WithGroup implements slog.Handler.
-func (p *Plain) WithGroup(name string) slog.Handler {
-	if name == "" {
-		return p
-	}
-	q := *p
-	q.group += name + "."
-	return &q
-}
+func (p *Plain) WithGroup(name string) slog.Handler { q := *p; q.a = p.a.withGroup(name); return &q }
 
 // Discard is a logger that writes nothing, for libraries given none.
 func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
