@@ -125,7 +125,7 @@ actionlint:
 e2e: infra
 	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -v -timeout 30m ./e2e/
 
-.PHONY: golden golden-check bench-torch
+.PHONY: golden golden-check bench-torch bench-fedscale
 
 # Debian's python3, where apt's python3-torch and python3-torchvision live
 # (a pyenv or venv python3 earlier on PATH would lack them).
@@ -155,3 +155,9 @@ golden-check:
 ## README's table with ratios (internal/cmd/speedtable).
 bench-torch:
 	$(GO) run ./internal/cmd/speedtable --python $(GOLDEN_PYTHON)
+
+## bench-fedscale: the original FedScale (its source from the mirror, Debian's
+## torch) and ours on femnist_k8s.yml with 20 local steps, one after the
+## other; see scripts/fedscale-ref/run.sh for what it needs.
+bench-fedscale:
+	./scripts/fedscale-ref/run.sh
