@@ -41,3 +41,24 @@ func TestComputeSlotLoad(t *testing.T) {
 		t.Errorf("a model of another shape loaded as %v", r)
 	}
 }
+
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		bytes    int64
+		trainers int
+		want     int
+	}{
+		{0, 1, 100},
+		{15_700, 2, 100},       // logistic on MNIST
+		{44_900_000, 2, 20},    // resnet18, 62 classes: 225 MB of models
+		{44_900_000, 1, 24},    // one trainer: 135 MB
+		{2_000_000, 2, 100},    // a small CNN: 10 MB of models
+		{10_000_000, 2, 67},    // 50 MB of models
+		{-1, 2, 100},           // nonsense is Go's default
+		{1 << 40, 1 << 10, 20}, // no overflow at the extremes
+	} {
+		if got := GCPercent(tc.bytes, tc.trainers); got != tc.want {
+			t.Errorf("GCPercent(%d, %d) = %d, want %d", tc.bytes, tc.trainers, got, tc.want)
+		}
+	}
+}

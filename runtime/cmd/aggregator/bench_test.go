@@ -23,6 +23,8 @@ job_conf:
     - log_path: %s
     - ps_port: %s
     - data_dir: %s
+    - data_set: Mnist
+    - grey_input: True
     - model: logistic
     - num_participants: 10
     - rounds: 30

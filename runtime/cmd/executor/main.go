@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -83,19 +82,9 @@ func main() {
 		defer hs.Close()
 		hs.SetReady(false, "not registered with the aggregator")
 		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
-			ImageCacheBytes: int64(cacheMB) << 20})
+			ImageCacheBytes: int64(cacheMB) << 20, TuneGC: os.Getenv("GOGC") == ""})
 		if err != nil {
 			return err
-		}
-		if os.Getenv("GOGC") == "" {
-			// The heap is mostly model-sized float slices (weights,
-			// momentum, activations, the global model) that the collector
-			// does not scan, so collecting at 1.2x the live heap instead
-			// of 2x costs almost nothing (a ResNet-18 job: about 60
-			// collections of a few milliseconds in 20 s) and keeps the
-			// peak near the live heap. Unlike a fixed memory limit it
-			// scales with the data set and the model.
-			debug.SetGCPercent(20)
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
