@@ -2,9 +2,12 @@
 // client updates of one round into the next global model.
 //
 // It holds the aggregation policies FedScale's gradient_policy flag selects
-// (FedAvg, FedProx, FedYogi, q-FedAvg), their optimizer state for
-// checkpoints, and WeightedMean, the blocked, parallel and deterministic
-// kernel they are built on. It does not choose clients, talk to executors or
+// (FedAvg, FedProx, FedYogi, q-FedAvg) and everything about them, for the
+// rest of the runtime to read: their names as job files spell them
+// (ParsePolicy), their parameters and defaults (Options, DefaultOptions),
+// the term a policy asks of the clients (Options.ClientProxMu), their
+// optimizer state for checkpoints, and WeightedMean, the blocked, parallel
+// and deterministic kernel they are built on. It does not choose clients, talk to executors or
 // decay the learning rate; those belong to the aggregator.
 //
 // Two of the original's defects are fixed here: FedAvg weights each update by

@@ -5,8 +5,13 @@
 // values users write (Python-style booleans, 1e15 as an integer, $VAR and ~
 // in paths), unknown-key detection with suggestions, cross-field checks and
 // command-line overrides — so the aggregator, executors and drivers can
-// trust a Job once Parse or Validate has accepted it. Launching, logging
-// and training live elsewhere.
+// trust a Job once Parse or Validate has accepted it. It also owns the
+// facts about keys that others read: experiment_mode as a Mode,
+// use_container's values (the launcher's backend names are made of them),
+// the ports rule (CheckPorts), and which keys a checkpoint must agree with
+// to be resumed (WriteFingerprint). The aggregation policies' names and
+// defaults are runtime/aggregate's. Launching, logging and training live
+// elsewhere.
 package config
 
 import (

@@ -1,6 +1,9 @@
-// Package fedlog writes FedScale's log files in the original's paths and line
-// format, so the scripts and habits of existing users keep working, and the
-// machine-readable metrics file that sits beside them.
+// Package fedlog is how every tool of ours logs. It writes FedScale's log
+// files in the original's paths and line format, so the scripts and habits
+// of existing users keep working (Handler, a log/slog handler, with the
+// runtime's printf-style Logger on it), and the machine-readable metrics
+// file that sits beside them; Plain is the one-line handler of the
+// command-line tools (fsbuild, launcher), which take a *slog.Logger.
 //
 // Line format (Python logging with datefmt '(%m-%d) %H:%M:%S'):
 //

@@ -1,7 +1,8 @@
 // Package health serves the HTTP endpoints that launchers, Kubernetes probes
 // and test harnesses watch: /healthz (the process is alive), /readyz (it is
 // ready: the aggregator serves gRPC, an executor is registered) and, when a
-// Prometheus registry is given, /metrics.
+// Prometheus registry is given, /metrics, with the names of the series
+// launchers read (RoundMetric, Top1Metric).
 package health
 
 import (
