@@ -27,14 +27,20 @@ type shutdownServer struct {
 	pb.UnimplementedAggregatorServer
 }
 
-func (shutdownServer) Session(stream pb.Aggregator_SessionServer) error {
+// welcome reads an executor's Hello and welcomes it to job, training
+// logistic, with heartbeats every hbMs milliseconds.
+func welcome(stream pb.Aggregator_SessionServer, job string, hbMs int64) error {
 	if _, err := stream.Recv(); err != nil {
 		return err
 	}
-	if err := stream.Send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: &pb.Welcome{
-		ProtocolVersion: pb.ProtocolVersion, JobName: "race", TimeStamp: "t", HeartbeatIntervalMs: 1,
+	return stream.Send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: &pb.Welcome{
+		ProtocolVersion: pb.ProtocolVersion, JobName: job, TimeStamp: "t", HeartbeatIntervalMs: hbMs,
 		Training: &pb.TrainingConfig{Model: "logistic", BatchSize: 4, LocalSteps: 1, TestBsz: 4},
-	}}}); err != nil {
+	}}})
+}
+
+func (shutdownServer) Session(stream pb.Aggregator_SessionServer) error {
+	if err := welcome(stream, "race", 1); err != nil {
 		return err
 	}
 	// Wait for a few heartbeats, so the executor's heartbeat goroutine is
@@ -106,13 +112,7 @@ type scriptedServer struct {
 }
 
 func (s scriptedServer) Session(stream pb.Aggregator_SessionServer) error {
-	if _, err := stream.Recv(); err != nil {
-		return err
-	}
-	if err := stream.Send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: &pb.Welcome{
-		ProtocolVersion: pb.ProtocolVersion, JobName: "script", TimeStamp: "t", HeartbeatIntervalMs: 1000,
-		Training: &pb.TrainingConfig{Model: "logistic", BatchSize: 4, LocalSteps: 1, TestBsz: 4},
-	}}}); err != nil {
+	if err := welcome(stream, "script", 1000); err != nil {
 		return err
 	}
 	for _, m := range s.msgs {
