@@ -16,6 +16,14 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 )
 
+// Bounds on the sizes executors allocate from (a batch's inputs, a task's
+// batches): far above any real job, far below what would exhaust memory
+// before an error could be given.
+const (
+	MaxBatch      = 1 << 16
+	MaxLocalSteps = 1 << 20
+)
+
 // Mode is experiment_mode: how clients map to executors.
 type Mode string
 
@@ -472,6 +480,21 @@ func (c *Conf) issues() []issue {
 	for _, p := range positive {
 		if p.v <= 0 {
 			add(p.key, "job_conf.%s must be positive, got %d", p.key, p.v)
+			bad[p.key] = true
+		}
+	}
+	// Sizes that become allocations on every executor: a batch is
+	// batch_size samples of input, a task local_steps batches.
+	for _, p := range []struct {
+		key    string
+		v, max int
+	}{
+		{"batch_size", c.BatchSize, MaxBatch},
+		{"test_bsz", c.TestBsz, MaxBatch},
+		{"local_steps", c.LocalSteps, MaxLocalSteps},
+	} {
+		if p.v > p.max {
+			add(p.key, "job_conf.%s must be at most %d, got %d", p.key, p.max, p.v)
 			bad[p.key] = true
 		}
 	}

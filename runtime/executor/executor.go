@@ -358,9 +358,39 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 	}
 }
 
+// checkWelcome holds the aggregator's settings to the job file's rules
+// (config owns them) before any of them sizes an allocation or names a
+// path: a broken or hostile aggregator gets an error naming the key.
+func (e *Executor) checkWelcome(w *pb.Welcome) error {
+	t := w.GetTraining()
+	if t == nil {
+		return errors.New("aggregator's welcome has no training settings")
+	}
+	c := e.opt.Conf
+	c.Model, c.TimeStamp = t.GetModel(), w.GetTimeStamp()
+	c.BatchSize, c.LocalSteps, c.TestBsz = int(t.GetBatchSize()), int(t.GetLocalSteps()), int(t.GetTestBsz())
+	c.WeightDecay, c.LossDecay = t.GetWeightDecay(), t.GetLossDecay()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("aggregator's settings: %w", err)
+	}
+	if w.GetTimeStamp() == "" {
+		return errors.New("aggregator's settings: job_conf.time_stamp is empty")
+	}
+	if m := t.GetMomentum(); !(m >= 0 && m < 1) {
+		return fmt.Errorf("aggregator's settings: momentum must be in [0, 1), got %v", m)
+	}
+	if hb := w.GetHeartbeatIntervalMs(); hb < 1 || hb > 10*60*1000 {
+		return fmt.Errorf("aggregator's settings: heartbeat interval must be 1 ms to 10 min, got %d ms", hb)
+	}
+	return nil
+}
+
 // welcome applies the aggregator's settings and opens the log file under
 // the aggregator's time stamp.
 func (e *Executor) welcome(w *pb.Welcome) error {
+	if err := e.checkWelcome(w); err != nil {
+		return err
+	}
 	t := w.GetTraining()
 	c, h, wd := e.data.Input()
 	spec := model.Spec{Name: t.GetModel(), Channels: c, Height: h, Width: wd, Classes: e.classes}

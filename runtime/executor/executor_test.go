@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,15 +107,24 @@ func TestShutdownWhileHeartbeating(t *testing.T) {
 	}
 }
 
-// scriptedServer welcomes an executor for the logistic model, then sends
-// the given messages and waits for the executor to hang up.
+// scriptedServer welcomes an executor for the logistic model (or with
+// its own Welcome), then sends the given messages and waits for the
+// executor to hang up.
 type scriptedServer struct {
 	pb.UnimplementedAggregatorServer
-	msgs []*pb.AggregatorMessage
+	welcome *pb.Welcome
+	msgs    []*pb.AggregatorMessage
 }
 
 func (s scriptedServer) Session(stream pb.Aggregator_SessionServer) error {
-	if err := welcome(stream, "script", 1000); err != nil {
+	if s.welcome != nil {
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
+		if err := stream.Send(&pb.AggregatorMessage{Body: &pb.AggregatorMessage_Welcome{Welcome: s.welcome}}); err != nil {
+			return err
+		}
+	} else if err := welcome(stream, "script", 1000); err != nil {
 		return err
 	}
 	for _, m := range s.msgs {
@@ -168,26 +180,86 @@ func TestModelTransferErrors(t *testing.T) {
 		{"version going back", []*pb.AggregatorMessage{announce(3, layout), chunk(3, 0, total), announce(2, layout)}, "after version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := grpc.NewServer()
-			pb.RegisterAggregatorServer(srv, scriptedServer{msgs: tc.msgs})
-			go func() { _ = srv.Serve(lis) }()
-			defer srv.Stop()
-			conf := config.Default()
-			conf.JobName, conf.Model, conf.LogPath = "script", "logistic", ""
-			conf.PsIP, conf.PsPort = "127.0.0.1", lis.Addr().(*net.TCPAddr).Port
-			ex, err := executor.New(executor.Options{Conf: conf, Rank: 1, Backend: cpu.New, Data: ds, ConnectTimeout: 10 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			err = ex.Run(ctx)
+			err := runScripted(t, ds, "", scriptedServer{msgs: tc.msgs})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// runScripted runs an executor (logs under logPath, none if "") against
+// srv until it ends.
+func runScripted(t *testing.T, ds *data.Dataset, logPath string, srv pb.AggregatorServer) error {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	pb.RegisterAggregatorServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conf := config.Default()
+	conf.JobName, conf.Model, conf.LogPath = "script", "logistic", logPath
+	conf.PsIP, conf.PsPort = "127.0.0.1", lis.Addr().(*net.TCPAddr).Port
+	ex, err := executor.New(executor.Options{Conf: conf, Rank: 1, Backend: cpu.New, Data: ds, ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return ex.Run(ctx)
+}
+
+// The executor holds the aggregator's settings to the job file's rules
+// before using them: a time stamp that climbs out of log_path, sizes that
+// would be allocations, non-finite numbers are errors naming the key, and
+// nothing is written outside log_path.
+func TestHostileWelcome(t *testing.T) {
+	dir := t.TempDir()
+	if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 2, PerClient: 4, Test: 4, Classes: 2, Size: 8, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() *pb.Welcome {
+		return &pb.Welcome{ProtocolVersion: pb.ProtocolVersion, JobName: "script", TimeStamp: "t", HeartbeatIntervalMs: 1000,
+			Training: &pb.TrainingConfig{Model: "logistic", BatchSize: 4, LocalSteps: 1, TestBsz: 4, Momentum: 0.9}}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(w *pb.Welcome)
+		want string
+	}{
+		{"time stamp climbs out", func(w *pb.Welcome) { w.TimeStamp = "../../../../escaped" }, "job_conf.time_stamp"},
+		{"empty time stamp", func(w *pb.Welcome) { w.TimeStamp = "" }, "job_conf.time_stamp is empty"},
+		{"negative batch", func(w *pb.Welcome) { w.Training.BatchSize = -1 }, "job_conf.batch_size must be positive"},
+		{"huge batch", func(w *pb.Welcome) { w.Training.BatchSize = 1 << 30 }, "job_conf.batch_size must be at most 65536"},
+		{"huge test batch", func(w *pb.Welcome) { w.Training.TestBsz = 1 << 30 }, "job_conf.test_bsz must be at most"},
+		{"huge local steps", func(w *pb.Welcome) { w.Training.LocalSteps = 1 << 30 }, "job_conf.local_steps must be at most"},
+		{"NaN weight decay", func(w *pb.Welcome) { w.Training.WeightDecay = math.NaN() }, "job_conf.weight_decay must be a finite number"},
+		{"momentum 1", func(w *pb.Welcome) { w.Training.Momentum = 1 }, "momentum must be in [0, 1)"},
+		{"unknown model", func(w *pb.Welcome) { w.Training.Model = "gpt" }, `unknown model "gpt"`},
+		{"no heartbeats", func(w *pb.Welcome) { w.HeartbeatIntervalMs = 0 }, "heartbeat interval"},
+		{"no training", func(w *pb.Welcome) { w.Training = nil }, "no training settings"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := good()
+			tc.edit(w)
+			root := t.TempDir()
+			logs := filepath.Join(root, "a", "b")
+			err := runScripted(t, ds, logs, scriptedServer{welcome: w})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
+			}
+			entries, _ := os.ReadDir(root)
+			for _, e := range entries {
+				if e.Name() != "a" {
+					t.Errorf("written outside log_path: %s", e.Name())
+				}
 			}
 		})
 	}
