@@ -119,7 +119,10 @@ func New(opt Options) (*Executor, error) {
 	if opt.Backend == nil {
 		return nil, errors.New("executor: no compute backend")
 	}
-	if opt.Slots < 1 {
+	switch {
+	case opt.Slots < 0:
+		return nil, fmt.Errorf("slots: at least 1 task at a time, got %d", opt.Slots)
+	case opt.Slots == 0:
 		opt.Slots = 1
 	}
 	if opt.ConnectTimeout <= 0 {

@@ -2,8 +2,10 @@ package executor
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
@@ -60,5 +62,13 @@ func TestGCPercent(t *testing.T) {
 		if got := GCPercent(tc.bytes, tc.trainers); got != tc.want {
 			t.Errorf("GCPercent(%d, %d) = %d, want %d", tc.bytes, tc.trainers, got, tc.want)
 		}
+	}
+}
+
+// A negative slot count is an error, not silently one slot.
+func TestNegativeSlots(t *testing.T) {
+	_, err := New(Options{Rank: 1, Slots: -5, Backend: func(model.Spec) (model.Trainer, error) { return nil, nil }})
+	if err == nil || !strings.Contains(err.Error(), "slots: at least 1 task at a time, got -5") {
+		t.Fatalf("New(Slots: -5) = %v", err)
 	}
 }

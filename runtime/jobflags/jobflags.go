@@ -20,7 +20,10 @@ type Flags struct {
 	Set      []string // key=value overrides of any job_conf key
 	HTTPPort int
 
-	// Named overrides; empty or negative means "not given".
+	fs *pflag.FlagSet // which named overrides were given
+
+	// Named overrides, applied when given (any value: a bad one is an
+	// error from the job file's rules, never silently ignored).
 	rank, psPort           int
 	psIP, dataDir, logPath string
 	jobName, timeStamp     string
@@ -30,7 +33,7 @@ type Flags struct {
 
 // Bind registers the flags on fs.
 func Bind(fs *pflag.FlagSet) *Flags {
-	f := &Flags{}
+	f := &Flags{fs: fs}
 	fs.StringVar(&f.Config, "config", "", "the FedScale job file (YAML: top-level keys and a job_conf list)")
 	fs.StringArrayVar(&f.Set, "set", nil, "override a job_conf key, as key=value (repeatable)")
 	fs.IntVar(&f.rank, "rank", -1, "this process's rank (job_conf this_rank): 0 aggregator, 1..N executors")
@@ -45,6 +48,9 @@ func Bind(fs *pflag.FlagSet) *Flags {
 	fs.IntVar(&f.HTTPPort, "http-port", -1, "port of /healthz, /readyz and /metrics (default: ps_port+1 for the aggregator, ps_port+1+rank for executors; 0 picks a free port)")
 	return f
 }
+
+// given reports whether the named flag was on the command line.
+func (f *Flags) given(name string) bool { return f.fs != nil && f.fs.Changed(name) }
 
 // Load reads the job file and applies the overrides, then validates.
 func (f *Flags) Load() (*config.Job, error) {
@@ -65,15 +71,15 @@ func (f *Flags) Load() (*config.Job, error) {
 		flag, key, value string
 		given            bool
 	}{
-		{"rank", "this_rank", strconv.Itoa(f.rank), f.rank >= 0},
-		{"ps-ip", "ps_ip", f.psIP, f.psIP != ""},
-		{"ps-port", "ps_port", strconv.Itoa(f.psPort), f.psPort >= 0},
-		{"data-dir", "data_dir", f.dataDir, f.dataDir != ""},
-		{"log-path", "log_path", f.logPath, f.logPath != ""},
-		{"job-name", "job_name", f.jobName, f.jobName != ""},
-		{"time-stamp", "time_stamp", f.timeStamp, f.timeStamp != ""},
-		{"model", "model", f.model, f.model != ""},
-		{"rounds", "rounds", strconv.Itoa(f.rounds), f.rounds >= 0},
+		{"rank", "this_rank", strconv.Itoa(f.rank), f.given("rank")},
+		{"ps-ip", "ps_ip", f.psIP, f.given("ps-ip")},
+		{"ps-port", "ps_port", strconv.Itoa(f.psPort), f.given("ps-port")},
+		{"data-dir", "data_dir", f.dataDir, f.given("data-dir")},
+		{"log-path", "log_path", f.logPath, f.given("log-path")},
+		{"job-name", "job_name", f.jobName, f.given("job-name")},
+		{"time-stamp", "time_stamp", f.timeStamp, f.given("time-stamp")},
+		{"model", "model", f.model, f.given("model")},
+		{"rounds", "rounds", strconv.Itoa(f.rounds), f.given("rounds")},
 	} {
 		if o.given {
 			if err := set(o.flag, o.key, o.value); err != nil {

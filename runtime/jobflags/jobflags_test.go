@@ -63,6 +63,10 @@ func TestOverrideErrors(t *testing.T) {
 		{[]string{"--set", "rounds=ten"}, "--set"},
 		{[]string{"--set", "filter_more=5"}, "filter_more (5) must be at least job_conf.filter_less"},
 		{[]string{"--ps-port", "70000"}, "ps_port"},
+		// Values that look like "not given" are given: an error, not ignored.
+		{[]string{"--ps-port", "-5"}, "job_conf.ps_port must be in 1..65535, got -5"},
+		{[]string{"--rank", "-1"}, "job_conf.this_rank must be >= 0"},
+		{[]string{"--rounds", "-3"}, "job_conf.rounds must be positive, got -3"},
 	} {
 		f, err := parse(t, tc.args...)
 		if err != nil {

@@ -81,6 +81,9 @@ func main() {
 		}
 		defer hs.Close()
 		hs.SetReady(false, "not registered with the aggregator")
+		if slots < 1 {
+			return fmt.Errorf("--slots must be at least 1, got %d", slots)
+		}
 		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
 			ImageCacheBytes: int64(cacheMB) << 20, TuneGC: os.Getenv("GOGC") == ""})
 		if err != nil {
