@@ -551,6 +551,22 @@ func TestMalformedUpdateFailsJob(t *testing.T) {
 	}
 }
 
+// More participants than eligible clients is said, naming the key, not
+// silently clamped; the job still runs with every eligible client.
+func TestMoreParticipantsThanClients(t *testing.T) {
+	c := baseConf(t)
+	c.NumParticipants = 1000
+	c.Rounds = 1
+	runJob(t, c, 1, 1)
+	log, err := os.ReadFile(filepath.Join(c.LogDir(), "aggregator", "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "job_conf.num_participants is 1000 but only 24 clients are eligible") {
+		t.Errorf("no warning about num_participants in the log:\n%s", log)
+	}
+}
+
 // serveRaw plays a hand-driven executor until the stream ends: it answers
 // evaluations with empty counts and training tasks with whatever train
 // returns (given the task and the current model), each result preceded by

@@ -277,6 +277,9 @@ func (st *state) start() error {
 	if reg.Eligible() == 0 {
 		return fmt.Errorf("no client has between filter_less=%d and filter_more=%d training samples", c.FilterLess, c.FilterMore)
 	}
+	if e := reg.Eligible(); c.NumParticipants > e {
+		st.log.Warnf("job_conf.num_participants is %d but only %d clients are eligible: each round trains at most %d", c.NumParticipants, e, e)
+	}
 	st.registry, st.server, st.model = reg, srv, params
 	st.prom.clients.Set(float64(reg.Eligible()))
 	st.log.Infof("Registered %d clients (%d eligible), model %s with %d parameters, %d test samples",
