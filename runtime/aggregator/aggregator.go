@@ -55,6 +55,10 @@ type Options struct {
 	// ExecutorWait bounds how long the job waits with no executor at all
 	// connected, at the start or after losing all of them (default 10m).
 	ExecutorWait time.Duration
+	// HelloTimeout bounds how long a new connection may take to say Hello
+	// before it is closed (default 30s), so connections that never do
+	// cannot pile up.
+	HelloTimeout time.Duration
 	// Resume picks up the job's last checkpoint when its configuration
 	// matches (default true through the command).
 	Resume bool
@@ -135,6 +139,9 @@ func New(opt Options) (*Aggregator, error) {
 	}
 	if opt.ExecutorTimeout <= 0 {
 		opt.ExecutorTimeout = 10 * time.Second
+	}
+	if opt.HelloTimeout <= 0 {
+		opt.HelloTimeout = 30 * time.Second
 	}
 	if opt.ExecutorWait <= 0 {
 		opt.ExecutorWait = 10 * time.Minute

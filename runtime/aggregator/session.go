@@ -102,9 +102,31 @@ func (s *session) take() (msgs []*pb.AggregatorMessage, closing bool) {
 	return msgs, s.closing
 }
 
+// recvHello waits for a session's first message for at most
+// HelloTimeout. Returning ends the stream, which ends the Recv left behind.
+func (a *Aggregator) recvHello(stream pb.Aggregator_SessionServer) (*pb.ExecutorMessage, error) {
+	type recv struct {
+		m   *pb.ExecutorMessage
+		err error
+	}
+	c := make(chan recv, 1)
+	go func() {
+		m, err := stream.Recv()
+		c <- recv{m, err}
+	}()
+	t := time.NewTimer(a.opt.HelloTimeout)
+	defer t.Stop()
+	select {
+	case r := <-c:
+		return r.m, r.err
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", a.opt.HelloTimeout)
+	}
+}
+
 // Session implements the gRPC service: one call per executor connection.
 func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
-	first, err := stream.Recv()
+	first, err := a.recvHello(stream)
 	if err != nil {
 		return err
 	}

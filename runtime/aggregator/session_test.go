@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/config"
@@ -124,5 +126,31 @@ func TestTimeoutShorterThanHeartbeatRefused(t *testing.T) {
 	}
 	if _, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, HeartbeatInterval: time.Second, ExecutorTimeout: 3 * time.Second}); err != nil {
 		t.Fatalf("valid timeouts refused: %v", err)
+	}
+}
+
+// A connection that never says Hello is closed after HelloTimeout, so such
+// connections cannot pile up.
+func TestSilentConnectionClosed(t *testing.T) {
+	c := baseConf(t)
+	j := startAggregator(t, c, 1, func(o *aggregator.Options) { o.HelloTimeout = 200 * time.Millisecond })
+	conn, err := grpc.NewClient(j.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := pb.NewAggregatorClient(conn).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Recv()
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "no Hello within 200ms") {
+		t.Fatalf("Recv = %v, want the aggregator to end the stream for want of a Hello", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("closed after %s", d)
 	}
 }
