@@ -11,6 +11,7 @@ package infratest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -103,21 +104,20 @@ func Kube(t testing.TB) string {
 // ps_port need its neighbours free too (other packages run in parallel).
 func FreePorts(t testing.TB, n int) int {
 	t.Helper()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := p+n <= 65535
-		for d := 1; d <= n && ok; d++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
+	for i := 0; i < 200; i++ {
+		// Below Linux's ephemeral range (32768-60999): ports there are
+		// handed to ":0" listeners and to outgoing connections of tests
+		// running in parallel, which would take a port between this check
+		// and the job's own listen.
+		p := 20000 + rand.IntN(12000)
+		ok := true
+		for d := 0; d <= n && ok; d++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
 			if err != nil {
 				ok = false
 				continue
 			}
-			l2.Close()
+			l.Close()
 		}
 		if ok {
 			return p
