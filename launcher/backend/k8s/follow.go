@@ -162,9 +162,6 @@ func (b *Backend) follow(ctx context.Context, sel string, which int) (*follower,
 	}
 }
 
-// start is kept for the callers' shape: the informers run from follow on.
-func (f *follower) start(context.Context) {}
-
 func (f *follower) stop() {
 	f.cancel()
 	f.wg.Wait()

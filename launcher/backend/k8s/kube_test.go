@@ -315,7 +315,6 @@ func TestKubeOwnerCascade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.start(ctx)
 	defer f.stop()
 	for len(f.jobs())+len(f.pods())+len(f.configMaps())+len(f.services()) > 0 {
 		if err := f.next(ctx); err != nil {

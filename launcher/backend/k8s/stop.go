@@ -28,11 +28,10 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	defer f.stop()
 	if len(f.jobs())+len(f.configMaps())+len(f.services())+len(f.pods()) == 0 {
 		return backend.NotFound(name, b.where())
 	}
-	f.start(ctx)
-	defer f.stop()
 
 	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
 	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)

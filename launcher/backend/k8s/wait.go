@@ -21,11 +21,10 @@ func (b *Backend) Wait(ctx context.Context, name string, until backend.Until) (b
 	if err != nil {
 		return backend.Status{}, err
 	}
+	defer f.stop()
 	if len(f.jobs()) == 0 {
 		return backend.Status{}, backend.NotFound(name, b.where())
 	}
-	f.start(ctx)
-	defer f.stop()
 	var last backend.Status
 	for {
 		jobs := f.jobs()
