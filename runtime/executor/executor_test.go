@@ -66,10 +66,9 @@ func (shutdownServer) Session(stream pb.Aggregator_SessionServer) error {
 	}
 }
 
-// Shutdown closes the executor's send side while its heartbeat goroutine
-// keeps sending; grpc forbids CloseSend concurrently with SendMsg, so the
-// two must be serialised (run with -race).
-func TestShutdownWhileHeartbeating(t *testing.T) {
+// tinyData is a two-client synthetic data set of 8x8 grey images.
+func tinyData(t *testing.T) *data.Dataset {
+	t.Helper()
 	dir := t.TempDir()
 	if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 2, PerClient: 4, Test: 4, Classes: 2, Size: 8, Seed: 1}); err != nil {
 		t.Fatal(err)
@@ -78,6 +77,14 @@ func TestShutdownWhileHeartbeating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ds
+}
+
+// Shutdown closes the executor's send side while its heartbeat goroutine
+// keeps sending; grpc forbids CloseSend concurrently with SendMsg, so the
+// two must be serialised (run with -race).
+func TestShutdownWhileHeartbeating(t *testing.T) {
+	ds := tinyData(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -142,14 +149,7 @@ func (s scriptedServer) Session(stream pb.Aggregator_SessionServer) error {
 // A model that does not arrive as announced ends the executor with an
 // error that says what was wrong, instead of training on a partial model.
 func TestModelTransferErrors(t *testing.T) {
-	dir := t.TempDir()
-	if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 2, PerClient: 4, Test: 4, Classes: 2, Size: 8, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := data.Load(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := tinyData(t)
 	c, h, w := ds.Input()
 	spec := model.Spec{Name: "logistic", Channels: c, Height: h, Width: w, Classes: 2}
 	layout, err := model.Layout(spec)
@@ -217,14 +217,7 @@ func runScripted(t *testing.T, ds *data.Dataset, logPath string, srv pb.Aggregat
 // would be allocations, non-finite numbers are errors naming the key, and
 // nothing is written outside log_path.
 func TestHostileWelcome(t *testing.T) {
-	dir := t.TempDir()
-	if err := jobtest.WriteSynthetic(dir, jobtest.SynthOptions{Clients: 2, PerClient: 4, Test: 4, Classes: 2, Size: 8, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := data.Load(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := tinyData(t)
 	good := func() *pb.Welcome {
 		return &pb.Welcome{ProtocolVersion: pb.ProtocolVersion, JobName: "script", TimeStamp: "t", HeartbeatIntervalMs: 1000,
 			Training: &pb.TrainingConfig{Model: "logistic", BatchSize: 4, LocalSteps: 1, TestBsz: 4, Momentum: 0.9}}

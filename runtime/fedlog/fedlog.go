@@ -202,8 +202,19 @@ func New(w io.Writer) *Logger {
 func (l *Logger) Slog() *slog.Logger { return l.sl }
 
 // SetLevel sets the lowest level that is written.
-func (l *Logger) SetLevel(min Level) {
-	l.h.s.min.Set([...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[min])
+func (l *Logger) SetLevel(min Level) { l.h.s.min.Set(min.slog()) }
+
+// slog is levelOf's inverse.
+func (l Level) slog() slog.Level {
+	switch l {
+	case Debug:
+		return slog.LevelDebug
+	case Info:
+		return slog.LevelInfo
+	case Warning:
+		return slog.LevelWarn
+	}
+	return slog.LevelError
 }
 
 // Buffer keeps every line in memory until AttachFile, for processes that

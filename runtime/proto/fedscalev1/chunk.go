@@ -22,9 +22,9 @@ const MaxMessageBytes = 16 << 20
 // Layout returns wire tensors with l's names and shapes and no values: the
 // tensors of a Model announcement.
 func Layout(l tensor.List) []*Tensor {
-	out := make([]*Tensor, len(l))
-	for i, t := range l {
-		out[i] = &Tensor{Name: t.Name, Shape: wireShape(t.Shape)}
+	out := FromTensors(l)
+	for _, t := range out {
+		t.Data = nil
 	}
 	return out
 }
