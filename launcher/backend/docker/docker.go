@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/connhelper"
+	dcontext "github.com/docker/cli/cli/context/docker"
 	"github.com/moby/moby/client"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -117,14 +118,11 @@ func New(opts Options) (*Backend, error) {
 		// As client.FromEnv, with the host chosen above.
 		copts = []client.Opt{client.WithTLSClientConfigFromEnv(), client.WithHost(b.host), client.WithAPIVersionFromEnv()}
 	default:
-		// ssh:// is no transport of the HTTP client: dial through the
-		// helper (no TLS, no proxy) and give the client the helper's
-		// placeholder URL, as the docker CLI does.
-		copts = []client.Opt{
-			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: helper.Dialer}, CheckRedirect: client.CheckRedirect}),
-			client.WithHost(helper.Host),
-			client.WithDialContext(helper.Dialer),
-			client.WithAPIVersionFromEnv(),
+		// ssh:// is no transport of the HTTP client: the docker CLI's
+		// endpoint dials through the helper (no TLS, no proxy).
+		ep := dcontext.Endpoint{EndpointMeta: dcontext.EndpointMeta{Host: b.host}}
+		if copts, err = ep.ClientOpts(); err != nil {
+			return nil, fmt.Errorf("docker: engine address %s (%s): %w", b.host, b.from, err)
 		}
 	}
 	if b.cli, err = client.New(copts...); err != nil {
