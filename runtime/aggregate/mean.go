@@ -26,6 +26,10 @@ const serialWork = 1 << 18
 // off of the flattened model. Blocks never cross tensors.
 type span struct{ t, lo, hi, off int }
 
+// of returns block s of model x, resliced to n elements (n = s.hi-s.lo; the
+// caller's n lets the compiler drop bounds checks in loops over n).
+func (s span) of(x tensor.List, n int) []float32 { return x[s.t].Data[s.lo:s.hi][:n] }
+
 // spans cuts the model with ref's shapes into blocks.
 func spans(ref tensor.List) []span {
 	var out []span
@@ -68,6 +72,27 @@ func forEachSpan(n, workers int, fn func(worker, i int)) {
 	wg.Wait()
 }
 
+// forEachBlock calls fn(i, s, scratch) once for every block s = spans(ref)[i],
+// on as many goroutines as numWorkers gives for k updates; scratch is the
+// calling worker's own buffer of scratchLen float64s. fn returns false when
+// its block went non-finite: the step fails anyway, so no further block is
+// started. forEachBlock reports whether every call returned true.
+func forEachBlock(ref tensor.List, k, scratchLen int, fn func(i int, s span, scratch []float64) bool) bool {
+	sp := spans(ref)
+	workers := numWorkers(len(sp), ref.NumElements(), k)
+	scratch := make([][]float64, workers)
+	for w := range scratch {
+		scratch[w] = make([]float64, scratchLen)
+	}
+	var bad atomic.Bool
+	forEachSpan(len(sp), workers, func(w, i int) {
+		if !bad.Load() && !fn(i, sp[i], scratch[w]) {
+			bad.Store(true)
+		}
+	})
+	return !bad.Load()
+}
+
 // numWorkers picks the goroutine count for n blocks holding elems elements
 // in all, each read from k updates.
 func numWorkers(n, elems, k int) int {
@@ -105,19 +130,8 @@ func WeightedMean(dst tensor.List, updates []Update) error {
 // weightedMean is WeightedMean after validation: weights and total are
 // from checkUpdates.
 func weightedMean(dst tensor.List, updates []Update, weights []float64, total float64) error {
-	sp := spans(dst)
-	workers := numWorkers(len(sp), dst.NumElements(), len(updates))
-	accs := make([][]float64, workers)
-	for w := range accs {
-		accs[w] = make([]float64, blockLen)
-	}
-	var bad atomic.Bool
-	forEachSpan(len(sp), workers, func(w, i int) {
-		if bad.Load() {
-			return // the round fails anyway; stop early
-		}
-		s := sp[i]
-		acc := accs[w][:s.hi-s.lo]
+	ok := forEachBlock(dst, len(updates), blockLen, func(_ int, s span, acc []float64) bool {
+		acc = acc[:s.hi-s.lo]
 		weightedSum(acc, updates, weights, s)
 		// Check the whole block before writing any of it: when dst is
 		// one of the updates, a NaN mean written over it would make
@@ -128,16 +142,16 @@ func weightedMean(dst tensor.List, updates []Update, weights []float64, total fl
 		for j, v := range acc {
 			acc[j] = v / total
 			if f := float32(acc[j]); f-f != 0 {
-				bad.Store(true)
-				return
+				return false
 			}
 		}
-		out := dst[s.t].Data[s.lo:s.hi][:len(acc)]
+		out := s.of(dst, len(acc))
 		for j, v := range acc {
 			out[j] = float32(v)
 		}
+		return true
 	})
-	if bad.Load() {
+	if !ok {
 		if err := firstNonFinite(updates); err != nil {
 			return err
 		}
@@ -162,10 +176,7 @@ func weightedSum(acc []float64, updates []Update, w []float64, s span) {
 	n := len(acc)
 	i := 0
 	for ; i+4 <= len(updates); i += 4 {
-		a := updates[i].Weights[s.t].Data[s.lo:s.hi][:n]
-		b := updates[i+1].Weights[s.t].Data[s.lo:s.hi][:n]
-		c := updates[i+2].Weights[s.t].Data[s.lo:s.hi][:n]
-		d := updates[i+3].Weights[s.t].Data[s.lo:s.hi][:n]
+		a, b, c, d := s.of(updates[i].Weights, n), s.of(updates[i+1].Weights, n), s.of(updates[i+2].Weights, n), s.of(updates[i+3].Weights, n)
 		wa, wb, wc, wd := w[i], w[i+1], w[i+2], w[i+3]
 		for j := range acc {
 			acc[j] = acc[j] + float64(wa*float64(a[j])) + float64(wb*float64(b[j])) +
@@ -173,7 +184,7 @@ func weightedSum(acc []float64, updates []Update, w []float64, s span) {
 		}
 	}
 	for ; i < len(updates); i++ {
-		a := updates[i].Weights[s.t].Data[s.lo:s.hi][:n]
+		a := s.of(updates[i].Weights, n)
 		wa := w[i]
 		for j := range acc {
 			acc[j] = acc[j] + float64(wa*float64(a[j]))

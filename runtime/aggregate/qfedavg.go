@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
@@ -80,27 +79,18 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 		}
 	}
 
-	sp := spans(global)
+	nBlocks := len(spans(global))
 	nElem := global.NumElements()
 	if cap(s.scratch) < nElem {
 		s.scratch = make([]float64, nElem)
 	}
 	sum := s.scratch[:nElem]
 	// norms[i*K+k] is Σ (global − w_k)² over block i.
-	norms := make([]float64, len(sp)*K)
-	workers := numWorkers(len(sp), nElem, K)
-	var bad atomic.Bool
-	forEachSpan(len(sp), workers, func(_, i int) {
-		if bad.Load() {
-			return // the step fails anyway; stop early
-		}
-		b := sp[i]
-		if !qfedBlock(sum[b.off:b.off+b.hi-b.lo], norms[i*K:(i+1)*K], global, updates, c, b) {
-			bad.Store(true)
-		}
+	norms := make([]float64, nBlocks*K)
+	ok := forEachBlock(global, K, 0, func(i int, b span, _ []float64) bool {
+		return qfedBlock(sum[b.off:b.off+b.hi-b.lo], norms[i*K:(i+1)*K], global, updates, c, b)
 	})
-
-	if bad.Load() {
+	if !ok {
 		// A block went non-finite: some client sent a NaN or Inf
 		// (c_k·NaN and c_k·Inf are never finite), or loss^q was so
 		// large that the sums overflowed. The serial scan names the first client in
@@ -115,7 +105,7 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 	var h float64
 	for k, u := range updates {
 		var ss float64
-		for i := range sp {
+		for i := range nBlocks {
 			ss += norms[i*K+k]
 		}
 		var curv float64 // q·F^(q−1)·‖g_k‖²; exactly 0 for q = 0 even if ‖g_k‖² overflowed
@@ -130,25 +120,21 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 
 	den := h + 1e-10
 	out := global.ZerosLike()
-	forEachSpan(len(sp), numWorkers(len(sp), nElem, 1), func(_, i int) {
-		b := sp[i]
+	ok = forEachBlock(global, 1, 0, func(_ int, b span, _ []float64) bool {
 		n := b.hi - b.lo
-		g := global[b.t].Data[b.lo:b.hi][:n]
-		x := out[b.t].Data[b.lo:b.hi][:n]
+		g, x := b.of(global, n), b.of(out, n)
 		acc := sum[b.off : b.off+n][:n]
-		nonFinite := false
+		allFinite := true
 		for j := range x {
 			// ΣΔ = L·Σc_k(global − w_k).
 			x[j] = float32(float64(g[j]) - float64(L*acc[j])/den)
 			if x[j]*0 != 0 {
-				nonFinite = true
+				allFinite = false
 			}
 		}
-		if nonFinite {
-			bad.Store(true)
-		}
+		return allFinite
 	})
-	if bad.Load() {
+	if !ok {
 		return nil, errors.New("the step overflows float32")
 	}
 	return out, nil
@@ -162,13 +148,10 @@ func (s *qfedavg) step(global tensor.List, updates []Update, lr float64) (tensor
 func qfedBlock(acc, norms []float64, global tensor.List, updates []Update, c []float64, s span) bool {
 	clear(acc)
 	n := len(acc)
-	g := global[s.t].Data[s.lo:s.hi][:n]
+	g := s.of(global, n)
 	k := 0
 	for ; k+4 <= len(updates); k += 4 {
-		a := updates[k].Weights[s.t].Data[s.lo:s.hi][:n]
-		b := updates[k+1].Weights[s.t].Data[s.lo:s.hi][:n]
-		cc := updates[k+2].Weights[s.t].Data[s.lo:s.hi][:n]
-		d := updates[k+3].Weights[s.t].Data[s.lo:s.hi][:n]
+		a, b, cc, d := s.of(updates[k].Weights, n), s.of(updates[k+1].Weights, n), s.of(updates[k+2].Weights, n), s.of(updates[k+3].Weights, n)
 		ca, cb, ccc, cd := c[k], c[k+1], c[k+2], c[k+3]
 		var sa, sb, sc, sd float64
 		for j := range acc {
@@ -183,7 +166,7 @@ func qfedBlock(acc, norms []float64, global tensor.List, updates []Update, c []f
 		norms[k], norms[k+1], norms[k+2], norms[k+3] = sa, sb, sc, sd
 	}
 	for ; k < len(updates); k++ {
-		a := updates[k].Weights[s.t].Data[s.lo:s.hi][:n]
+		a := s.of(updates[k].Weights, n)
 		ca := c[k]
 		var sa float64
 		for j := range acc {

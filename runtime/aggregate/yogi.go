@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
@@ -91,29 +90,14 @@ func (y *yogi) step(global tensor.List, updates []Update) (tensor.List, error) {
 	}
 	out := global.ZerosLike()
 
-	sp := spans(global)
-	workers := numWorkers(len(sp), global.NumElements(), len(updates))
-	accs := make([][]float64, workers)
-	for w := range accs {
-		accs[w] = make([]float64, blockLen)
-	}
 	b1, c1, c2, eta, tau := y.beta1, 1-y.beta1, 1-y.beta2, y.eta, y.tau
-	var bad atomic.Bool
-	forEachSpan(len(sp), workers, func(w, i int) {
-		if bad.Load() {
-			return // the step fails anyway; stop early
-		}
-		s := sp[i]
-		acc := accs[w][:s.hi-s.lo]
+	ok := forEachBlock(global, len(updates), blockLen, func(_ int, s span, acc []float64) bool {
+		acc = acc[:s.hi-s.lo]
 		weightedSum(acc, updates, weights, s)
 		n := len(acc)
-		g := global[s.t].Data[s.lo:s.hi][:n]
-		m := mOld[s.t].Data[s.lo:s.hi][:n]
-		v := vOld[s.t].Data[s.lo:s.hi][:n]
-		m2 := y.spareM[s.t].Data[s.lo:s.hi][:n]
-		v2 := y.spareV[s.t].Data[s.lo:s.hi][:n]
-		x := out[s.t].Data[s.lo:s.hi][:n]
-		nonFinite := false
+		g, m, v := s.of(global, n), s.of(mOld, n), s.of(vOld, n)
+		m2, v2, x := s.of(y.spareM, n), s.of(y.spareV, n), s.of(out, n)
+		allFinite := true
 		for j, sum := range acc {
 			gj := float64(g[j])
 			d := sum/total - gj // the unrounded mean, minus global
@@ -127,14 +111,12 @@ func (y *yogi) step(global tensor.List, updates []Update) (tensor.List, error) {
 			// state or the result; the slow path tells them apart.
 			// f*0 is ±0 for finite f and NaN otherwise.
 			if x[j]*0+m2[j]*0+v2[j]*0 != 0 {
-				nonFinite = true
+				allFinite = false
 			}
 		}
-		if nonFinite {
-			bad.Store(true)
-		}
+		return allFinite
 	})
-	if bad.Load() {
+	if !ok {
 		if err := firstNonFinite(updates); err != nil {
 			return nil, err
 		}
