@@ -69,28 +69,27 @@ func listWatch[L runtime.Object](sel string,
 
 func (b *Backend) kindsOf(sel string, which int) []*kind {
 	var out []*kind
-	add := func(resource string, lw *cache.ListWatch, obj runtime.Object) {
+	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
+	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
+	for _, k := range []struct {
+		bit      int
+		resource string
+		lw       *cache.ListWatch
+		obj      runtime.Object
+	}{
+		{followJobs, "Jobs", listWatch(sel, jobs.List, jobs.Watch), &batchv1.Job{}},
+		{followPods, "pods", listWatch(sel, pods.List, pods.Watch), &corev1.Pod{}},
+		{followConfigMaps, "ConfigMaps", listWatch(sel, cms.List, cms.Watch), &corev1.ConfigMap{}},
+		{followServices, "Services", listWatch(sel, svcs.List, svcs.Watch), &corev1.Service{}},
+	} {
+		if which&k.bit == 0 {
+			continue
+		}
 		// A plain list first, not a watch-list stream: the reflector
 		// retries a watch-list against an unreachable server until the
 		// context ends, where a list fails at once with the reason.
-		w := cache.ToListWatcherWithWatchListSemantics(lw, noWatchList{})
-		out = append(out, &kind{resource: resource, inf: cache.NewSharedIndexInformerWithOptions(w, obj, cache.SharedIndexInformerOptions{})})
-	}
-	if which&followJobs != 0 {
-		c := b.cs.BatchV1().Jobs(b.ns)
-		add("Jobs", listWatch(sel, c.List, c.Watch), &batchv1.Job{})
-	}
-	if which&followPods != 0 {
-		c := b.cs.CoreV1().Pods(b.ns)
-		add("pods", listWatch(sel, c.List, c.Watch), &corev1.Pod{})
-	}
-	if which&followConfigMaps != 0 {
-		c := b.cs.CoreV1().ConfigMaps(b.ns)
-		add("ConfigMaps", listWatch(sel, c.List, c.Watch), &corev1.ConfigMap{})
-	}
-	if which&followServices != 0 {
-		c := b.cs.CoreV1().Services(b.ns)
-		add("Services", listWatch(sel, c.List, c.Watch), &corev1.Service{})
+		w := cache.ToListWatcherWithWatchListSemantics(k.lw, noWatchList{})
+		out = append(out, &kind{resource: k.resource, inf: cache.NewSharedIndexInformerWithOptions(w, k.obj, cache.SharedIndexInformerOptions{})})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -58,23 +59,13 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	})
 	ref := ownerRef(agg)
 
-	objs.ConfigMap.OwnerReferences = append(objs.ConfigMap.OwnerReferences, ref)
-	cm, err := b.cs.CoreV1().ConfigMaps(b.ns).Create(ctx, objs.ConfigMap, metav1.CreateOptions{FieldManager: fieldManager})
-	if err != nil {
-		return b.apiErr("creating ConfigMap "+objs.ConfigMap.Name, err)
+	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
+	if err := createOwned(ctx, b, "ConfigMap", objs.ConfigMap, ref, cms.Create, cms.Delete, &undo); err != nil {
+		return err
 	}
-	undo = append(undo, func(c context.Context) error {
-		return b.cs.CoreV1().ConfigMaps(b.ns).Delete(c, cm.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID}})
-	})
-
-	objs.Service.OwnerReferences = append(objs.Service.OwnerReferences, ref)
-	svc, err := b.cs.CoreV1().Services(b.ns).Create(ctx, objs.Service, metav1.CreateOptions{FieldManager: fieldManager})
-	if err != nil {
-		return b.apiErr("creating Service "+objs.Service.Name, err)
+	if err := createOwned(ctx, b, "Service", objs.Service, ref, svcs.Create, svcs.Delete, &undo); err != nil {
+		return err
 	}
-	undo = append(undo, func(c context.Context) error {
-		return b.cs.CoreV1().Services(b.ns).Delete(c, svc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &svc.UID}})
-	})
 
 	objs.Executors.OwnerReferences = append(objs.Executors.OwnerReferences, ref)
 	if _, err := jobs.Create(ctx, objs.Executors, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
@@ -84,6 +75,28 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 }
 
 const fieldManager = "fedscale-launcher"
+
+// createOwned creates obj owned by ref (the aggregator Job) and adds its
+// deletion to undo, on the condition that it is still the object created
+// (its uid), so an undo never deletes a later job's object of the same name.
+func createOwned[T interface {
+	metav1.Object
+	runtime.Object
+}](ctx context.Context, b *Backend, kind string, obj T, ref metav1.OwnerReference,
+	create func(context.Context, T, metav1.CreateOptions) (T, error),
+	del func(context.Context, string, metav1.DeleteOptions) error,
+	undo *[]func(context.Context) error) error {
+	obj.SetOwnerReferences(append(obj.GetOwnerReferences(), ref))
+	made, err := create(ctx, obj, metav1.CreateOptions{FieldManager: fieldManager})
+	if err != nil {
+		return b.apiErr("creating "+kind+" "+obj.GetName(), err)
+	}
+	name, uid := made.GetName(), made.GetUID()
+	*undo = append(*undo, func(c context.Context) error {
+		return del(c, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	})
+	return nil
+}
 
 func (b *Backend) exists(name string) error {
 	return fmt.Errorf("job %q: %w (Job %s in %s); stop it first", name, backend.ErrExists, AggregatorName(name), b.where())
