@@ -3,7 +3,6 @@ package docker
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -48,17 +47,7 @@ func (b *Backend) Logs(ctx context.Context, name string, o backend.LogOptions, w
 		}
 		return nil
 	}
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.prefixed(ctx, c, true, out)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return inParallel(cs, func(c ctr) error { return b.prefixed(ctx, c, true, out) })
 }
 
 // prefixed copies c's output to out, each line prefixed with its process.

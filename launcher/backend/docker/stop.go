@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -44,21 +45,15 @@ func (b *Backend) Stop(ctx context.Context, name string) (err error) {
 			}
 		}
 	}
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for i, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := b.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-			if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
-				// A conflict is a removal already in progress: checked below.
-				errs[i] = fmt.Errorf("removing container %s: %w", summaryName(it), err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = inParallel(items, func(it container.Summary) error {
+		_, err := b.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+			// A conflict is a removal already in progress: checked below.
+			return fmt.Errorf("removing container %s: %w", summaryName(it), err)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("job %q: %w", name, err)
 	}
 	if left, err := b.list(ctx, name); err != nil {
@@ -96,4 +91,20 @@ func (b *Backend) removeNetwork(ctx context.Context, id string) error {
 		return nil // still in use (e.g. by a container on another swarm node)
 	}
 	return fmt.Errorf("removing network %s: %w", n.Name, err)
+}
+
+// inParallel calls f on every item, each in its own goroutine, and returns
+// all their errors joined once every call has returned.
+func inParallel[T any](items []T, f func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(it)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
