@@ -118,6 +118,18 @@ func (g *globals) find(ctx context.Context, name string) (backend.Backend, error
 	return nil, fmt.Errorf("job %q: %w; looked on: %s", name, backend.ErrNotFound, joinLines(tried))
 }
 
+// onJob is the RunE of a command whose one argument is a job: it finds the
+// job's backend and calls f with it.
+func (g *globals) onJob(f func(ctx context.Context, b backend.Backend, name string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		b, err := g.find(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return f(cmd.Context(), b, args[0])
+	}
+}
+
 func joinLines(s []string) string {
 	out := ""
 	for _, l := range s {
@@ -227,17 +239,13 @@ func stopCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Use:   "stop JOB",
 		Short: "Remove every process/container/object of a job",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := g.find(cmd.Context(), args[0])
-			if err != nil {
+		RunE: g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
+			if err := b.Stop(ctx, name); err != nil {
 				return err
 			}
-			if err := b.Stop(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "stopped %s on %s\n", args[0], b.Name())
+			fmt.Fprintf(stdout, "stopped %s on %s\n", name, b.Name())
 			return nil
-		},
+		}),
 	}
 }
 
@@ -247,13 +255,9 @@ func logsCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Use:   "logs JOB",
 		Short: "Print a job's output (all processes, or one with --component)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := g.find(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return b.Logs(cmd.Context(), args[0], o, stdout)
-		},
+		RunE: g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
+			return b.Logs(ctx, name, o, stdout)
+		}),
 	}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing until the processes exit")
 	cmd.Flags().StringVar(&o.Process, "component", "", "aggregator or executor-N (default: all, each line prefixed)")
