@@ -16,7 +16,17 @@ const (
 	PolicyFedProx = "fed-prox" // FedAvg on the server; clients add the proximal term
 	PolicyFedYogi = "fed-yogi"
 	PolicyQFedAvg = "q-fedavg"
+
+	// Robust policies, for rounds where some clients may be malicious
+	// (names after Flower's strategies FedMedian, FedTrimmedAvg, Krum).
+	PolicyFedMedian     = "fed-median"      // coordinate-wise median
+	PolicyFedTrimmedAvg = "fed-trimmed-avg" // coordinate-wise mean after cutting TrimFraction from each end
+	PolicyKrum          = "krum"            // the update closest to its n−f−2 nearest others (Blanchard et al. 2017)
+	PolicyMultiKrum     = "multi-krum"      // the sample-weighted mean of the KrumKeep best-scored updates
 )
+
+// robustPolicies lists the robust policies for error messages.
+const robustPolicies = PolicyFedMedian + ", " + PolicyFedTrimmedAvg + ", " + PolicyKrum + ", " + PolicyMultiKrum
 
 // ParsePolicy maps a gradient_policy value, as FedScale's job files spell
 // it, to its Policy constant: "", none, None and fed-avg mean FedAvg.
@@ -24,13 +34,14 @@ func ParsePolicy(s string) (string, error) {
 	switch p := strings.ToLower(strings.TrimSpace(s)); p {
 	case "", PolicyNone, "fed-avg", "fedavg":
 		return PolicyFedAvg, nil
-	case PolicyFedYogi, PolicyFedProx, PolicyQFedAvg:
+	case PolicyFedYogi, PolicyFedProx, PolicyQFedAvg,
+		PolicyFedMedian, PolicyFedTrimmedAvg, PolicyKrum, PolicyMultiKrum:
 		return p, nil
 	}
 	if len(s) > 64 {
 		s = s[:64] + "..."
 	}
-	return "", fmt.Errorf("unknown gradient policy %q; valid: none (fed-avg), %s, %s, %s", s, PolicyFedYogi, PolicyFedProx, PolicyQFedAvg)
+	return "", fmt.Errorf("unknown gradient policy %q; valid: none (fed-avg), %s, %s, %s, %s", s, PolicyFedYogi, PolicyFedProx, PolicyQFedAvg, robustPolicies)
 }
 
 // ErrNoUpdates is returned when a round has no updates to aggregate.
@@ -68,13 +79,31 @@ type Options struct {
 
 	// FedProx: the proximal coefficient of the clients' local objective.
 	ProxMu float64
+
+	// FedTrimmedAvg: the fraction of the values cut from each end, per
+	// element, in [0, 0.5) (job file: trim_fraction).
+	TrimFraction float64
+	// Krum and Multi-Krum: f, the malicious clients tolerated; a round
+	// needs more than 2f+2 updates (num_malicious_clients).
+	KrumMalicious int
+	// Multi-Krum: m, how many best-scored updates are averaged; 0 means
+	// n−f, the paper's choice (num_clients_to_keep).
+	KrumKeep int
+
+	// ClipNorm, under every policy: an update whose L2 distance from the
+	// global model exceeds it is scaled back to that distance before the
+	// policy sees it; 0 turns it off (clip_norm).
+	ClipNorm float64
 }
 
 // DefaultOptions returns FedAvg with FedScale's defaults for the other
 // policies' parameters (yogi_eta 3e-3, yogi_tau 1e-8, yogi_beta 0.9,
-// yogi_beta2 0.99, qfed_q 1.0, proxy_mu 0.1).
+// yogi_beta2 0.99, qfed_q 1.0, proxy_mu 0.1) and ours for the robust ones
+// (trim_fraction 0.1, num_malicious_clients 1, num_clients_to_keep 0 = n−f,
+// clip_norm 0 = off).
 func DefaultOptions() Options {
-	return Options{YogiEta: 3e-3, YogiTau: 1e-8, YogiBeta: 0.9, YogiBeta2: 0.99, QFedQ: 1.0, ProxMu: 0.1}
+	return Options{YogiEta: 3e-3, YogiTau: 1e-8, YogiBeta: 0.9, YogiBeta2: 0.99, QFedQ: 1.0, ProxMu: 0.1,
+		TrimFraction: 0.1, KrumMalicious: 1}
 }
 
 // ClientProxMu is the proximal coefficient clients train with under these
@@ -106,9 +135,21 @@ type Server interface {
 	Restore(tensor.List) error
 }
 
-// New returns the Server for opt.Policy. An unknown policy or an invalid
-// parameter for the chosen policy is an error.
+// New returns the Server for opt.Policy, behind the norm bound when
+// opt.ClipNorm is set. An unknown policy or an invalid parameter for the
+// chosen policy is an error.
 func New(opt Options) (Server, error) {
+	if !(opt.ClipNorm >= 0) || math.IsInf(opt.ClipNorm, 0) {
+		return nil, fmt.Errorf("aggregate: clip_norm %v, want finite >= 0 (0 = off)", opt.ClipNorm)
+	}
+	s, err := newPolicy(opt)
+	if err != nil || opt.ClipNorm == 0 {
+		return s, err
+	}
+	return &clipped{Server: s, bound: opt.ClipNorm}, nil
+}
+
+func newPolicy(opt Options) (Server, error) {
 	switch opt.Policy {
 	case PolicyFedAvg, PolicyNone, PolicyFedProx:
 		// FedProx differs from FedAvg only in the clients' local objective.
@@ -121,9 +162,15 @@ func New(opt Options) (Server, error) {
 		return newYogi(opt)
 	case PolicyQFedAvg:
 		return newQFedAvg(opt)
+	case PolicyFedMedian:
+		return medianServer(), nil
+	case PolicyFedTrimmedAvg:
+		return newTrimmedAvg(opt.TrimFraction)
+	case PolicyKrum, PolicyMultiKrum:
+		return newKrum(opt)
 	}
-	return nil, fmt.Errorf("aggregate: unknown policy %q (valid: %q or %q for FedAvg, %q, %q, %q)",
-		opt.Policy, PolicyFedAvg, PolicyNone, PolicyFedProx, PolicyFedYogi, PolicyQFedAvg)
+	return nil, fmt.Errorf("aggregate: unknown policy %q (valid: %q or %q for FedAvg, %q, %q, %q), or robust ones: %s",
+		opt.Policy, PolicyFedAvg, PolicyNone, PolicyFedProx, PolicyFedYogi, PolicyQFedAvg, robustPolicies)
 }
 
 // meanServer is FedAvg (and FedProx, whose server side is identical).
@@ -144,6 +191,25 @@ func (s meanServer) Step(global tensor.List, updates []Update, _ float64) (tenso
 func (meanServer) State() tensor.List { return nil }
 
 func (s meanServer) Restore(state tensor.List) error { return restoreStateless(s.name, state) }
+
+// stateless is a policy without optimizer state whose step needs neither
+// the learning rate nor a lock (the robust ones).
+type stateless struct {
+	name string
+	step func(global tensor.List, updates []Update) (tensor.List, error)
+}
+
+func (s stateless) Step(global tensor.List, updates []Update, _ float64) (tensor.List, error) {
+	out, err := s.step(global, updates)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: %s step: %w", s.name, err)
+	}
+	return out, nil
+}
+
+func (stateless) State() tensor.List { return nil }
+
+func (s stateless) Restore(state tensor.List) error { return restoreStateless(s.name, state) }
 
 func restoreStateless(name string, state tensor.List) error {
 	if len(state) > 0 {

@@ -2,7 +2,9 @@
 // client updates of one round into the next global model.
 //
 // It holds the aggregation policies FedScale's gradient_policy flag selects
-// (FedAvg, FedProx, FedYogi, q-FedAvg) and everything about them, for the
+// (FedAvg, FedProx, FedYogi, q-FedAvg), the robust ones FedScale lacks
+// (coordinate-wise median and trimmed mean, Krum, Multi-Krum), the per-update
+// norm bound any of them can run behind, and everything about them, for the
 // rest of the runtime to read: their names as job files spell them
 // (ParsePolicy), their parameters and defaults (Options, DefaultOptions),
 // the term a policy asks of the clients (Options.ClientProxMu), their

@@ -93,6 +93,47 @@ func forEachBlock(ref tensor.List, k, scratchLen int, fn func(i int, s span, scr
 	return !bad.Load()
 }
 
+// maxPartials bounds the float64 partial sums reduceBlocks keeps (64 MiB).
+const maxPartials = 1 << 23
+
+// reduceBlocks returns total[v] = Σ over every block s of ref's model of
+// what fn(s, part) adds to part[v], for v in [0, width); k is the number
+// of updates fn reads per element. Blocks are summed in order within a
+// fixed number of groups (at most 64, fewer when width is large, never
+// depending on the worker count) and the groups in order, so the totals
+// are bit-identical for any GOMAXPROCS.
+func reduceBlocks(ref tensor.List, k, width int, fn func(s span, part []float64)) []float64 {
+	sp := spans(ref)
+	groups := min(len(sp), 64, max(1, maxPartials/max(1, width)))
+	parts := make([]float64, groups*width)
+	forEachSpan(groups, numWorkers(groups, ref.NumElements(), k), func(_, g int) {
+		part := parts[g*width : (g+1)*width]
+		for i := g * len(sp) / groups; i < (g+1)*len(sp)/groups; i++ {
+			fn(sp[i], part)
+		}
+	})
+	total := make([]float64, width)
+	for g := range groups {
+		for v, x := range parts[g*width : (g+1)*width] {
+			total[v] += x
+		}
+	}
+	return total
+}
+
+// sqDist is Σ (x[j] − y[j])² in float64, in element order (differences of
+// float32 values are exact in float64; the square is rounded explicitly so
+// it never fuses into an FMA). y must be at least as long as x.
+func sqDist(x, y []float32) float64 {
+	y = y[:len(x)]
+	var s float64
+	for j := range x {
+		d := float64(x[j]) - float64(y[j])
+		s += float64(d * d)
+	}
+	return s
+}
+
 // numWorkers picks the goroutine count for n blocks holding elems elements
 // in all, each read from k updates.
 func numWorkers(n, elems, k int) int {
