@@ -3,6 +3,13 @@
 // ready: the aggregator serves gRPC, an executor is registered) and, when a
 // Prometheus registry is given, /metrics, with the names of the series
 // launchers read (RoundMetric, Top1Metric).
+//
+// Every answer carries the process's instance (InstanceHeader): the value a
+// launcher gave it in InstanceEnv, unique per submitted job. A launcher that
+// probes a port counts the answer only when it names its own job's
+// instance, so another job's process on the same port (a second job started
+// on busy ports) is never mistaken for its own. Status codes are unchanged:
+// probes that read only them (Docker, Kubernetes) work as before.
 package health
 
 import (
@@ -11,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +35,14 @@ const (
 	Top1Metric       = "test_top1_accuracy" // gauge: top-1 of the last evaluation, 0 before it
 )
 
+// InstanceEnv is the environment variable a launcher sets to the job's
+// instance (a per-submit identity) for every process it starts;
+// InstanceHeader is the response header each endpoint returns it in.
+const (
+	InstanceEnv    = "FEDSCALE_INSTANCE"
+	InstanceHeader = "Fedscale-Instance"
+)
+
 // MetricName is the exposed name of a series of the aggregator's.
 func MetricName(name string) string { return prometheus.BuildFQName(MetricsNamespace, "", name) }
 
@@ -39,8 +55,12 @@ type Server struct {
 }
 
 // Listen starts serving on addr (":0" picks a free port). A nil registry
-// leaves /metrics out.
+// leaves /metrics out. The instance answered is $FEDSCALE_INSTANCE's.
 func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
+	return listen(addr, reg, os.Getenv(InstanceEnv))
+}
+
+func listen(addr string, reg *prometheus.Registry, instance string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("health endpoint %s: %w", addr, err)
@@ -61,7 +81,14 @@ func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
 	if reg != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	}
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = mux
+	if instance != "" {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(InstanceHeader, instance)
+			mux.ServeHTTP(w, r)
+		})
+	}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.reason.Store("serve: " + err.Error())
@@ -90,4 +117,30 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
+}
+
+// Readiness is one answer of a process's /readyz.
+type Readiness struct {
+	Ready    bool   // status 200
+	Instance string // the InstanceHeader; "" from a process given no instance
+}
+
+// Ours reports whether the answer comes from instance's process (any
+// process when instance is "": a job recorded before instances existed).
+func (r Readiness) Ours(instance string) bool {
+	return instance == "" || r.Instance == instance
+}
+
+// ProbeReady asks base's /readyz (base: "http://host:port").
+func ProbeReady(ctx context.Context, c *http.Client, base string) (Readiness, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return Readiness{}, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return Readiness{}, err
+	}
+	resp.Body.Close()
+	return Readiness{Ready: resp.StatusCode == http.StatusOK, Instance: resp.Header.Get(InstanceHeader)}, nil
 }

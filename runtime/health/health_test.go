@@ -1,6 +1,7 @@
 package health
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -55,5 +56,60 @@ func TestEndpoints(t *testing.T) {
 	defer noMetrics.Close()
 	if code, _ := get(t, "http://"+noMetrics.Addr()+"/metrics"); code != 404 {
 		t.Errorf("/metrics without a registry = %d, want 404", code)
+	}
+}
+
+// TestInstance: every endpoint names the instance from InstanceEnv, and
+// ProbeReady reads it back with the status; a process given none answers
+// without the header, as before.
+func TestInstance(t *testing.T) {
+	for _, instance := range []string{"job-a/0123abcd", ""} {
+		t.Setenv(InstanceEnv, instance)
+		s, err := Listen("127.0.0.1:0", prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + s.Addr()
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get(InstanceHeader); got != instance {
+				t.Errorf("%s: %s = %q, want %q", path, InstanceHeader, got, instance)
+			}
+		}
+		for _, ready := range []bool{false, true} {
+			s.SetReady(ready, "starting")
+			r, err := ProbeReady(context.Background(), http.DefaultClient, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r != (Readiness{Ready: ready, Instance: instance}) {
+				t.Errorf("ProbeReady = %+v, want ready %v, instance %q", r, ready, instance)
+			}
+		}
+		s.Close()
+	}
+	if _, err := ProbeReady(context.Background(), http.DefaultClient, "http://127.0.0.1:1"); err == nil {
+		t.Error("ProbeReady of a closed port: no error")
+	}
+}
+
+func TestOurs(t *testing.T) {
+	for _, tc := range []struct {
+		answered, want string
+		ours           bool
+	}{
+		{"job-a/1", "job-a/1", true},
+		{"job-a/1", "job-b/2", false},
+		{"", "job-b/2", false}, // a process given no instance is not this job's
+		{"job-a/1", "", true},  // a job recorded without one accepts any answer
+		{"", "", true},
+	} {
+		if got := (Readiness{Ready: true, Instance: tc.answered}).Ours(tc.want); got != tc.ours {
+			t.Errorf("answer %q, want %q: Ours = %v, want %v", tc.answered, tc.want, got, tc.ours)
+		}
 	}
 }
