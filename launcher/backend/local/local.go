@@ -13,10 +13,13 @@ package local
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +33,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/launcher/progress"
+	"github.com/fedscale/fedscale-go/runtime/health"
 )
 
 // Options configures the backend.
@@ -90,10 +94,16 @@ func (b *Backend) Name() string { return job.BackendLocal }
 
 // state is what a job's folder records.
 type state struct {
-	Name      string      `json:"name"`
-	JobFile   string      `json:"jobFile"`
-	LogDir    string      `json:"logDir"` // {log_path}/logs/{job_name}
-	Created   time.Time   `json:"created"`
+	Name    string    `json:"name"`
+	JobFile string    `json:"jobFile"`
+	LogDir  string    `json:"logDir"` // {log_path}/logs/{job_name}
+	Created time.Time `json:"created"`
+	// Instance identifies this submission (job name and a random nonce):
+	// every process gets it in health.InstanceEnv and its health endpoint
+	// answers with it, so a probe that reaches another job's process (on
+	// this job's port) does not count. Empty in state written before it
+	// existed: then any answer counts.
+	Instance  string      `json:"instance,omitempty"`
 	Processes []procState `json:"processes"`
 }
 
@@ -158,6 +168,15 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 			return err
 		}
 	}
+	cfg := filepath.Join(dir, job.ContainerConfigFile)
+	procs := s.Processes(cfg, "127.0.0.1")
+	if err := checkPorts(s, procs); err != nil {
+		return err
+	}
+	instance, err := newInstance(s.Name)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(b.opts.StateDir, 0o755); err != nil {
 		return fmt.Errorf("local backend: %w", err)
 	}
@@ -167,14 +186,13 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 		}
 		return fmt.Errorf("local backend: %w", err)
 	}
-	st := &state{Name: s.Name, JobFile: s.File, Created: time.Now().UTC()}
+	st := &state{Name: s.Name, JobFile: s.File, Created: time.Now().UTC(), Instance: instance}
 	defer func() {
 		if err != nil {
 			b.kill(st)
 			os.RemoveAll(dir)
 		}
 	}()
-	cfg := filepath.Join(dir, job.ContainerConfigFile)
 	if err := os.WriteFile(cfg, s.Config, 0o644); err != nil {
 		return fmt.Errorf("local backend: %w", err)
 	}
@@ -187,7 +205,7 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("local backend: log folder: %w", err)
 	}
-	for _, p := range s.Processes(cfg, "127.0.0.1") {
+	for _, p := range procs {
 		ps := procState{
 			Name: p.Name, HealthPort: p.HealthPort,
 			Log:      filepath.Join(outDir, p.Name+".log"),
@@ -196,7 +214,8 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 		}
 		spec, _ := json.Marshal(superviseArgs{ExitFile: ps.ExitFile, LogFile: ps.Log, Argv: ps.Argv})
 		cmd := exec.Command(b.opts.Self)
-		cmd.Env = append(without(os.Environ(), SuperviseEnv), SuperviseEnv+"="+string(spec))
+		cmd.Env = append(without(without(os.Environ(), SuperviseEnv), health.InstanceEnv),
+			SuperviseEnv+"="+string(spec), health.InstanceEnv+"="+instance)
 		// Its own session: the job outlives this launcher and a terminal's
 		// Ctrl-C; stop signals the whole group.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -212,6 +231,48 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 		}
 	}
 	return ctx.Err()
+}
+
+// checkPorts fails, naming the port and the job file key it comes from,
+// when a port the job's processes will listen on is already taken on this
+// machine (by another job, say): its processes would fail to listen, and
+// the port's owner would answer this job's probes.
+func checkPorts(s *job.Spec, procs []job.Process) error {
+	type use struct {
+		port int
+		what string
+	}
+	uses := []use{{s.PsPort, "job_conf ps_port, the aggregator's gRPC port"}}
+	for _, p := range procs {
+		from := "ps_port+1"
+		if p.Rank > 0 {
+			from = "ps_port+1+rank"
+		}
+		uses = append(uses, use{p.HealthPort, fmt.Sprintf("%s's health port, job_conf %s", p.Name, from)})
+	}
+	for _, u := range uses {
+		if u.port < 1 || u.port > 65535 {
+			return fmt.Errorf("job %q: port %d (%s) is outside 1..65535", s.Name, u.port, u.what)
+		}
+	}
+	for _, u := range uses {
+		// The runtime listens on every address (":port"): so does the check.
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(u.port))
+		if err != nil {
+			return fmt.Errorf("job %q: port %d (%s) is not free on this machine: %w; stop what holds it (another job? see launcher list) or choose another job_conf ps_port", s.Name, u.port, u.what, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// newInstance returns a new identity for a submission of job name.
+func newInstance(name string) (string, error) {
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", fmt.Errorf("local backend: instance nonce: %w", err)
+	}
+	return name + "/" + hex.EncodeToString(nonce[:]), nil
 }
 
 func writeState(dir string, st *state) error {
@@ -284,22 +345,25 @@ func alive(p procState) bool {
 
 var probeClient = &http.Client{Timeout: 500 * time.Millisecond}
 
-func ready(ctx context.Context, port int) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+"/readyz", nil)
+func healthURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+
+// probeProcess asks p's health port whether p is ready. ours is false when the
+// port answers for another instance than st's: then nothing it says
+// (readiness, metrics) is about this job.
+func probeProcess(ctx context.Context, st *state, p procState) (ready, ours bool, msg string) {
+	r, err := health.ProbeReady(ctx, probeClient, healthURL(p.HealthPort))
 	if err != nil {
-		return false
+		return false, false, ""
 	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return false
+	if !r.Ours(st.Instance) {
+		return false, false, fmt.Sprintf("health port %d answers for another process (instance %q, not this job's %q)", p.HealthPort, r.Instance, st.Instance)
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return r.Ready, true, ""
 }
 
 func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Status {
 	out := backend.Status{Job: st.Name, Backend: job.BackendLocal, Created: st.Created}
-	aggRunning := false
+	aggOurs := false // the aggregator runs and its health port is this job's
 	for _, p := range st.Processes {
 		ps := backend.ProcessStatus{Name: p.Name}
 		isAlive := alive(p)
@@ -318,11 +382,12 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 			}
 		} else if isAlive {
 			ps.Phase = backend.Running
+			var ours bool
 			if probe {
-				ps.Ready = ready(ctx, p.HealthPort)
+				ps.Ready, ours, ps.Message = probeProcess(ctx, st, p)
 			}
 			if p.Name == "aggregator" {
-				aggRunning = true
+				aggOurs = ours
 			}
 		} else {
 			ps.Phase = backend.Failed
@@ -333,10 +398,10 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 	out.Phase = backend.Summarize(out.Processes)
 	var pr progress.Progress
 	var err error
-	if aggRunning && probe {
-		pr, err = progress.Scrape(ctx, "http://127.0.0.1:"+strconv.Itoa(st.Processes[0].HealthPort))
+	if aggOurs {
+		pr, err = progress.Scrape(ctx, healthURL(st.Processes[0].HealthPort))
 	}
-	if !aggRunning || err != nil {
+	if !aggOurs || err != nil {
 		pr, _ = progress.FromLogs(st.LogDir)
 	}
 	out.Round, out.Accuracy = pr.Round, pr.Accuracy

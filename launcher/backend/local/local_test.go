@@ -5,17 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
@@ -239,3 +244,124 @@ func TestMissingBinaries(t *testing.T) {
 		t.Errorf("a failed submit left %s behind", b.dir(s.Name))
 	}
 }
+
+// TestSecondJobOnSamePorts: a second job on the first one's ports fails at
+// submit, naming the port and its key, starts nothing and leaves no state;
+// the first job keeps running, ready, and finishes.
+func TestSecondJobOnSamePorts(t *testing.T) {
+	b := newBackend(t)
+	first, home := newJob(t, "local_first", 8, "")
+	c := ctx(t)
+	if err := b.Submit(c, first); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background(), first.Name) })
+	if _, err := b.Wait(c, first.Name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	second, err := job.Load(filepath.Join(home, "conf.yml"), job.Options{Name: "local-second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Submit(c, second)
+	want := fmt.Sprintf("port %d (job_conf ps_port, the aggregator's gRPC port) is not free", first.PsPort)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("second Submit = %v, want an error containing %q", err, want)
+	}
+	if _, err := os.Stat(b.dir(second.Name)); !os.IsNotExist(err) {
+		t.Errorf("the refused submit left %s behind", b.dir(second.Name))
+	}
+	if _, err := b.Status(c, second.Name); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("status of the refused job: %v, want ErrNotFound", err)
+	}
+	st, err := b.Wait(c, first.Name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("the first job after the refused submit: %v", err)
+	}
+	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != 8 {
+		t.Errorf("first job: phase %s, round %v; want Succeeded at round 8", st.Phase, st.Round)
+	}
+}
+
+// TestCheckPorts names each busy port with the key it comes from.
+func TestCheckPorts(t *testing.T) {
+	s, _ := newJob(t, "local_ports", 2, "/nonexistent")
+	procs := s.Processes("conf.yml", "127.0.0.1")
+	if err := checkPorts(s, procs); err != nil {
+		t.Fatalf("free ports: %v", err)
+	}
+	for _, tc := range []struct {
+		port int
+		want string
+	}{
+		{s.PsPort, "(job_conf ps_port, the aggregator's gRPC port)"},
+		{s.PsPort + 1, "(aggregator's health port, job_conf ps_port+1)"},
+		{s.PsPort + 3, "(executor-2's health port, job_conf ps_port+1+rank)"},
+	} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", tc.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkPorts(s, procs)
+		l.Close()
+		want := fmt.Sprintf("port %d %s is not free", tc.port, tc.want)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("port %d busy: checkPorts = %v, want %q", tc.port, err, want)
+		}
+	}
+	s.PsPort = 65534 // executor-2's health port would be 65537
+	if err := checkPorts(s, s.Processes("conf.yml", "127.0.0.1")); err == nil || !strings.Contains(err.Error(), "port 65536 (executor-1's health port, job_conf ps_port+1+rank) is outside 1..65535") {
+		t.Errorf("ports past 65535: %v", err)
+	}
+}
+
+// TestProbeOtherInstance: a health port that answers for another job's
+// process (ready, with a round) neither makes this job's process ready nor
+// lends this job its round; the same answer with this job's instance does.
+func TestProbeOtherInstance(t *testing.T) {
+	t.Setenv(health.InstanceEnv, "other/0123")
+	reg := prometheus.NewRegistry()
+	round := prometheus.NewGauge(prometheus.GaugeOpts{Name: health.MetricName(health.RoundMetric), Help: "round"})
+	reg.MustRegister(round)
+	round.Set(7)
+	hs, err := health.Listen("127.0.0.1:0", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	hs.SetReady(true, "")
+	_, port, err := net.SplitHostPort(hs.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := procState{Name: "aggregator", Pid: os.Getpid(), ExitFile: filepath.Join(t.TempDir(), "aggregator.exit")}
+	if p.HealthPort, err = strconv.Atoi(port); err != nil {
+		t.Fatal(err)
+	}
+	if p.StartTicks, err = startTicks(p.Pid); err != nil {
+		t.Fatal(err)
+	}
+	b := &Backend{}
+	for _, tc := range []struct {
+		instance string
+		ready    bool
+		round    *int
+		message  string
+	}{
+		{"mine/4567", false, nil, `answers for another process (instance "other/0123", not this job's "mine/4567")`},
+		{"other/0123", true, ptr(7), ""},
+		{"", true, ptr(7), ""}, // state from before instances: any answer counts
+	} {
+		st := &state{Name: "mine", Instance: tc.instance, LogDir: t.TempDir(), Processes: []procState{p}}
+		got := b.status(context.Background(), st, true)
+		ps := got.Processes[0]
+		if ps.Phase != backend.Running || ps.Ready != tc.ready || !strings.Contains(ps.Message, tc.message) {
+			t.Errorf("instance %q: %+v, want Running, ready %v, message %q", tc.instance, ps, tc.ready, tc.message)
+		}
+		if (got.Round == nil) != (tc.round == nil) || got.Round != nil && *got.Round != *tc.round {
+			t.Errorf("instance %q: round %v, want %v", tc.instance, got.Round, tc.round)
+		}
+	}
+}
+
+func ptr(i int) *int { return &i }
