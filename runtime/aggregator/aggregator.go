@@ -242,6 +242,11 @@ func serverOptions(c config.Conf) aggregate.Options {
 		YogiBeta2: c.YogiBeta2,
 		QFedQ:     c.QfedQ,
 		ProxMu:    c.ProxyMu,
+
+		TrimFraction:  c.TrimFraction,
+		KrumMalicious: c.NumMaliciousClients,
+		KrumKeep:      c.NumClientsToKeep,
+		ClipNorm:      c.ClipNorm,
 	}
 }
 

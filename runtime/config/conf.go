@@ -106,6 +106,12 @@ type Conf struct {
 	ProxyMu        float64 `json:"proxy_mu"`
 	QfedQ          float64 `json:"qfed_q"`
 
+	// Our keys for the robust policies and the norm bound (runtime/aggregate).
+	TrimFraction        float64 `json:"trim_fraction"`
+	NumMaliciousClients int     `json:"num_malicious_clients"`
+	NumClientsToKeep    int     `json:"num_clients_to_keep"`
+	ClipNorm            float64 `json:"clip_norm"`
+
 	TestRatio float64 `json:"test_ratio"`
 	LossDecay float64 `json:"loss_decay"`
 
@@ -161,6 +167,11 @@ func Default() Conf {
 		UseCuda:         true,
 		CudaDevice:      -1,
 		NumLoaders:      2,
+
+		TrimFraction:        agg.TrimFraction,
+		NumMaliciousClients: agg.KrumMalicious,
+		NumClientsToKeep:    agg.KrumKeep,
+		ClipNorm:            agg.ClipNorm,
 	}
 }
 
@@ -250,6 +261,10 @@ var fields = []field{
 	{"yogi_beta2", kindFloat, func(c *Conf) any { return &c.YogiBeta2 }, false, mustMatch},
 	{"proxy_mu", kindFloat, func(c *Conf) any { return &c.ProxyMu }, false, mustMatch},
 	{"qfed_q", kindFloat, func(c *Conf) any { return &c.QfedQ }, false, mustMatch},
+	{"trim_fraction", kindFloat, func(c *Conf) any { return &c.TrimFraction }, false, mustMatch},
+	{"num_malicious_clients", kindInt, func(c *Conf) any { return &c.NumMaliciousClients }, false, mustMatch},
+	{"num_clients_to_keep", kindInt, func(c *Conf) any { return &c.NumClientsToKeep }, false, mustMatch},
+	{"clip_norm", kindFloat, func(c *Conf) any { return &c.ClipNorm }, false, mustMatch},
 	{"test_ratio", kindFloat, func(c *Conf) any { return &c.TestRatio }, false, mayChange},
 	{"loss_decay", kindFloat, func(c *Conf) any { return &c.LossDecay }, false, mustMatch},
 	{"use_cuda", kindBool, func(c *Conf) any { return &c.UseCuda }, false, mayChange},
