@@ -1,0 +1,202 @@
+// Command devinfra builds the pinned tools and starts and stops the daemons
+// the integration tests use (package internal/devinfra). The scripts under
+// scripts/ exec it, keeping their verbs and outputs:
+//
+//	devinfra tools NAME...                        # the bin folder of each group, one per line
+//	devinfra buildkitd start|stop|status|addr      # start prints the address last
+//	devinfra kube start|stop|status|kubeconfig     # start prints the kubeconfig path last
+//	devinfra dockerd install|start|stop|status
+//
+// Progress goes to stderr; stdout carries only what callers parse.
+// --root names the repository (tools/ holds the helper modules); by default
+// the one holding the current directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/fedscale/fedscale-go/internal/devinfra"
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+)
+
+const module = "github.com/fedscale/fedscale-go"
+
+// errUsage: a bad command line (exit status 2).
+var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | dockerd install|start|stop|status")
+
+// errDown: status found the daemon not running (exit status 1, no message).
+var errDown = errors.New("not running")
+
+func main() {
+	root := flag.String("root", "", "the repository (default: the one holding the current directory)")
+	flag.Usage = func() { fmt.Fprintln(os.Stderr, errUsage) }
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *root, flag.Args(), os.Stdout)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	case errors.Is(err, errDown):
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, "devinfra:", err)
+		os.Exit(1)
+	}
+}
+
+// prefixed writes each line (the Plain handler writes one per Write) after
+// a prefix, so progress says where it comes from.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixed) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func run(ctx context.Context, root string, args []string, stdout io.Writer) error {
+	if len(args) < 1 {
+		return errUsage
+	}
+	group := args[0]
+	log := slog.New(fedlog.NewPlain(prefixed{os.Stderr, "devinfra " + group + ": "}, slog.LevelInfo))
+	if root == "" {
+		var err error
+		if root, err = findRoot(); err != nil {
+			return err
+		}
+	}
+	// Non-login shells (CI, sudo) may lack the sbin folders, where Debian
+	// puts runc and dockerd.
+	os.Setenv("PATH", os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
+	tools, err := devinfra.ToolboxFromEnv(root, log)
+	if err != nil {
+		return err
+	}
+	verb := ""
+	if len(args) == 2 {
+		verb = args[1]
+	} else if group != "tools" {
+		return errUsage
+	}
+	say := func(s string) error { _, err := fmt.Fprintln(stdout, s); return err }
+	switch group {
+	case "tools":
+		if len(args) < 2 {
+			return errUsage
+		}
+		dirs, err := tools.Dirs(ctx, args[1:]...)
+		if err != nil {
+			return err
+		}
+		return say(strings.Join(dirs, "\n"))
+	case "buildkitd":
+		b, err := devinfra.BuildKitFromEnv(tools, log)
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "start":
+			addr, err := b.Start(ctx)
+			if err != nil {
+				return err
+			}
+			return say(addr)
+		case "stop":
+			return b.Stop(ctx)
+		case "status":
+			line, ok := b.Status()
+			if !ok {
+				fmt.Fprintln(os.Stderr, line)
+				return errDown
+			}
+			return say(line)
+		case "addr":
+			return say(b.Addr())
+		}
+	case "kube":
+		k, err := devinfra.KubeFromEnv(root, tools, log)
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "start":
+			path, err := k.Start(ctx)
+			if err != nil {
+				return err
+			}
+			return say(path)
+		case "stop":
+			return k.Stop(ctx)
+		case "status":
+			lines, ok := k.Status(ctx)
+			if err := say(strings.Join(lines, "\n")); err != nil {
+				return err
+			}
+			if !ok {
+				return errDown
+			}
+			return nil
+		case "kubeconfig":
+			return say(k.Kubeconfig())
+		}
+	case "dockerd":
+		d, err := devinfra.DockerFromEnv(log)
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "install":
+			return d.Install(ctx)
+		case "start":
+			return d.Start(ctx)
+		case "stop":
+			return d.Stop(ctx)
+		case "status":
+			v, err := devinfra.DockerVersion(ctx)
+			if err != nil {
+				if err := say("dockerd not running"); err != nil {
+					return err
+				}
+				return errDown
+			}
+			return say("dockerd running: " + v)
+		}
+	}
+	return errUsage
+}
+
+// findRoot walks up from the current directory to this module's go.mod.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modfile.ModulePath(data) == module {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no %s checkout holds %s: pass --root", module, dir)
+		}
+	}
+}

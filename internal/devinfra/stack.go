@@ -1,0 +1,201 @@
+package devinfra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// Check is a probe on what a stack's daemons manage together (the nodes
+// Ready, a ServiceAccount made), run once every daemon is ready. Log names
+// the daemon whose log explains a failure.
+type Check struct {
+	What, Log string
+	Probe     Probe
+}
+
+// Stack is daemons started in order in one state folder and stopped in
+// reverse. Its methods expect the caller to hold the folder's lock.
+type Stack struct {
+	State   State
+	Daemons []Daemon
+	Checks  []Check
+	// Timeout bounds a start once the binaries exist.
+	Timeout time.Duration
+	Tools   *Toolbox
+	Log     *slog.Logger
+}
+
+// probeTimeout bounds one attempt of a probe.
+const probeTimeout = 5 * time.Second
+
+// Healthy returns nil when every daemon of the stack is our running
+// process and its Ready probe passes: a stack to reuse as it is.
+func (st *Stack) Healthy(ctx context.Context) error {
+	for _, d := range st.Daemons {
+		if st.State.PID(d) == 0 {
+			return fmt.Errorf("%s is not running", d.Name)
+		}
+		if d.Ready == nil {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := d.Ready(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// Leftovers reports whether any daemon has a pid file: a previous start's
+// stack, running or not, to stop before starting afresh.
+func (st *Stack) Leftovers() bool {
+	for _, d := range st.Daemons {
+		if _, err := os.Stat(st.State.pidFile(d.Name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Paths resolves each daemon's Tool to a binary: a tool of the table is
+// built (or found in the cache), anything else is looked up on PATH.
+func (st *Stack) Paths(ctx context.Context) (map[string]string, error) {
+	var built []string
+	paths := map[string]string{}
+	for _, d := range st.Daemons {
+		if _, ok := LookupTool(d.Tool); ok {
+			built = append(built, d.Tool)
+			continue
+		}
+		p, err := exec.LookPath(d.Tool)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		paths[d.Tool] = p
+	}
+	if len(built) > 0 {
+		if st.Tools == nil {
+			return nil, fmt.Errorf("no toolbox to build %v", built)
+		}
+		bins, err := st.Tools.Paths(ctx, built...)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range bins {
+			paths[k] = v
+		}
+	}
+	return paths, nil
+}
+
+// Start launches the daemons in order, waiting where a daemon says Await,
+// then waits for every daemon's Ready and the stack's Checks, all within
+// Timeout. On failure it shows the relevant log's last lines, stops what it
+// started and returns the error.
+func (st *Stack) Start(ctx context.Context, paths map[string]string) error {
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	var procs []*proc
+	err := func() error {
+		for _, d := range st.Daemons {
+			p, err := st.State.launch(d, paths[d.Tool])
+			if err != nil {
+				return err
+			}
+			procs = append(procs, p)
+			if d.Await && d.Ready != nil {
+				if err := st.wait(ctx, d.Name, d.Name, d.Ready, procs); err != nil {
+					return err
+				}
+			}
+			if d.Then != nil {
+				if err := d.Then(ctx); err != nil {
+					st.showLog(d.Name)
+					return fmt.Errorf("%s: %w", d.Name, err)
+				}
+			}
+		}
+		for _, d := range st.Daemons {
+			if !d.Await && d.Ready != nil {
+				if err := st.wait(ctx, d.Name, d.Name, d.Ready, procs); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range st.Checks {
+			if err := st.wait(ctx, c.What, c.Log, c.Probe, procs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		if serr := st.Stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping after the failed start: %w", serr))
+		}
+	}
+	return err
+}
+
+// wait polls probe every 100 ms until it passes; it fails at once when a
+// launched daemon has exited, and when ctx ends.
+func (st *Stack) wait(ctx context.Context, what, logName string, probe Probe, procs []*proc) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := probe(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		for _, p := range procs {
+			if p.exited() {
+				st.showLog(p.d.Name)
+				return fmt.Errorf("%s exited during start-up (waiting for %s); see %s", p.d.Name, what, st.State.LogFile(p.d.Name))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			st.showLog(logName)
+			return fmt.Errorf("%s not ready after %s: %v; see %s", what, st.Timeout, err, st.State.LogFile(logName))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (st *Stack) showLog(name string) {
+	f := st.State.LogFile(name)
+	st.Log.Info("---- last lines of " + f + " ----\n" + tail(f, 40))
+}
+
+// Stop stops the daemons in reverse order (a daemon that is not running,
+// or whose pid is no longer ours, is skipped) and removes their pid files.
+func (st *Stack) Stop() error {
+	for i := len(st.Daemons) - 1; i >= 0; i-- {
+		if err := st.State.stop(st.Daemons[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status is one line per daemon: running (with its pid) or not; ok when
+// all run.
+func (st *Stack) Status() (lines []string, ok bool) {
+	ok = true
+	for _, d := range st.Daemons {
+		if pid := st.State.PID(d); pid != 0 {
+			lines = append(lines, fmt.Sprintf("%s running (pid %d)", d.Name, pid))
+		} else {
+			lines = append(lines, d.Name+" not running")
+			ok = false
+		}
+	}
+	return lines, ok
+}
