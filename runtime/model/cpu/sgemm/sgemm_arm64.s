@@ -2,12 +2,41 @@
 
 #include "textflag.h"
 
+// Row i of the 6x16 tile lives in V(4i)..V(4i+3); V24-V27 hold one row of
+// the B panel; V28 and V29 take turns holding an element of the A panel
+// broadcast to all lanes. The macros name one row's worth of that work, so
+// the kernel reads as its six rows.
+
+// LOADROW loads the tile row at R3 into c0-c3 and steps R3 by R4 to the
+// next row.
+#define LOADROW(c0, c1, c2, c3) \
+	VLD1.P	(R3)(R4), [c0.S4, c1.S4, c2.S4, c3.S4]
+
+// ZEROROW clears the tile row c0-c3.
+#define ZEROROW(c0, c1, c2, c3) \
+	VEOR	c0.B16, c0.B16, c0.B16; \
+	VEOR	c1.B16, c1.B16, c1.B16; \
+	VEOR	c2.B16, c2.B16, c2.B16; \
+	VEOR	c3.B16, c3.B16, c3.B16
+
+// FMLAROW broadcasts the next A element into a (R1 steps past it) and
+// adds its products with the B row V24-V27 to the tile row c0-c3.
+#define FMLAROW(a, c0, c1, c2, c3) \
+	VLD1R.P	4(R1), [a.S4]; \
+	VFMLA	V24.S4, a.S4, c0.S4; \
+	VFMLA	V25.S4, a.S4, c1.S4; \
+	VFMLA	V26.S4, a.S4, c2.S4; \
+	VFMLA	V27.S4, a.S4, c3.S4
+
+// STOREROW stores c0-c3 to the tile row at R3 and steps R3 by R4 to the
+// next row.
+#define STOREROW(c0, c1, c2, c3) \
+	VST1.P	[c0.S4, c1.S4, c2.S4, c3.S4], (R3)(R4)
+
 // func kernelNEON(k int, a, b, c *float32, ldc int, load bool)
 //
-// The 6x16 micro-kernel (see kernelGo for its contract). Row i of the tile
-// accumulates in V(4i)..V(4i+3); V24-V27 hold one row of the B panel;
-// V28 and V29 take turns holding an element of the A panel broadcast to
-// all lanes. Every lane runs its own FMLA chain over p in order.
+// The 6x16 micro-kernel (see kernelGo for its contract). Every lane runs
+// its own FMLA chain over p in order.
 TEXT ·kernelNEON(SB), NOSPLIT, $0-41
 	MOVD	k+0(FP), R0
 	MOVD	a+8(FP), R1
@@ -17,92 +46,41 @@ TEXT ·kernelNEON(SB), NOSPLIT, $0-41
 	MOVBU	load+40(FP), R5
 	LSL	$2, R4, R4 // bytes per row of C
 	CBZ	R5, zero
-	MOVD	R3, R6
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	ADD	R4, R6, R6
-	VLD1	(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
-	ADD	R4, R6, R6
-	VLD1	(R6), [V8.S4, V9.S4, V10.S4, V11.S4]
-	ADD	R4, R6, R6
-	VLD1	(R6), [V12.S4, V13.S4, V14.S4, V15.S4]
-	ADD	R4, R6, R6
-	VLD1	(R6), [V16.S4, V17.S4, V18.S4, V19.S4]
-	ADD	R4, R6, R6
-	VLD1	(R6), [V20.S4, V21.S4, V22.S4, V23.S4]
+	MOVD	R3, R6 // the tile's first row, for the stores
+	LOADROW(V0, V1, V2, V3)
+	LOADROW(V4, V5, V6, V7)
+	LOADROW(V8, V9, V10, V11)
+	LOADROW(V12, V13, V14, V15)
+	LOADROW(V16, V17, V18, V19)
+	LOADROW(V20, V21, V22, V23)
+	MOVD	R6, R3
 	B	loop
 
 zero:
-	VEOR	V0.B16, V0.B16, V0.B16
-	VEOR	V1.B16, V1.B16, V1.B16
-	VEOR	V2.B16, V2.B16, V2.B16
-	VEOR	V3.B16, V3.B16, V3.B16
-	VEOR	V4.B16, V4.B16, V4.B16
-	VEOR	V5.B16, V5.B16, V5.B16
-	VEOR	V6.B16, V6.B16, V6.B16
-	VEOR	V7.B16, V7.B16, V7.B16
-	VEOR	V8.B16, V8.B16, V8.B16
-	VEOR	V9.B16, V9.B16, V9.B16
-	VEOR	V10.B16, V10.B16, V10.B16
-	VEOR	V11.B16, V11.B16, V11.B16
-	VEOR	V12.B16, V12.B16, V12.B16
-	VEOR	V13.B16, V13.B16, V13.B16
-	VEOR	V14.B16, V14.B16, V14.B16
-	VEOR	V15.B16, V15.B16, V15.B16
-	VEOR	V16.B16, V16.B16, V16.B16
-	VEOR	V17.B16, V17.B16, V17.B16
-	VEOR	V18.B16, V18.B16, V18.B16
-	VEOR	V19.B16, V19.B16, V19.B16
-	VEOR	V20.B16, V20.B16, V20.B16
-	VEOR	V21.B16, V21.B16, V21.B16
-	VEOR	V22.B16, V22.B16, V22.B16
-	VEOR	V23.B16, V23.B16, V23.B16
+	ZEROROW(V0, V1, V2, V3)
+	ZEROROW(V4, V5, V6, V7)
+	ZEROROW(V8, V9, V10, V11)
+	ZEROROW(V12, V13, V14, V15)
+	ZEROROW(V16, V17, V18, V19)
+	ZEROROW(V20, V21, V22, V23)
 
 loop:
 	CBZ	R0, store
 	VLD1.P	64(R2), [V24.S4, V25.S4, V26.S4, V27.S4]
-	VLD1R.P	4(R1), [V28.S4]
-	VFMLA	V24.S4, V28.S4, V0.S4
-	VFMLA	V25.S4, V28.S4, V1.S4
-	VFMLA	V26.S4, V28.S4, V2.S4
-	VFMLA	V27.S4, V28.S4, V3.S4
-	VLD1R.P	4(R1), [V29.S4]
-	VFMLA	V24.S4, V29.S4, V4.S4
-	VFMLA	V25.S4, V29.S4, V5.S4
-	VFMLA	V26.S4, V29.S4, V6.S4
-	VFMLA	V27.S4, V29.S4, V7.S4
-	VLD1R.P	4(R1), [V28.S4]
-	VFMLA	V24.S4, V28.S4, V8.S4
-	VFMLA	V25.S4, V28.S4, V9.S4
-	VFMLA	V26.S4, V28.S4, V10.S4
-	VFMLA	V27.S4, V28.S4, V11.S4
-	VLD1R.P	4(R1), [V29.S4]
-	VFMLA	V24.S4, V29.S4, V12.S4
-	VFMLA	V25.S4, V29.S4, V13.S4
-	VFMLA	V26.S4, V29.S4, V14.S4
-	VFMLA	V27.S4, V29.S4, V15.S4
-	VLD1R.P	4(R1), [V28.S4]
-	VFMLA	V24.S4, V28.S4, V16.S4
-	VFMLA	V25.S4, V28.S4, V17.S4
-	VFMLA	V26.S4, V28.S4, V18.S4
-	VFMLA	V27.S4, V28.S4, V19.S4
-	VLD1R.P	4(R1), [V29.S4]
-	VFMLA	V24.S4, V29.S4, V20.S4
-	VFMLA	V25.S4, V29.S4, V21.S4
-	VFMLA	V26.S4, V29.S4, V22.S4
-	VFMLA	V27.S4, V29.S4, V23.S4
+	FMLAROW(V28, V0, V1, V2, V3)
+	FMLAROW(V29, V4, V5, V6, V7)
+	FMLAROW(V28, V8, V9, V10, V11)
+	FMLAROW(V29, V12, V13, V14, V15)
+	FMLAROW(V28, V16, V17, V18, V19)
+	FMLAROW(V29, V20, V21, V22, V23)
 	SUB	$1, R0, R0
 	B	loop
 
 store:
-	VST1	[V0.S4, V1.S4, V2.S4, V3.S4], (R3)
-	ADD	R4, R3, R3
-	VST1	[V4.S4, V5.S4, V6.S4, V7.S4], (R3)
-	ADD	R4, R3, R3
-	VST1	[V8.S4, V9.S4, V10.S4, V11.S4], (R3)
-	ADD	R4, R3, R3
-	VST1	[V12.S4, V13.S4, V14.S4, V15.S4], (R3)
-	ADD	R4, R3, R3
-	VST1	[V16.S4, V17.S4, V18.S4, V19.S4], (R3)
-	ADD	R4, R3, R3
-	VST1	[V20.S4, V21.S4, V22.S4, V23.S4], (R3)
+	STOREROW(V0, V1, V2, V3)
+	STOREROW(V4, V5, V6, V7)
+	STOREROW(V8, V9, V10, V11)
+	STOREROW(V12, V13, V14, V15)
+	STOREROW(V16, V17, V18, V19)
+	STOREROW(V20, V21, V22, V23)
 	RET
