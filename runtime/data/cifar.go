@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/pickle"
 )
 
 // CIFAR-10 as torchvision keeps it on disk (torchvision.datasets.CIFAR10):
@@ -149,11 +151,11 @@ func parseCIFARBatch(b []byte) ([]byte, []int32, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d, ok := v.(*pyDict)
+	d, ok := v.(*pickle.Dict)
 	if !ok {
 		return nil, nil, fmt.Errorf("holds a %s, not a dict", pyTypeName(v))
 	}
-	dv, ok := d.get("data")
+	dv, ok := d.Get("data")
 	if !ok {
 		return nil, nil, errors.New("no 'data' entry")
 	}
@@ -161,17 +163,17 @@ func parseCIFARBatch(b []byte) ([]byte, []int32, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("'data' is a %s, not a NumPy array", pyTypeName(dv))
 	}
-	lv, ok := d.get("labels")
+	lv, ok := d.Get("labels")
 	if !ok {
-		if lv, ok = d.get("fine_labels"); !ok {
+		if lv, ok = d.Get("fine_labels"); !ok {
 			return nil, nil, errors.New("no 'labels' entry")
 		}
 	}
 	var items []any
 	switch l := lv.(type) {
-	case *pyList:
-		items = l.items
-	case pyTuple:
+	case *pickle.List:
+		items = l.Items
+	case pickle.Tuple:
 		items = l
 	default:
 		return nil, nil, fmt.Errorf("'labels' is a %s, not a list", pyTypeName(lv))

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/nlpodyssey/gopickle/types"
+	"github.com/fedscale/fedscale-go/runtime/pickle"
 )
 
 // keyed is one decoded trace entry with its client key, before ordering.
@@ -20,7 +20,7 @@ type keyed[T any] struct {
 	val T
 }
 
-// convertFunc turns one decoded dict value (a *types.Dict from a pickle or a
+// convertFunc turns one decoded dict value (a *pickle.Dict from a pickle or a
 // map[string]any from JSON) into a trace entry.
 type convertFunc[T any] func(v any) (T, error)
 
@@ -162,50 +162,49 @@ func jsonKind(tok json.Token) string {
 	return fmt.Sprintf("%T", tok)
 }
 
-// fieldsOf calls fn for each string-keyed field of a dict value, whichever
-// decoder produced it. Fields with other key types are skipped: they cannot
-// be any of the names a trace uses.
-func fieldsOf(v any, fn func(name string, val any)) error {
-	switch d := v.(type) {
-	case *types.Dict:
-		if d == nil {
-			return errors.New("value is a nil dict")
+// fields looks up names in a dict value, whichever decoder produced it:
+// vals[i] is the value of names[i], nil when absent. Keys that are not
+// strings cannot be any of the names a trace uses and are skipped.
+func fields(v any, names []string, vals []any) error {
+	set := func(name string, val any) {
+		for i, n := range names {
+			if n == name {
+				vals[i] = val
+			}
 		}
-		for _, e := range *d {
-			switch k := e.Key.(type) {
-			case string:
-				fn(k, e.Value)
-			case []byte:
-				fn(string(k), e.Value)
+	}
+	switch d := v.(type) {
+	case *pickle.Dict:
+		for i, k := range d.Keys {
+			if name, ok := pickle.Text(k); ok {
+				set(name, d.Vals[i])
 			}
 		}
 		return nil
 	case map[string]any:
 		for k, val := range d {
-			fn(k, val)
+			set(k, val)
 		}
 		return nil
 	}
 	return fmt.Errorf("value is a %s, want a dict", pyType(v))
 }
 
+// The fields of each trace's entries; the last two of each are the
+// other trace's, looked up only to tell a user who swapped the files.
+var (
+	capacityFields = []string{"computation", "communication", "finish_time", "active"}
+	behaviorFields = []string{"duration", "finish_time", "active", "inactive", "model", "computation", "communication"}
+)
+
 // capacityFrom converts one client_device_capacity value.
 func capacityFrom(v any) (Capacity, error) {
-	var comp, comm any
-	looksBehavior := false
-	if err := fieldsOf(v, func(name string, val any) {
-		switch name {
-		case "computation":
-			comp = val
-		case "communication":
-			comm = val
-		case "finish_time", "active":
-			looksBehavior = true
-		}
-	}); err != nil {
+	var f [4]any
+	if err := fields(v, capacityFields, f[:]); err != nil {
 		return Capacity{}, err
 	}
-	if comp == nil && comm == nil && looksBehavior {
+	comp, comm := f[0], f[1]
+	if comp == nil && comm == nil && (f[2] != nil || f[3] != nil) {
 		return Capacity{}, errors.New("missing 'computation' and 'communication': this looks like a client_behave_trace, not a client_device_capacity")
 	}
 	var c Capacity
@@ -223,27 +222,12 @@ func capacityFrom(v any) (Capacity, error) {
 // 'active' and 'inactive' are required; 'duration' and 'model' are only
 // informative and may be absent.
 func behaviorFrom(v any) (Behavior, error) {
-	var dur, fin, act, inact, model any
-	looksCapacity := false
-	if err := fieldsOf(v, func(name string, val any) {
-		switch name {
-		case "duration":
-			dur = val
-		case "finish_time":
-			fin = val
-		case "active":
-			act = val
-		case "inactive":
-			inact = val
-		case "model":
-			model = val
-		case "computation", "communication":
-			looksCapacity = true
-		}
-	}); err != nil {
+	var f [7]any
+	if err := fields(v, behaviorFields, f[:]); err != nil {
 		return Behavior{}, err
 	}
-	if fin == nil && act == nil && looksCapacity {
+	dur, fin, act, inact, model := f[0], f[1], f[2], f[3], f[4]
+	if fin == nil && act == nil && (f[5] != nil || f[6] != nil) {
 		return Behavior{}, errors.New("missing 'finish_time' and 'active': this looks like a client_device_capacity, not a client_behave_trace")
 	}
 	var b Behavior
@@ -269,7 +253,7 @@ func behaviorFrom(v any) (Behavior, error) {
 	case nil:
 	case string:
 		b.Model = m
-	case []byte:
+	case pickle.Bytes:
 		b.Model = string(m)
 	default:
 		return Behavior{}, fmt.Errorf("'model' is a %s, want a str", pyType(model))
@@ -294,14 +278,10 @@ func intListField(name string, v any) ([]int64, error) {
 	}
 	var items []any
 	switch l := v.(type) {
-	case *types.List:
-		if l != nil {
-			items = *l
-		}
-	case *types.Tuple:
-		if l != nil {
-			items = *l
-		}
+	case *pickle.List:
+		items = l.Items
+	case pickle.Tuple:
+		items = l
 	case []any:
 		items = l
 	default:
@@ -323,7 +303,7 @@ func intListField(name string, v any) ([]int64, error) {
 // in a trace it can only be a mistake.
 func toFloat(v any) (float64, error) {
 	switch n := v.(type) {
-	case int:
+	case int64:
 		return float64(n), nil
 	case float64:
 		return n, nil
@@ -343,8 +323,8 @@ func toFloat(v any) (float64, error) {
 // and numpy-based scripts often produce 14400.0 for 14400).
 func toInt(v any) (int64, error) {
 	switch n := v.(type) {
-	case int:
-		return int64(n), nil
+	case int64:
+		return n, nil
 	case float64:
 		return floatToInt(n)
 	case json.Number:
@@ -373,15 +353,15 @@ func floatToInt(f float64) (int64, error) {
 // parseKey accepts a client key as an int or a string holding one.
 func parseKey(k any) (int64, error) {
 	switch key := k.(type) {
-	case int:
-		return int64(key), nil
+	case int64:
+		return key, nil
 	case string:
 		n, err := strconv.ParseInt(key, 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("client %s: key is not an integer", quoteKey(key))
 		}
 		return n, nil
-	case []byte:
+	case pickle.Bytes:
 		return parseKey(string(key))
 	case *big.Int:
 		return 0, fmt.Errorf("client %s: key out of range", truncate(key.String()))
@@ -392,11 +372,11 @@ func parseKey(k any) (int64, error) {
 // keyString renders a client key for an error message.
 func keyString(k any) string {
 	switch key := k.(type) {
-	case int:
-		return strconv.Itoa(key)
+	case int64:
+		return strconv.FormatInt(key, 10)
 	case string:
 		return quoteKey(key)
-	case []byte:
+	case pickle.Bytes:
 		return quoteKey(string(key))
 	case *big.Int:
 		return truncate(key.String())
@@ -425,33 +405,18 @@ func describe(v any) string {
 	return pyType(v)
 }
 
-// pyType names a decoded value's type the way Python would.
+// pyType names a decoded value's type the way Python would, for either
+// decoder's values.
 func pyType(v any) string {
 	switch v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		return "bool"
-	case int, *big.Int:
-		return "int"
-	case float64:
-		return "float"
 	case json.Number:
 		return "number"
-	case string:
-		return "str"
-	case []byte:
-		return "bytes"
-	case *types.ByteArray:
-		return "bytearray"
-	case *types.List, []any:
+	case []any:
 		return "list"
-	case *types.Tuple:
-		return "tuple"
-	case *types.Dict, map[string]any:
+	case map[string]any:
 		return "dict"
 	}
-	return fmt.Sprintf("%T", v)
+	return pickle.TypeName(v)
 }
 
 // truncate keeps error messages short whatever the input holds.
