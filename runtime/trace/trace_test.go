@@ -342,3 +342,31 @@ func TestDetectFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoBomb reads a 2 MB behavior trace whose every client is one
+// memoized entry with 4000 intervals: converting it would copy more than
+// 10 GB of intervals. The decoder's budget refuses it first, naming the
+// file.
+func TestMemoBomb(t *testing.T) {
+	var b []byte
+	b = append(b, 0x80, 4, '}', 0x94, '(') // the trace dict, then MARK for its items
+	entry := []byte("}(\x8c\x0bfinish_time\x94J\x00\x00\x01\x00\x8c\x06active](")
+	for i := range 4000 {
+		entry = append(entry, 'J')
+		entry = binary.LittleEndian.AppendUint32(entry, uint32(2*i))
+	}
+	entry = append(entry, "e\x94\x8c\x08inactiveh\x02u"...) // active is memo 2; inactive the same list
+	b = append(b, 'K', 0)
+	b = append(b, entry...)
+	b = append(b, 0x94) // the entry is memo 3
+	for k := 1; len(b) < 2<<20; k++ {
+		b = append(b, 'J')
+		b = binary.LittleEndian.AppendUint32(b, uint32(k))
+		b = append(b, 'h', 3)
+	}
+	b = append(b, 'u', '.')
+	_, err := ParseBehaviors(b, "bomb.pkl")
+	if err == nil || !strings.Contains(err.Error(), "bomb.pkl") || !strings.Contains(err.Error(), "exceeds the decoding budget") {
+		t.Fatalf("error %v, want the budget's, naming the file", err)
+	}
+}
