@@ -205,6 +205,11 @@ func (p *Pipeline) Batch(s *Split, idx []int32, dst []float32, aug *rand.Rand) (
 			return nil, err
 		}
 	}
+	if p.grey {
+		// No resize, augmentation or normalisation: the split's own
+		// pixel/255 batch, without the per-sample machinery below.
+		return s.Batch(idx, dst)
+	}
 	var rbuf *[]uint8
 	if rs != nil {
 		rbuf = resizeBufs.Get().(*[]uint8)
@@ -213,16 +218,7 @@ func (p *Pipeline) Batch(s *Split, idx []int32, dst []float32, aug *rand.Rand) (
 			*rbuf = make([]uint8, need)
 		}
 	}
-	labels := make([]int32, len(idx))
-	var scratch []uint8
-	for k, i := range idx {
-		pix, kept, err := s.image(int(i), scratch)
-		if err != nil {
-			return nil, err
-		}
-		if !kept {
-			scratch = pix
-		}
+	return s.images(idx, func(k int, pix []uint8) {
 		if rs != nil {
 			out := (*rbuf)[:sc*p.Height*p.Width]
 			for c := range sc {
@@ -235,9 +231,7 @@ func (p *Pipeline) Batch(s *Split, idx []int32, dst []float32, aug *rand.Rand) (
 			a = p.draw(aug)
 		}
 		p.sample(dst[k*n:(k+1)*n], pix, sc, a)
-		labels[k] = s.Labels[i]
-	}
-	return labels, nil
+	})
 }
 
 // sample writes one sample's model input from pix (srcC planes of

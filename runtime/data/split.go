@@ -487,8 +487,21 @@ func (s *Split) Batch(idx []int32, dst []float32) ([]int32, error) {
 	if len(dst) < len(idx)*hw {
 		return nil, fmt.Errorf("batch of %d images of %dx%d needs %d values, dst has %d", len(idx), w, h, len(idx)*hw, len(dst))
 	}
+	return s.images(idx, func(k int, pix []uint8) {
+		out := dst[k*hw : (k+1)*hw]
+		for j, p := range pix {
+			out[j] = byteToUnit[p]
+		}
+	})
+}
+
+// images calls fn with the pixels of each sample idx[k], in order, and
+// returns their labels. The pixels are only valid during the call: an
+// image the cache budget does not keep is decoded into a scratch buffer
+// that the next one reuses.
+func (s *Split) images(idx []int32, fn func(k int, pix []uint8)) ([]int32, error) {
 	labels := make([]int32, len(idx))
-	var scratch []uint8 // reused for the images the cache does not keep
+	var scratch []uint8
 	for k, i := range idx {
 		pix, kept, err := s.image(int(i), scratch)
 		if err != nil {
@@ -497,10 +510,7 @@ func (s *Split) Batch(idx []int32, dst []float32) ([]int32, error) {
 		if !kept {
 			scratch = pix
 		}
-		out := dst[k*hw : (k+1)*hw]
-		for j, p := range pix {
-			out[j] = byteToUnit[p]
-		}
+		fn(k, pix)
 		labels[k] = s.Labels[i]
 	}
 	return labels, nil
