@@ -97,18 +97,12 @@ func ClientName(k int) string { return fmt.Sprintf("client_%04d", k) }
 // written grouped by client; test samples are dealt round-robin, since the
 // runtime evaluates the whole test set anyway.
 func ConvertIDX(src IDXFiles, opt ConvertOptions) (ConvertSummary, error) {
-	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels, src.TrainLimit)
+	set, err := readIDXSet(src)
 	if err != nil {
 		return ConvertSummary{}, err
 	}
-	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels, src.TestLimit)
-	if err != nil {
-		return ConvertSummary{}, err
-	}
-	if th != h || tw != w {
-		return ConvertSummary{}, fmt.Errorf("test images are %dx%d but training images %dx%d", tw, th, w, h)
-	}
-	classes := int(max(slices.Max(trainLabels), slices.Max(testLabels))) + 1
+	trainPix, trainLabels, testPix, testLabels := set.trainPix, set.trainLabels, set.testPix, set.testLabels
+	h, w, classes := set.h, set.w, set.classes
 	if opt.LabelNames != nil && len(opt.LabelNames) < classes {
 		return ConvertSummary{}, fmt.Errorf("%d label names for %d classes", len(opt.LabelNames), classes)
 	}
@@ -148,6 +142,34 @@ func ConvertIDX(src IDXFiles, opt ConvertOptions) (ConvertSummary, error) {
 		MinPerClient: counts[0], MedianPerClient: median, MaxPerClient: counts[len(counts)-1],
 		ImageHeight: h, ImageWidth: w,
 	}, nil
+}
+
+// idxSet is an IDX data set read whole: both splits, images of h x w,
+// labels below classes.
+type idxSet struct {
+	trainPix, trainLabels, testPix, testLabels []uint8
+	h, w, classes                              int
+}
+
+// readIDXSet reads src's four files and checks that both splits have
+// images of one size.
+func readIDXSet(src IDXFiles) (idxSet, error) {
+	var s idxSet
+	var err error
+	s.trainPix, s.trainLabels, s.h, s.w, err = readIDXPair("training", src.TrainImages, src.TrainLabels, src.TrainLimit)
+	if err != nil {
+		return idxSet{}, err
+	}
+	var th, tw int
+	s.testPix, s.testLabels, th, tw, err = readIDXPair("test", src.TestImages, src.TestLabels, src.TestLimit)
+	if err != nil {
+		return idxSet{}, err
+	}
+	if th != s.h || tw != s.w {
+		return idxSet{}, fmt.Errorf("test images are %dx%d but training images %dx%d", tw, th, s.w, s.h)
+	}
+	s.classes = int(max(slices.Max(s.trainLabels), slices.Max(s.testLabels))) + 1
+	return s, nil
 }
 
 // readIDXPair reads an image file and its label file, checks they agree,
@@ -191,18 +213,12 @@ type CIFARSummary struct {
 // and made RGB by repeating the grey plane, as PIL's convert('RGB') does.
 // labelNames name the ten classes in batches.meta (nil: "0".."9").
 func ConvertIDXToCIFAR10(src IDXFiles, out string, labelNames []string, overwrite bool) (CIFARSummary, error) {
-	trainPix, trainLabels, h, w, err := readIDXPair("training", src.TrainImages, src.TrainLabels, src.TrainLimit)
+	set, err := readIDXSet(src)
 	if err != nil {
 		return CIFARSummary{}, err
 	}
-	testPix, testLabels, th, tw, err := readIDXPair("test", src.TestImages, src.TestLabels, src.TestLimit)
-	if err != nil {
-		return CIFARSummary{}, err
-	}
-	if th != h || tw != w {
-		return CIFARSummary{}, fmt.Errorf("test images are %dx%d but training images %dx%d", tw, th, w, h)
-	}
-	classes := int(max(slices.Max(trainLabels), slices.Max(testLabels))) + 1
+	trainPix, trainLabels, testPix, testLabels := set.trainPix, set.trainLabels, set.testPix, set.testLabels
+	h, w, classes := set.h, set.w, set.classes
 	if classes > cifarClasses {
 		return CIFARSummary{}, fmt.Errorf("labels go up to %d; a CIFAR-10 folder holds %d classes", classes-1, cifarClasses)
 	}
