@@ -498,29 +498,17 @@ func littleInt(b []byte) any {
 // text decodes the string opcodes.
 func (u *unpickler) text(op byte) error {
 	switch op {
-	case 'S': // STRING: a quoted Python 2 str literal
+	case 'S', 'V': // STRING: a quoted Python 2 str literal; UNICODE: raw-unicode-escape text
 		b, err := u.line(0)
 		if err != nil {
 			return err
 		}
-		s, err := unquote(b)
+		v, n, err := lineText(op, b)
 		if err != nil {
 			return err
 		}
-		u.copied += int64(len(s))
-		u.push(s)
-		return nil
-	case 'V': // UNICODE: raw-unicode-escape text
-		b, err := u.line(0)
-		if err != nil {
-			return err
-		}
-		s, err := rawUnicode(b)
-		if err != nil {
-			return err
-		}
-		u.copied += int64(len(s))
-		u.push(s)
+		u.copied += int64(n)
+		u.push(v)
 		return nil
 	}
 	var lenBytes int

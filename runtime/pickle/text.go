@@ -12,6 +12,17 @@ import (
 // pickle module decodes them (codecs.escape_decode and the
 // raw_unicode_escape codec).
 
+// lineText decodes the argument of STRING (to Bytes) or UNICODE (to a
+// string) and returns its length.
+func lineText(op byte, b []byte) (any, int, error) {
+	if op == 'S' {
+		s, err := unquote(b)
+		return s, len(s), err
+	}
+	s, err := rawUnicode(b)
+	return s, len(s), err
+}
+
 // unquote decodes a STRING argument: a str literal in single or double
 // quotes with backslash escapes.
 func unquote(b []byte) (Bytes, error) {
@@ -34,20 +45,8 @@ func unquote(b []byte) (Bytes, error) {
 		case '\n': // a line continuation
 		case '\\', '\'', '"':
 			out = append(out, c)
-		case 'a':
-			out = append(out, '\a')
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
+		case 'a', 'b', 'f', 'n', 'r', 't', 'v':
+			out = append(out, "\a\b\f\n\r\t\v"[strings.IndexByte("abfnrtv", c)])
 		case '0', '1', '2', '3', '4', '5', '6', '7': // up to three octal digits
 			v := int(c - '0')
 			for k := 0; k < 2 && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '7'; k++ {
