@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 )
 
 // The torchvision architectures FedScale's default model_zoo (torchcv)
@@ -24,10 +25,11 @@ const (
 // Kind is the operation of a Layer.
 type Kind int
 
-// Layer kinds. Convolutions have no bias (none of the torchvision
-// networks here uses one before batch norm).
+// Layer kinds.
 const (
-	// Conv is a 2-D convolution: OutC filters of K×K, Stride, Pad, Groups.
+	// Conv is a 2-D convolution: OutC filters of K×K, Stride, Pad, Groups,
+	// then Act. It has a bias only when Bias is set (LeNet-5's): none of
+	// the torchvision networks uses one before batch norm.
 	Conv Kind = iota
 	// BatchNorm normalises each channel, then applies Act.
 	BatchNorm
@@ -37,7 +39,8 @@ const (
 	// GlobalAvgPool averages each channel to 1×1 (adaptive average
 	// pooling to (1,1), or x.mean([2,3])).
 	GlobalAvgPool
-	// Linear is a fully connected layer with bias over the flattened input.
+	// Linear is a fully connected layer with bias over the flattened input
+	// (channel, row, column order, as torch.flatten), then Act.
 	Linear
 	// Dropout zeroes each input with probability P in training (mask from
 	// DropoutUniform, survivors scaled by 1/(1-P)); identity in evaluation.
@@ -55,7 +58,8 @@ const (
 	Shuffle
 )
 
-// Act is an activation applied after a BatchNorm or a Residual sum.
+// Act is an activation applied after a BatchNorm, a Residual sum, or (the
+// sequential models' fused ReLU) a Conv or Linear.
 type Act int
 
 // Activations.
@@ -99,7 +103,8 @@ type Layer struct {
 	K        int // kernel size (Conv, MaxPool)
 	Stride   int
 	Pad      int
-	Groups   int // Conv: 1, or In.C for a depthwise convolution
+	Groups   int  // Conv: 1, or In.C for a depthwise convolution
+	Bias     bool // Conv: a bias follows the weight
 	Act      Act
 	P        float32 // Dropout probability
 	Index    int     // Dropout: its number in the network, for the mask
@@ -118,27 +123,30 @@ type Arch struct {
 	Params []param
 }
 
-// IsGraph reports whether name is one of the architectures described by
-// an Arch (the others are the sequential lenet5/mlp/logistic family).
-func IsGraph(name string) bool {
+// IsTorchvision reports whether name is one of the torchvision
+// architectures (the others are the sequential lenet5/mlp/logistic family,
+// described by an Arch too, in init.go).
+func IsTorchvision(name string) bool {
 	_, ok := archBuilders[name]
 	return ok
 }
 
 // Build returns the architecture of spec, checking that the input is
-// large enough for every layer. Only names for which IsGraph is true have
-// one.
+// large enough for every layer.
 func Build(s Spec) (*Arch, error) {
-	f, ok := archBuilders[s.Name]
-	if !ok {
-		return nil, unknownModel(s.Name)
+	f, torchvision := archBuilders[s.Name]
+	if !torchvision {
+		var ok bool
+		if f, ok = seqBuilders[s.Name]; !ok {
+			return nil, unknownModel(s.Name)
+		}
 	}
 	if err := s.checkDims(); err != nil {
 		return nil, err
 	}
 	// torchvision's first convolution takes RGB; a state_dict with another
 	// input width would not load into the PyTorch model of the same name.
-	if s.Channels != 3 {
+	if torchvision && s.Channels != 3 {
 		return nil, fmt.Errorf("model %s takes 3-channel (RGB) images, the data has %d channel(s) of %dx%d", s.Name, s.Channels, s.Height, s.Width)
 	}
 	b := &builder{spec: s}
@@ -146,6 +154,9 @@ func Build(s Spec) (*Arch, error) {
 	root := f(b, in)
 	if b.err != nil {
 		return nil, b.err
+	}
+	if b.total > MaxParams {
+		return nil, fmt.Errorf("model %s: %d parameters exceeds %d", s, b.total, MaxParams)
 	}
 	return &Arch{In: in, Root: root, Params: b.params}, nil
 }
@@ -162,21 +173,18 @@ var archBuilders = map[string]func(*builder, Shape) *Layer{
 }
 
 // builder accumulates parameters in state_dict order while the tree is
-// built, and the first geometry error.
+// built, their total size and the first geometry error.
 type builder struct {
 	spec     Spec
 	params   []param
 	dropouts int
-	total    int
+	total    int // under 2^50 (see checkDims): no overflow
 	err      error
 }
 
 func (b *builder) add(name string, shape []int, fanIn int) {
 	b.params = append(b.params, param{name: name, shape: shape, fanIn: fanIn})
 	b.total += prod(shape)
-	if b.err == nil && b.total > MaxParams {
-		b.err = fmt.Errorf("model %s: more than %d parameters", b.spec, MaxParams)
-	}
 }
 
 func prod(shape []int) int {
@@ -403,10 +411,11 @@ func initGraph(a *Arch, out [][]float32, seed uint64) {
 				for j := range w {
 					w[j] = float32(rng.NormFloat64() * std)
 				}
-			default:
+			default: // PyTorch's Conv2d default, bias included
 				bound := 1 / math.Sqrt(float64(p.fanIn))
-				for j := range w {
-					w[j] = float32((2*rng.Float64() - 1) * bound)
+				uniform(w, rng, bound)
+				if l.Bias {
+					uniform(out[l.Param+1], tensorRNG(seed, l.Param+1), bound)
 				}
 			}
 		case BatchNorm:
@@ -427,12 +436,8 @@ func initGraph(a *Arch, out [][]float32, seed uint64) {
 				}
 			default: // PyTorch's Linear default; ResNet keeps it for fc
 				bound := 1 / math.Sqrt(float64(fanIn))
-				for i, t := range [][]float32{w, bias} {
-					rng := tensorRNG(seed, l.Param+i)
-					for j := range t {
-						t[j] = float32((2*rng.Float64() - 1) * bound)
-					}
-				}
+				uniform(w, tensorRNG(seed, l.Param), bound)
+				uniform(bias, tensorRNG(seed, l.Param+1), bound)
 			}
 		}
 		for _, c := range l.Children {
@@ -440,4 +445,11 @@ func initGraph(a *Arch, out [][]float32, seed uint64) {
 		}
 	}
 	walk(a.Root)
+}
+
+// uniform fills t with draws from rng uniform in ±bound.
+func uniform(t []float32, rng *rand.Rand, bound float64) {
+	for j := range t {
+		t[j] = float32((2*rng.Float64() - 1) * bound)
+	}
 }

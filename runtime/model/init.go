@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/fedscale/fedscale-go/runtime/tensor"
@@ -31,7 +30,7 @@ const (
 // LeNetFeatures returns the spatial size of LeNet-5's last feature map for
 // an h×w input (5×5 for 28×28): conv1 keeps the size (pad 2), each 2×2 max
 // pooling floors, conv2 (no padding) removes 4. It returns zeros when the
-// input is too small. Backends use it so the geometry is defined once.
+// input is too small.
 func LeNetFeatures(h, w int) (fh, fw int) {
 	f := func(n int) int {
 		n = (n+2*lenetPad1-lenetK+1)/2 - lenetK + 1
@@ -47,65 +46,52 @@ func LeNetFeatures(h, w int) (fh, fw int) {
 	return fh, fw
 }
 
-func dense(prefix string, in, out int) []param {
-	return []param{
-		{prefix + ".weight", []int{out, in}, in},
-		{prefix + ".bias", []int{out}, in},
-	}
+// seqBuilders describes the sequential models as layer trees, like the
+// torchvision architectures in arch.go: one owner of their names, shapes
+// and geometry for Layout, Init and every backend.
+var seqBuilders = map[string]func(*builder, Shape) *Layer{
+	Logistic: func(b *builder, in Shape) *Layer { return seq("", b.linear("fc", in, b.spec.Classes, InitDefault)) },
+	LR:       func(b *builder, in Shape) *Layer { return seq("", b.linear("linear", in, b.spec.Classes, InitDefault)) },
+	SVM:      func(b *builder, in Shape) *Layer { return seq("", b.linear("fc", in, b.spec.Classes, InitDefault)) },
+	MLP: func(b *builder, in Shape) *Layer {
+		fc1 := b.linear("fc1", in, mlpHidden, InitDefault)
+		fc1.Act = ActReLU
+		fc2 := b.linear("fc2", fc1.Out, mlpHidden, InitDefault)
+		fc2.Act = ActReLU
+		return seq("", fc1, fc2, b.linear("fc3", fc2.Out, b.spec.Classes, InitDefault))
+	},
+	LeNet5: func(b *builder, in Shape) *Layer {
+		if fh, _ := LeNetFeatures(in.H, in.W); fh == 0 {
+			b.err = fmt.Errorf("model %s: input %dx%d is too small: lenet5 needs at least %dx%d", b.spec.Name, in.H, in.W, lenetMinHW, lenetMinHW)
+			return nil
+		}
+		c1 := b.convBiasReLU("conv1", in, lenetC1, lenetK, lenetPad1)
+		p1 := b.maxPool("pool1", c1.Out, 2, 2, 0)
+		c2 := b.convBiasReLU("conv2", p1.Out, lenetC2, lenetK, 0)
+		p2 := b.maxPool("pool2", c2.Out, 2, 2, 0)
+		fc1 := b.linear("fc1", p2.Out, lenetFC1, InitDefault)
+		fc1.Act = ActReLU
+		fc2 := b.linear("fc2", fc1.Out, lenetFC2, InitDefault)
+		fc2.Act = ActReLU
+		return seq("", c1, p1, c2, p2, fc1, fc2, b.linear("fc3", fc2.Out, b.spec.Classes, InitDefault))
+	},
 }
 
-func conv(prefix string, inC, outC, k int) []param {
-	fan := inC * k * k
-	return []param{
-		{prefix + ".weight", []int{outC, inC, k, k}, fan},
-		{prefix + ".bias", []int{outC}, fan},
-	}
+// convBiasReLU is LeNet-5's convolution: stride 1, a bias, ReLU fused.
+func (b *builder) convBiasReLU(name string, in Shape, outC, k, pad int) *Layer {
+	l := b.conv(name, in, outC, k, 1, pad, 1, InitDefault)
+	l.Bias, l.Act = true, ActReLU
+	b.add(name+".bias", []int{outC}, in.C*k*k)
+	return l
 }
 
 // layout returns the parameters of spec's architecture in forward order.
 func layout(s Spec) ([]param, error) {
-	var ps []param
-	switch s.Name {
-	case Logistic, MLP, LeNet5, LR, SVM:
-	default:
-		a, err := Build(s)
-		if err != nil {
-			return nil, err
-		}
-		return a.Params, nil
-	}
-	if err := s.checkDims(); err != nil {
+	a, err := Build(s)
+	if err != nil {
 		return nil, err
 	}
-	in := s.InputSize()
-	switch s.Name {
-	case Logistic:
-		ps = dense("fc", in, s.Classes)
-	case LR:
-		ps = dense("linear", in, s.Classes)
-	case SVM:
-		ps = dense("fc", in, s.Classes)
-	case MLP:
-		ps = append(dense("fc1", in, mlpHidden), dense("fc2", mlpHidden, mlpHidden)...)
-		ps = append(ps, dense("fc3", mlpHidden, s.Classes)...)
-	case LeNet5:
-		fh, fw := LeNetFeatures(s.Height, s.Width)
-		if fh == 0 {
-			return nil, fmt.Errorf("model %s: input %dx%d is too small: lenet5 needs at least %dx%d", s.Name, s.Height, s.Width, lenetMinHW, lenetMinHW)
-		}
-		ps = append(conv("conv1", s.Channels, lenetC1, lenetK), conv("conv2", lenetC1, lenetC2, lenetK)...)
-		ps = append(ps, dense("fc1", lenetC2*fh*fw, lenetFC1)...)
-		ps = append(ps, dense("fc2", lenetFC1, lenetFC2)...)
-		ps = append(ps, dense("fc3", lenetFC2, s.Classes)...)
-	}
-	total := 0
-	for _, p := range ps {
-		total += tensor.Size(p.shape)
-	}
-	if total > MaxParams {
-		return nil, fmt.Errorf("model %s: %d parameters exceeds %d", s, total, MaxParams)
-	}
-	return ps, nil
+	return a.Params, nil
 }
 
 // Zeros returns zero-valued parameters of spec's architecture: the names
@@ -145,34 +131,17 @@ func Layout(spec Spec) (tensor.List, error) {
 // from (seed, tensor index), so the order of generation cannot leak
 // between tensors.
 func Init(spec Spec, seed uint64) (tensor.List, error) {
-	if IsGraph(spec.Name) {
-		a, err := Build(spec)
-		if err != nil {
-			return nil, err
-		}
-		out := make(tensor.List, len(a.Params))
-		data := make([][]float32, len(a.Params))
-		for i, p := range a.Params {
-			out[i] = tensor.New(p.name, p.shape...)
-			data[i] = out[i].Data
-		}
-		initGraph(a, data, seed)
-		return out, nil
-	}
-	ps, err := layout(spec)
+	a, err := Build(spec)
 	if err != nil {
 		return nil, err
 	}
-	out := make(tensor.List, len(ps))
-	for i, p := range ps {
-		t := tensor.New(p.name, p.shape...)
-		rng := tensorRNG(seed, i)
-		bound := 1 / math.Sqrt(float64(p.fanIn))
-		for j := range t.Data {
-			t.Data[j] = float32((2*rng.Float64() - 1) * bound)
-		}
-		out[i] = t
+	out := make(tensor.List, len(a.Params))
+	data := make([][]float32, len(a.Params))
+	for i, p := range a.Params {
+		out[i] = tensor.New(p.name, p.shape...)
+		data[i] = out[i].Data
 	}
+	initGraph(a, data, seed)
 	return out, nil
 }
 

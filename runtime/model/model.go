@@ -31,12 +31,15 @@ const (
 	SVM      = "svm"
 )
 
-// supported is the sequential models and every architecture arch.go
-// describes, sorted; Supported returns a copy so callers cannot change it.
+// supported is the sequential models (init.go) and the torchvision
+// architectures (arch.go), sorted; Supported returns a copy so callers
+// cannot change it.
 var supported = func() []string {
-	names := []string{LeNet5, Logistic, LR, MLP, SVM}
-	for name := range archBuilders {
-		names = append(names, name)
+	var names []string
+	for _, m := range []map[string]func(*builder, Shape) *Layer{seqBuilders, archBuilders} {
+		for name := range m {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	return names

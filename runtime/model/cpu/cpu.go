@@ -43,7 +43,7 @@ type trainer struct {
 
 // New returns a CPU Trainer for spec.
 func New(spec model.Spec) (model.Trainer, error) {
-	if model.IsGraph(spec.Name) {
+	if model.IsTorchvision(spec.Name) {
 		return newNet(spec)
 	}
 	tmpl, err := model.Layout(spec)

@@ -167,7 +167,7 @@ func isRunningStat(l *model.Layer, i int) bool {
 // batch in training and evaluation and checks shapes and finiteness.
 func TestGraphModelsForward(t *testing.T) {
 	for _, name := range model.Supported() {
-		if !model.IsGraph(name) {
+		if !model.IsTorchvision(name) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
