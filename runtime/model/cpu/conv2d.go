@@ -8,9 +8,10 @@ import (
 // gemm is the matrix product every dense layer goes through.
 var gemm = sgemm.Gemm
 
-// convMod is a dense (groups 1) convolution without bias on channel-major
-// activations: y[oc, N·oh·ow] = W[oc, c·k·k] × im2col(x). A 1×1 stride-1
-// convolution multiplies x itself.
+// convMod is a dense (groups 1) convolution on channel-major activations:
+// y[oc, N·oh·ow] = act(W[oc, c·k·k] × im2col(x) + b), the bias and the
+// activation only where the layer has them. A 1×1 stride-1 convolution
+// multiplies x itself.
 type convMod struct {
 	l     *model.Layer
 	x     []float32
@@ -39,13 +40,22 @@ func (m *convMod) forward(c *runCtx, x []float32) []float32 {
 	}
 	y := m.y[:m.l.Out.C*cols]
 	gemm(false, false, m.l.Out.C, cols, kk, c.p[m.l.Param].Data, kk, col, cols, y, cols, false)
+	if m.l.Bias {
+		addBias(y, c.p[m.l.Param+1].Data, cols)
+	}
+	activate(m.l.Act, y)
 	return y
 }
 
 func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	kk, cols := m.dims(c.n)
 	oc := m.l.Out.C
-	dy = dy[:oc*cols]
+	dy = actGrad(m.l.Act, m.y[:oc*cols], dy[:oc*cols])
+	var db []float32
+	if m.l.Bias {
+		db = c.grad(m.l.Param+1, 1)
+		rowSums(db, dy, cols)
+	}
 	col := m.x
 	if !m.direct() {
 		// The weight gradient lays the input out again rather than keep
@@ -70,6 +80,9 @@ func (m *convMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		col2imBatch(dx, dcol, m.l, c.n)
 	}
 	c.apply(m.l.Param, dw)
+	if m.l.Bias {
+		c.apply(m.l.Param+1, db)
+	}
 	return dx
 }
 

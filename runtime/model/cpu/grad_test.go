@@ -24,55 +24,108 @@ func randVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
 	return out
 }
 
-// TestLayerGradients checks each layer type alone, including paths the
-// networks never take (input gradients of a padded convolution, pooling
-// of odd sizes), against central differences of the float64 reference
-// for the objective L = Σ r·y with fixed random r.
+// window returns the c-channel output shape of a convolution or pooling
+// of window k, stride and pad on in.
+func window(in model.Shape, c, k, stride, pad int) model.Shape {
+	return model.Shape{C: c, H: (in.H+2*pad-k)/stride + 1, W: (in.W+2*pad-k)/stride + 1}
+}
+
+// seqLinear and seqConv are the sequential models' layers: a bias and,
+// with relu, ReLU fused.
+func seqLinear(in model.Shape, out int, relu bool) *model.Layer {
+	l := &model.Layer{Kind: model.Linear, In: in, Out: model.Shape{C: out, H: 1, W: 1}}
+	if relu {
+		l.Act = model.ActReLU
+	}
+	return l
+}
+
+func seqConv(in model.Shape, oc, k, pad int, relu bool) *model.Layer {
+	l := &model.Layer{Kind: model.Conv, In: in, Out: window(in, oc, k, 1, pad), K: k, Stride: 1, Pad: pad, Groups: 1, Bias: true}
+	if relu {
+		l.Act = model.ActReLU
+	}
+	return l
+}
+
+// paramShapes lists the parameter shapes of a Linear, Conv or MaxPool.
+func paramShapes(l *model.Layer) [][]int {
+	switch l.Kind {
+	case model.Linear:
+		return [][]int{{l.Out.C, l.In.Size()}, {l.Out.C}}
+	case model.Conv:
+		return [][]int{{l.Out.C, l.In.C, l.K, l.K}, {l.Out.C}}
+	}
+	return nil
+}
+
+// toCN converts n NCHW samples of shape s to the engine's channel-major
+// layout, and fromCN back.
+func toCN(x []float32, n int, s model.Shape) []float32 {
+	out := make([]float32, len(x))
+	hw := s.H * s.W
+	for i := 0; i < n; i++ {
+		for c := 0; c < s.C; c++ {
+			copy(out[(c*n+i)*hw:(c*n+i+1)*hw], x[(i*s.C+c)*hw:])
+		}
+	}
+	return out
+}
+
+func fromCN(x []float32, n int, s model.Shape) []float32 {
+	out := make([]float32, len(x))
+	hw := s.H * s.W
+	for i := 0; i < n; i++ {
+		for c := 0; c < s.C; c++ {
+			copy(out[(i*s.C+c)*hw:(i*s.C+c+1)*hw], x[(c*n+i)*hw:])
+		}
+	}
+	return out
+}
+
+// TestLayerGradients checks each layer of the sequential models alone,
+// including paths the networks never take (input gradients of a padded
+// convolution, pooling of odd sizes), against central differences of the
+// float64 reference for the objective L = Σ r·y with fixed random r.
 func TestLayerGradients(t *testing.T) {
 	tests := []struct {
-		name    string
-		l       layer
-		inLen   int
-		nParams int
+		name string
+		l    *model.Layer
 	}{
-		{"dense", &dense{in: 7, out: 5, w: 0}, 7, 2},
-		{"dense relu", &dense{in: 9, out: 6, relu: true, w: 0}, 9, 2},
-		{"conv pad2 relu", newConv(2, 7, 6, 3, 5, 2, true, 0), 2 * 7 * 6, 2},
-		{"conv pad0", newConv(3, 8, 9, 4, 5, 0, false, 0), 3 * 8 * 9, 2},
-		{"conv pad1 k3", newConv(2, 5, 5, 2, 3, 1, true, 0), 2 * 5 * 5, 2},
-		{"maxpool odd", newMaxPool(2, 7, 5), 2 * 7 * 5, 0},
+		{"dense", seqLinear(model.Shape{C: 7, H: 1, W: 1}, 5, false)},
+		{"dense relu", seqLinear(model.Shape{C: 9, H: 1, W: 1}, 6, true)},
+		{"dense flatten relu", seqLinear(model.Shape{C: 3, H: 2, W: 3}, 4, true)},
+		{"conv pad2 relu", seqConv(model.Shape{C: 2, H: 7, W: 6}, 3, 5, 2, true)},
+		{"conv pad0", seqConv(model.Shape{C: 3, H: 8, W: 9}, 4, 5, 0, false)},
+		{"conv pad1 k3", seqConv(model.Shape{C: 2, H: 5, W: 5}, 2, 3, 1, true)},
+		{"maxpool odd", &model.Layer{Kind: model.MaxPool, In: model.Shape{C: 2, H: 7, W: 5}, Out: window(model.Shape{C: 2, H: 7, W: 5}, 2, 2, 2, 0), K: 2, Stride: 2}},
 	}
 	const n = 3
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			m, err := compile(tc.l)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			var p paramList
-			for _, sh := range tc.l.shapes() {
-				size := 1
-				for _, d := range sh {
-					size *= d
-				}
-				p = append(p, randVec(rng, size, -0.5, 0.5))
+			for _, sh := range paramShapes(tc.l) {
+				p = append(p, randVec(rng, tensor.Size(sh), -0.5, 0.5))
 			}
-			x := randVec(rng, n*tc.inLen, -1, 1)
-			r := randVec(rng, n*tc.l.outSize(), -1, 1)
+			x := randVec(rng, n*tc.l.In.Size(), -1, 1)
+			r := randVec(rng, n*tc.l.Out.Size(), -1, 1)
 
-			y := make([]float32, n*tc.l.outSize())
-			var s scratch
-			tc.l.forward(p.list(), x, y, n, &s)
+			grads := make([][]float32, len(p))
+			c := &runCtx{p: p.list(), train: true, n: n, apply: func(i int, g []float32) { grads[i] = append([]float32(nil), g...) }}
+			m.reserve(n)
+			y := fromCN(m.forward(c, toCN(x, n, tc.l.In)), n, tc.l.Out)
 			want := refLayer(tc.l, params64(p.list()), to64(x), n)
 			for i := range y {
 				if !closeEnough(float64(y[i]), want[i], 1e-5, 1e-5) {
 					t.Fatalf("forward[%d] = %v, reference %v", i, y[i], want[i])
 				}
 			}
-			dy := append([]float32(nil), r...)
-			dx := make([]float32, len(x))
-			grads := make([][]float32, len(p))
-			for i := range p {
-				grads[i] = make([]float32, len(p[i]))
-			}
-			tc.l.backward(p.list(), grads, x, y, dy, dx, n, &s)
+			dx := fromCN(m.backward(c, toCN(r, n, tc.l.Out), true), n, tc.l.In)
 
 			obj := func(p64 [][]float64, x64 []float64) float64 {
 				var sum float64
@@ -115,9 +168,9 @@ func checkFD(t *testing.T, what string, g []float32, v []float64, idx []int, ato
 	}
 }
 
-// TestModelGradients checks every architecture end to end: the gradient
-// of the batch-mean cross-entropy that backward leaves in t.grads against
-// central differences of the float64 reference network.
+// TestModelGradients checks every sequential architecture end to end:
+// the gradient of the batch-mean cross-entropy that backprop hands each
+// parameter against central differences of the float64 reference network.
 func TestModelGradients(t *testing.T) {
 	specs := []model.Spec{
 		{Name: model.Logistic, Channels: 2, Height: 3, Width: 4, Classes: 5},
@@ -131,19 +184,19 @@ func TestModelGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt := tr.(*trainer)
+			tt := tr.(*netTrainer)
 			params, err := model.Init(spec, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b := synthBatches(spec, 1, 3, 5)[0]
+			grads := make([][]float32, len(params))
+			tt.c.apply = func(i int, g []float32) { grads[i] = append([]float32(nil), g...) }
 			tt.reserve(b.N)
-			logits := tt.forward(params, b.X, b.N)
-			loss := xentGrad(logits, b.Y, spec.Classes, tt.dacts[len(tt.layers)][:b.N*spec.Classes], tt.ex)
-			tt.backward(params, b.X, b.N)
+			loss := tt.backprop(params, b)
 
 			p64, x64 := params64(params), to64(b.X)
-			f := func() float64 { return refLoss(tt.layers, p64, x64, b.Y, spec.Classes) }
+			f := func() float64 { return refLoss(tt.arch.Root, p64, x64, b.Y, spec.Classes) }
 			if want := f(); !closeEnough(loss/float64(b.N), want, 1e-5, 1e-5) {
 				t.Fatalf("loss %v, reference %v", loss/float64(b.N), want)
 			}
@@ -155,13 +208,13 @@ func TestModelGradients(t *testing.T) {
 				if len(idx) > 60 {
 					idx = idx[:60]
 				}
-				checkFD(t, params[i].Name, tt.grads[i], p64[i], idx, 1e-5, f)
+				checkFD(t, params[i].Name, grads[i], p64[i], idx, 1e-5, f)
 			}
 		})
 	}
 }
 
-// paramList holds bare parameter values for layer tests; layers find
+// paramList holds bare parameter values for layer tests; modules find
 // their parameters by position, so names do not matter.
 type paramList [][]float32
 

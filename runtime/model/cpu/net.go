@@ -9,8 +9,8 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
-// The torchvision architectures run on a graph of modules compiled from
-// model.Arch. Inside the network activations are channel-major, [C][N][H][W]
+// Every architecture runs on a graph of modules compiled from model.Arch.
+// Inside the network activations are channel-major, [C][N][H][W]
 // (every channel of the batch contiguous): a convolution is then one matrix
 // product W[oc, c·k·k] × col[c·k·k, N·oh·ow] for the whole batch, batch norm
 // reads each channel as one block, and channel split, concatenation and
@@ -73,10 +73,10 @@ func compile(l *model.Layer) (module, error) {
 		switch {
 		case l.Groups == 1:
 			return &convMod{l: l}, nil
-		case l.Groups == l.In.C && l.Out.C == l.In.C:
+		case l.Groups == l.In.C && l.Out.C == l.In.C && !l.Bias && l.Act == model.ActNone:
 			return &dwConvMod{l: l}, nil
 		}
-		return nil, fmt.Errorf("layer %s: grouped convolution with %d groups is not supported", l.Name, l.Groups)
+		return nil, fmt.Errorf("layer %s: grouped convolution with %d groups (or a depthwise one with a bias or an activation) is not supported", l.Name, l.Groups)
 	case model.BatchNorm:
 		return &bnMod{l: l}, nil
 	case model.MaxPool:
@@ -84,9 +84,6 @@ func compile(l *model.Layer) (module, error) {
 	case model.GlobalAvgPool:
 		return &gapMod{l: l}, nil
 	case model.Linear:
-		if l.In.H*l.In.W != 1 {
-			return nil, fmt.Errorf("layer %s: a linear layer needs a 1x1 input, got %s", l.Name, l.In)
-		}
 		return &linearMod{l: l}, nil
 	case model.Dropout:
 		return &dropoutMod{l: l}, nil
@@ -114,14 +111,16 @@ func compile(l *model.Layer) (module, error) {
 	return nil, fmt.Errorf("layer %s: unknown kind %d", l.Name, l.Kind)
 }
 
-// netTrainer implements model.Trainer for model.Arch networks.
+// netTrainer implements model.Trainer for model.Arch networks. Its scratch
+// memory grows to the largest batch seen and is reused, so steady-state
+// steps do not allocate.
 type netTrainer struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // the contract is one goroutine at a time; this makes misuse slow, not wrong
 	spec    model.Spec
 	arch    *model.Arch
 	tmpl    tensor.List
 	root    module
-	minHW   int // smallest spatial size any batch norm sees
+	bnHW    int // smallest spatial size any batch norm sees; 0 without batch norm
 	c       runCtx
 	capN    int
 	xin     []float32 // the batch in channel-major layout
@@ -181,11 +180,11 @@ func newNet(spec model.Spec) (model.Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %s: %w", spec, err)
 	}
-	t := &netTrainer{spec: spec, arch: a, tmpl: tmpl, root: root, minHW: math.MaxInt}
+	t := &netTrainer{spec: spec, arch: a, tmpl: tmpl, root: root}
 	var walk func(l *model.Layer)
 	walk = func(l *model.Layer) {
-		if l.Kind == model.BatchNorm {
-			t.minHW = min(t.minHW, l.Out.H*l.Out.W)
+		if hw := l.Out.H * l.Out.W; l.Kind == model.BatchNorm && (t.bnHW == 0 || hw < t.bnHW) {
+			t.bnHW = hw
 		}
 		for _, ch := range l.Children {
 			walk(ch)
@@ -249,29 +248,20 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 		return st, err
 	}
 	for i, b := range batches {
-		if b.N*t.minHW < 2 {
-			return st, fmt.Errorf("cpu %s: train: batch %d: batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", t.spec, i, b.N, b.N*t.minHW)
+		if t.bnHW > 0 && b.N*t.bnHW < 2 {
+			return st, fmt.Errorf("cpu %s: train: batch %d: batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", t.spec, i, b.N, b.N*t.bnHW)
 		}
 	}
 	t.reserve(maxN)
-	k := t.spec.Classes
 	st.Losses = make([]float64, 0, len(batches))
 	t.c.seed = opt.Seed
 	for step, b := range batches {
 		t.c.step = step
-		logits := t.forward(params, b.X, b.N, true)
-		loss := xentGrad(logits, b.Y, k, t.dlogits[:b.N*k], t.ex)
+		t.opt, t.first, t.last, t.bad = opt, step == 0, step == len(batches)-1, -1
+		loss := t.backprop(params, b)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return st, fmt.Errorf("cpu %s: train: step %d: loss is %v (training diverged; lower the learning rate)", t.spec, step, loss)
 		}
-		dl := t.dlogT[:b.N*k]
-		for s := 0; s < b.N; s++ {
-			for j := 0; j < k; j++ {
-				dl[j*b.N+s] = t.dlogits[s*k+j]
-			}
-		}
-		t.opt, t.first, t.last, t.bad = opt, step == 0, step == len(batches)-1, -1
-		t.root.backward(&t.c, dl, false)
 		st.Record(loss, b.N, opt.LossDecay)
 	}
 	t.opt = model.SGD{} // drop the anchor
@@ -286,6 +276,27 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 		return st, fmt.Errorf("cpu %s: train: after step %d: tensor %q holds a non-finite value (training diverged; lower the learning rate)", t.spec, st.Steps-1, params[t.bad].Name)
 	}
 	return st, nil
+}
+
+// backprop runs one training step's forward and backward passes on b,
+// handing each parameter's gradient to t.c.apply, and returns the summed
+// per-sample loss. A loss that is not finite is returned before the
+// backward pass, so no parameter changes.
+func (t *netTrainer) backprop(p tensor.List, b model.Batch) float64 {
+	k := t.spec.Classes
+	logits := t.forward(p, b.X, b.N, true)
+	loss := xentGrad(logits, b.Y, k, t.dlogits[:b.N*k], t.ex)
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss
+	}
+	dl := t.dlogT[:b.N*k]
+	for s := 0; s < b.N; s++ {
+		for j := 0; j < k; j++ {
+			dl[j*b.N+s] = t.dlogits[s*k+j]
+		}
+	}
+	t.root.backward(&t.c, dl, false)
+	return loss
 }
 
 func (t *netTrainer) Evaluate(params tensor.List, b model.Batch) (model.EvalStats, error) {
@@ -384,6 +395,16 @@ func (m *seqMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		dy = m.kids[i].backward(c, dy, needDx || i > 0)
 	}
 	return dy
+}
+
+// reluInPlace clamps negative values to zero. NaN passes through, so a
+// diverging model still shows in the loss.
+func reluInPlace(x []float32) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = 0
+		}
+	}
 }
 
 // activate applies a in place.
@@ -817,7 +838,14 @@ func (m *dropoutMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	return dx
 }
 
-// linearMod is y = W·x + b on [features][n] activations.
+// linearMod is y = act(W·x + b) over the flattened input. A 1×1 input is
+// already feature-major, [features][n]; a larger one is C blocks of
+// sample-major planes, [C][n][H·W], and each product runs over them one
+// channel at a time: that channel's columns of W against its block, read
+// transposed. Accumulating channel after channel continues each output's
+// one chain of multiply-adds over the features in flattened order (see
+// package sgemm), so the result is the flat product's to the bit, without
+// a transposed copy of the input.
 type linearMod struct {
 	l     *model.Layer
 	x     []float32
@@ -834,21 +862,59 @@ func (m *linearMod) forward(c *runCtx, x []float32) []float32 {
 	m.x = x[:in*n]
 	w, b := c.p[m.l.Param].Data, c.p[m.l.Param+1].Data
 	y := m.y[:out*n]
-	gemm(false, false, out, n, in, w, in, m.x, n, y, n, false)
-	for o := 0; o < out; o++ {
-		row := y[o*n : (o+1)*n]
-		for i := range row {
-			row[i] += b[o]
+	if hw := m.l.In.H * m.l.In.W; hw == 1 {
+		gemm(false, false, out, n, in, w, in, m.x, n, y, n, false)
+	} else {
+		for ch := 0; ch < m.l.In.C; ch++ {
+			gemm(false, true, out, n, hw, w[ch*hw:], in, m.x[ch*n*hw:], hw, y, n, ch > 0)
 		}
 	}
+	addBias(y, b, n)
+	activate(m.l.Act, y)
 	return y
 }
 
 func (m *linearMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 	in, out, n := m.l.In.Size(), m.l.Out.C, c.n
-	dy = dy[:out*n]
+	dy = actGrad(m.l.Act, m.y[:out*n], dy[:out*n])
+	w := c.p[m.l.Param].Data
 	dw, db := c.grad(m.l.Param, 0), c.grad(m.l.Param+1, 1)
-	gemm(false, true, out, in, n, dy, n, m.x, n, dw, in, false)
+	rowSums(db, dy, n)
+	var dx []float32
+	if needDx {
+		dx = m.dx[:in*n]
+	}
+	if hw := m.l.In.H * m.l.In.W; hw == 1 {
+		gemm(false, true, out, in, n, dy, n, m.x, n, dw, in, false)
+		if needDx {
+			gemm(true, false, in, n, out, w, in, dy, n, dx, n, false)
+		}
+	} else {
+		for ch := 0; ch < m.l.In.C; ch++ {
+			gemm(false, false, out, hw, n, dy, n, m.x[ch*n*hw:], hw, dw[ch*hw:], in, false)
+			if needDx {
+				gemm(true, false, n, hw, out, dy, n, w[ch*hw:], in, dx[ch*n*hw:], hw, false)
+			}
+		}
+	}
+	c.apply(m.l.Param, dw)
+	c.apply(m.l.Param+1, db)
+	return dx
+}
+
+// addBias adds b[o] to row o of the [len(b)][n] activations y.
+func addBias(y, b []float32, n int) {
+	for o, v := range b {
+		row := y[o*n : (o+1)*n]
+		for i := range row {
+			row[i] += v
+		}
+	}
+}
+
+// rowSums sets db[o] to the sum of row o of the [len(db)][n] gradient dy:
+// a bias's gradient.
+func rowSums(db, dy []float32, n int) {
 	for o := range db {
 		var s float32
 		for _, v := range dy[o*n : (o+1)*n] {
@@ -856,12 +922,15 @@ func (m *linearMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
 		}
 		db[o] = s
 	}
-	var dx []float32
-	if needDx {
-		dx = m.dx[:in*n]
-		gemm(true, false, in, n, out, c.p[m.l.Param].Data, in, dy, n, dx, n, false)
+}
+
+// actGrad returns dy passed back through a fused activation a. The
+// module's output y, which the caller no longer needs, receives the
+// result; with ActNone it is dy itself.
+func actGrad(a model.Act, y, dy []float32) []float32 {
+	if a == model.ActNone {
+		return dy
 	}
-	c.apply(m.l.Param, dw)
-	c.apply(m.l.Param+1, db)
-	return dx
+	activeGrad(a, y, dy, y)
+	return y
 }
