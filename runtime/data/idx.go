@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 )
 
 // IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), then the
@@ -17,8 +18,20 @@ const (
 )
 
 // maxIDXBytes bounds the payload a header may announce (MNIST's training
-// images are 47 MB); beyond it the header is treated as corrupt.
+// images are 47 MB, EMNIST's largest file 547 MB); beyond it the header
+// is treated as corrupt.
 const maxIDXBytes = 1 << 32
+
+// A gzip stream does not say how much it expands to, and deflate expands
+// up to 1032 times: a 1 MB file can hold 1 GiB of IDX data, and reading
+// it would take gigabytes. The IDX data sets compress 2 to 5 times, so a
+// gzipped file may announce at most maxGzipRatio times its own size (or
+// gzipFloor, for small files); a larger data set is read from the plain
+// file, whose size the header must match exactly.
+const (
+	maxGzipRatio = 100
+	gzipFloor    = 64 << 20
+)
 
 // ReadIDXImages reads an IDX image file (magic 0x00000803), gzip-compressed
 // or plain, and returns n images of rows*cols bytes each, concatenated.
@@ -42,23 +55,35 @@ func ReadIDXLabels(path string) ([]uint8, error) {
 }
 
 // readIDX checks the magic, reads ndims big-endian sizes and exactly the
-// payload they announce; a short or overlong payload is an error.
+// payload they announce; a short or overlong payload is an error. The
+// announced size is checked against the file before anything is
+// allocated: a plain file's size must match it, a gzipped file must be
+// large enough to plausibly hold it (maxGzipRatio), and its payload is
+// read as it decompresses, never allocated from the header alone.
 func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("idx: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("idx: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	var r io.Reader = br
 	// Detect gzip by its magic bytes rather than the file name.
+	gzipped := false
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: gzip: %w", path, err)
 		}
 		defer zr.Close()
-		r = zr
+		r, gzipped = zr, true
 	}
 
 	// The magic is checked before the sizes, so that a file of the other
@@ -82,9 +107,22 @@ func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err
 			return nil, nil, fmt.Errorf("%s: header announces more than %d bytes; corrupt?", path, uint64(maxIDXBytes))
 		}
 	}
-	// Read through a limit so the buffer grows with the data actually
-	// present instead of trusting the header with one big allocation.
-	body, err = io.ReadAll(io.LimitReader(r, int64(size)))
+	if gzipped {
+		if limit := max(gzipFloor, maxGzipRatio*uint64(fi.Size())); size > limit {
+			return nil, nil, fmt.Errorf("%s: header announces %d data bytes, more than the %d a gzip file of %d bytes may expand to (%d times its size); gunzip it and read the plain file",
+				path, size, limit, fi.Size(), maxGzipRatio)
+		}
+		body, err = readGrowing(r, size)
+	} else {
+		switch have := uint64(max(fi.Size()-int64(len(hdr)), 0)); {
+		case have < size:
+			return nil, nil, fmt.Errorf("%s: truncated: %d of %d data bytes", path, have, size)
+		case have > size:
+			return nil, nil, fmt.Errorf("%s: trailing data after %d data bytes", path, size)
+		}
+		body = make([]byte, size)
+		_, err = io.ReadFull(r, body)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -100,6 +138,27 @@ func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return dims, body, nil
+}
+
+// readGrowing reads up to size bytes from r, to its end, growing the
+// buffer as the data arrives (doubling, capped at size) rather than
+// allocating size bytes on the word of a header.
+func readGrowing(r io.Reader, size uint64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 1<<20))
+	for uint64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(size-uint64(len(buf)), uint64(cap(buf)))))
+		}
+		n, err := r.Read(buf[len(buf):min(uint64(cap(buf)), size)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func idxKind(magic uint32) string {

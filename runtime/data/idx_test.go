@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,49 @@ func TestReadIDXErrors(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestReadIDXSizes checks announced sizes against the data before
+// allocating: a header larger than a plain file, a gzip bomb (a small
+// file that really expands to the size it announces) and a gzip file
+// announcing more than it holds each fail with an error naming the file,
+// having allocated little.
+func TestReadIDXSizes(t *testing.T) {
+	dir := t.TempDir()
+	// 72 MiB of zero images compress to about 70 kB: over gzipFloor and
+	// far over maxGzipRatio times the file.
+	var bombRaw bytes.Buffer
+	binary.Write(&bombRaw, binary.BigEndian, []uint32{idxImagesMagic, 9 << 20, 8, 1})
+	bombRaw.Write(make([]byte, 72<<20))
+	bomb := gz(t, bombRaw.Bytes())
+	bombRaw = bytes.Buffer{}
+	tests := []struct {
+		name     string
+		data     []byte
+		want     string
+		maxAlloc uint64
+	}{
+		{"plain header past the file", idxBytes(idxImagesMagic, []uint32{1 << 20, 32, 32}, make([]byte, 100)), "truncated: 100 of 1073741824 data bytes", 1 << 20},
+		{"gzip bomb", bomb, "header announces 75497472 data bytes, more than the 67108864 a gzip file of", 4 << 20},
+		{"gzip announcing more than it holds", gz(t, idxBytes(idxImagesMagic, []uint32{1 << 15, 32, 32}, make([]byte, 1024))), "truncated: 1024 of 33554432 data bytes", 4 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "-"), tc.data)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, _, _, _, err := ReadIDXImages(p)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %v, want one naming %s and containing %q", err, p, tc.want)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > tc.maxAlloc {
+				t.Errorf("allocated %d bytes, want at most %d", alloc, tc.maxAlloc)
+			}
+		})
+	}
+	if _, _, _, _, err := ReadIDXImages(dir); err == nil || !strings.Contains(err.Error(), dir+": not a regular file") {
+		t.Errorf("a directory: %v", err)
 	}
 }

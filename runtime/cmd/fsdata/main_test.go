@@ -198,3 +198,26 @@ func TestFsdataCIFAR10(t *testing.T) {
 		t.Errorf("--force: %v", err)
 	}
 }
+
+// TestFsdataGzipBomb gives fsdata a training-images file of 70 kB that
+// expands to the 72 MiB its header announces: it refuses the file by
+// name before reading it, instead of decompressing a bomb.
+func TestFsdataGzipBomb(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src, 20, 10)
+	var raw bytes.Buffer
+	binary.Write(&raw, binary.BigEndian, []uint32{0x803, 9 << 20, 8, 1})
+	raw.Write(make([]byte, 72<<20))
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	bomb := filepath.Join(src, "train-images-idx3-ubyte.gz")
+	if err := os.WriteFile(bomb, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := execute("--idx-dir", src, "--out", filepath.Join(t.TempDir(), "ds"))
+	if err == nil || !strings.Contains(err.Error(), bomb) || !strings.Contains(err.Error(), "gunzip it") {
+		t.Fatalf("error %v, want one naming %s", err, bomb)
+	}
+}
