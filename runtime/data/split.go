@@ -137,6 +137,11 @@ func (s *Split) parse(r io.Reader) ([]int, error) {
 		if path == "" {
 			return nil, fmt.Errorf("%s:%d: sample_path is empty", name, line)
 		}
+		// Samples are files under the data directory: a mapping file must
+		// not make the loader read (or reveal the existence of) any other.
+		if !filepath.IsLocal(filepath.FromSlash(path)) {
+			return nil, fmt.Errorf("%s:%d: sample_path %q is outside data_dir (absolute, or leaving it through ..)", name, line, path)
+		}
 		label, err := strconv.ParseInt(labelStr, 10, 32)
 		if err != nil || label < 0 {
 			return nil, fmt.Errorf("%s:%d: label_id %q: expected a non-negative integer", name, line, labelStr)

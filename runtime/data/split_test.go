@@ -389,3 +389,48 @@ func TestLoadCustomTrainMap(t *testing.T) {
 		t.Errorf("classes %d clients %q, want 9 and [z]", ds.Classes, ds.Train.ClientNames)
 	}
 }
+
+// TestSamplePathConfined refuses mapping rows whose sample_path leaves
+// data_dir, even where the file they name exists, naming the file and
+// line; a path that wanders but stays inside is fine.
+func TestSamplePathConfined(t *testing.T) {
+	img := string(grayPNG(t, 4, 4, 0))
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"../outside.png", false},
+		{"../../x.png", false},
+		{"train/../../outside.png", false},
+		{"./../outside.png", false},
+		{"..", false},
+		{"/etc/passwd", false},
+		{"OUTSIDE", false}, // replaced by the outside file's absolute path
+		{"train/0.png", true},
+		{"./train/0.png", true},
+		{"train/../train/0.png", true},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			dir := makeDir(t, map[string]string{"outside.png": img, "data/train/0.png": img})
+			path := tc.path
+			if path == "OUTSIDE" {
+				path = filepath.Join(dir, "outside.png")
+			}
+			mapFile := filepath.Join(dir, "train.csv")
+			if err := os.WriteFile(mapFile, []byte(hdr+"a,train/0.png,x,0\nb,"+path+",x,1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadSplit(filepath.Join(dir, "data"), mapFile)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want := mapFile + `:3: sample_path "` + path + `" is outside data_dir`
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to contain %q", err, want)
+			}
+		})
+	}
+}
