@@ -169,13 +169,8 @@ func parseCIFARBatch(b []byte) ([]byte, []int32, error) {
 			return nil, nil, errors.New("no 'labels' entry")
 		}
 	}
-	var items []any
-	switch l := lv.(type) {
-	case *pickle.List:
-		items = l.Items
-	case pickle.Tuple:
-		items = l
-	default:
+	items, ok := pickle.Items(lv)
+	if !ok {
 		return nil, nil, fmt.Errorf("'labels' is a %s, not a list", pyTypeName(lv))
 	}
 	if len(arr.data)%CIFAR10ImageBytes != 0 || len(arr.data)/CIFAR10ImageBytes != len(items) {

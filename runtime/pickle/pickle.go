@@ -69,6 +69,17 @@ func Text(v any) (string, bool) {
 	return "", false
 }
 
+// Items returns the items of a list or a tuple.
+func Items(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case *List:
+		return x.Items, true
+	case Tuple:
+		return x, true
+	}
+	return nil, false
+}
+
 // Objects rebuilds the Python objects a pickle names. With no Objects,
 // Decode refuses the opcodes that would reach it. The budget does not see
 // what its methods allocate, so they must not copy their arguments.

@@ -276,16 +276,11 @@ func intListField(name string, v any) ([]int64, error) {
 	if v == nil {
 		return nil, fmt.Errorf("missing '%s'", name)
 	}
-	var items []any
-	switch l := v.(type) {
-	case *pickle.List:
-		items = l.Items
-	case pickle.Tuple:
-		items = l
-	case []any:
-		items = l
-	default:
-		return nil, fmt.Errorf("'%s' is a %s, want a list of ints", name, pyType(v))
+	items, ok := v.([]any) // JSON
+	if !ok {
+		if items, ok = pickle.Items(v); !ok {
+			return nil, fmt.Errorf("'%s' is a %s, want a list of ints", name, pyType(v))
+		}
 	}
 	out := make([]int64, len(items))
 	for i, it := range items {
