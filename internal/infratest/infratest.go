@@ -1,11 +1,12 @@
 // Package infratest hands tests the real infrastructure they run against:
-// the project's buildkitd (started by `make test` / .ci/run via
-// scripts/buildkitd.sh, found through $BUILDKIT_HOST), an in-process OCI
+// the project's buildkitd (found through $BUILDKIT_HOST), an in-process OCI
 // registry (go-containerregistry's pkg/registry, referrers API on), the
-// Docker engine, and a Kubernetes control plane (scripts/kube.sh: etcd,
-// kube-apiserver, controller-manager, scheduler and kwok's fake GPU nodes,
-// found through $FEDSCALE_KUBECONFIG). Outside CI a missing daemon skips the test; under CI=true it
-// fails it, since CI must provide everything.
+// Docker engine, and a Kubernetes control plane (etcd, kube-apiserver,
+// controller-manager, scheduler and kwok's fake GPU nodes, found through
+// $FEDSCALE_KUBECONFIG). `make test` / .ci/run start the daemons with
+// scripts/buildkitd.sh, scripts/kube.sh and scripts/dockerd.sh (package
+// internal/devinfra). Outside CI a missing daemon skips the test; under
+// CI=true it fails it, since CI must provide everything.
 package infratest
 
 import (
@@ -35,16 +36,24 @@ func missing(t testing.TB, what string) {
 	t.Skipf("%s not available (run `make test`, which starts it)", what)
 }
 
+// needs skips a test under -short, and returns $env naming the daemon
+// what: when unset, the test skips, or under CI fails.
+func needs(t testing.TB, what, env, howToStart string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s; skipped with -short", what)
+	}
+	v := os.Getenv(env)
+	if v == "" {
+		missing(t, fmt.Sprintf("%s ($%s, from %s)", what, env, howToStart))
+	}
+	return v
+}
+
 // BuildKit returns the address of a running buildkitd.
 func BuildKit(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs buildkitd; skipped with -short")
-	}
-	addr := os.Getenv("BUILDKIT_HOST")
-	if addr == "" {
-		missing(t, "buildkitd ($BUILDKIT_HOST)")
-	}
+	addr := needs(t, "buildkitd", "BUILDKIT_HOST", "scripts/buildkitd.sh start")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	c, err := buildkit.Connect(ctx, addr)
@@ -86,13 +95,7 @@ func Docker(t testing.TB) {
 // Kube returns the kubeconfig path of the test control plane.
 func Kube(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the Kubernetes control plane; skipped with -short")
-	}
-	path := os.Getenv("FEDSCALE_KUBECONFIG")
-	if path == "" {
-		missing(t, "the Kubernetes control plane ($FEDSCALE_KUBECONFIG, from scripts/kube.sh start)")
-	}
+	path := needs(t, "the Kubernetes control plane", "FEDSCALE_KUBECONFIG", "scripts/kube.sh start")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("FEDSCALE_KUBECONFIG is set but: %v", err)
 	}
