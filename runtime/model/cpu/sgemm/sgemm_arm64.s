@@ -33,6 +33,15 @@
 #define STOREROW(c0, c1, c2, c3) \
 	VST1.P	[c0.S4, c1.S4, c2.S4, c3.S4], (R3)(R4)
 
+// TILE applies the row macro OP to the six rows of the tile in order.
+#define TILE(OP) \
+	OP(V0, V1, V2, V3); \
+	OP(V4, V5, V6, V7); \
+	OP(V8, V9, V10, V11); \
+	OP(V12, V13, V14, V15); \
+	OP(V16, V17, V18, V19); \
+	OP(V20, V21, V22, V23)
+
 // func kernelNEON(k int, a, b, c *float32, ldc int, load bool)
 //
 // The 6x16 micro-kernel (see kernelGo for its contract). Every lane runs
@@ -47,22 +56,12 @@ TEXT ·kernelNEON(SB), NOSPLIT, $0-41
 	LSL	$2, R4, R4 // bytes per row of C
 	CBZ	R5, zero
 	MOVD	R3, R6 // the tile's first row, for the stores
-	LOADROW(V0, V1, V2, V3)
-	LOADROW(V4, V5, V6, V7)
-	LOADROW(V8, V9, V10, V11)
-	LOADROW(V12, V13, V14, V15)
-	LOADROW(V16, V17, V18, V19)
-	LOADROW(V20, V21, V22, V23)
+	TILE(LOADROW)
 	MOVD	R6, R3
 	B	loop
 
 zero:
-	ZEROROW(V0, V1, V2, V3)
-	ZEROROW(V4, V5, V6, V7)
-	ZEROROW(V8, V9, V10, V11)
-	ZEROROW(V12, V13, V14, V15)
-	ZEROROW(V16, V17, V18, V19)
-	ZEROROW(V20, V21, V22, V23)
+	TILE(ZEROROW)
 
 loop:
 	CBZ	R0, store
@@ -77,10 +76,5 @@ loop:
 	B	loop
 
 store:
-	STOREROW(V0, V1, V2, V3)
-	STOREROW(V4, V5, V6, V7)
-	STOREROW(V8, V9, V10, V11)
-	STOREROW(V12, V13, V14, V15)
-	STOREROW(V16, V17, V18, V19)
-	STOREROW(V20, V21, V22, V23)
+	TILE(STOREROW)
 	RET
