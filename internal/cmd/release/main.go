@@ -224,14 +224,21 @@ func binaries(ctx context.Context, out string, stdout io.Writer) error {
 		}
 		files = append(files, t.File)
 	}
-	var sums bytes.Buffer
-	if err := release.WriteSums(&sums, out, files); err != nil {
+	return writeAndPrint(filepath.Join(out, "SHA256SUMS"), stdout, func(w io.Writer) error {
+		return release.WriteSums(w, out, files)
+	})
+}
+
+// writeAndPrint writes what write makes to path and to stdout.
+func writeAndPrint(path string, stdout io.Writer, write func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "SHA256SUMS"), sums.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return err
 	}
-	_, err = stdout.Write(sums.Bytes())
+	_, err := stdout.Write(b.Bytes())
 	return err
 }
 
@@ -262,15 +269,9 @@ func notes(ctx context.Context, out string, stdout io.Writer) error {
 			info.Version = "dev"
 		}
 	}
-	var b bytes.Buffer
-	if err := release.WriteNotes(&b, imgs, info); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "notes.md"), b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	_, err = stdout.Write(b.Bytes())
-	return err
+	return writeAndPrint(filepath.Join(out, "notes.md"), stdout, func(w io.Writer) error {
+		return release.WriteNotes(w, imgs, info)
+	})
 }
 
 // sign signs every pushed image by digest with cosign (keyless: the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +42,22 @@ func TestNotesAndLDFLAGS(t *testing.T) {
 	}
 	ld, err := makefileLDFLAGS(context.Background())
 	if err != nil || !strings.Contains(ld, "-X github.com/fedscale/fedscale-go/runtime/version.Version=") || strings.Contains(ld, "$(") {
-		t.Errorf("makefileLDFLAGS = %q, %v", ld, err)
+		t.Fatalf("makefileLDFLAGS = %q, %v", ld, err)
+	}
+	// A release binary is built so: for another platform, static, with
+	// those flags (a small command stands in for fsbuild and launcher).
+	bin := filepath.Join(t.TempDir(), "goldendiff-linux-arm64")
+	if err := goBuild(context.Background(), ld, "linux", "arm64", bin, "./internal/cmd/goldendiff"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := exec.Command(goCmd(), "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (-trimpath leaves -ldflags out of the build info.)
+	for _, want := range []string{"GOARCH=arm64", "CGO_ENABLED=0", "-trimpath=true"} {
+		if !strings.Contains(string(info), want) {
+			t.Errorf("go version -m %s lacks %q:\n%s", bin, want, info)
+		}
 	}
 }
