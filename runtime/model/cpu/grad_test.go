@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/fedscale/fedscale-go/runtime/model"
-	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
 // closeEnough is the tolerance of float32 analytic values against float64
@@ -103,23 +102,13 @@ func TestLayerGradients(t *testing.T) {
 	const n = 3
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := compile(tc.l)
-			if err != nil {
-				t.Fatal(err)
-			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			var p paramList
-			for _, sh := range paramShapes(tc.l) {
-				p = append(p, randVec(rng, tensor.Size(sh), -0.5, 0.5))
-			}
+			m, c, grads := moduleUnderTest(t, tc.l, paramShapes(tc.l), rng, 0.5, n)
 			x := randVec(rng, n*tc.l.In.Size(), -1, 1)
 			r := randVec(rng, n*tc.l.Out.Size(), -1, 1)
 
-			grads := make([][]float32, len(p))
-			c := &runCtx{p: p.list(), train: true, n: n, apply: func(i int, g []float32) { grads[i] = append([]float32(nil), g...) }}
-			m.reserve(n)
 			y := fromCN(m.forward(c, toCN(x, n, tc.l.In)), n, tc.l.Out)
-			want := refLayer(tc.l, params64(p.list()), to64(x), n)
+			want := refLayer(tc.l, params64(c.p), to64(x), n)
 			for i := range y {
 				if !closeEnough(float64(y[i]), want[i], 1e-5, 1e-5) {
 					t.Fatalf("forward[%d] = %v, reference %v", i, y[i], want[i])
@@ -134,7 +123,7 @@ func TestLayerGradients(t *testing.T) {
 				}
 				return sum
 			}
-			p64, x64 := params64(p.list()), to64(x)
+			p64, x64 := params64(c.p), to64(x)
 			checkFD(t, "input", dx, x64, nil, 1e-4, func() float64 { return obj(p64, x64) })
 			for i := range p64 {
 				checkFD(t, fmt.Sprintf("param %d", i), grads[i], p64[i], nil, 1e-4, func() float64 { return obj(p64, x64) })
@@ -212,16 +201,4 @@ func TestModelGradients(t *testing.T) {
 			}
 		})
 	}
-}
-
-// paramList holds bare parameter values for layer tests; modules find
-// their parameters by position, so names do not matter.
-type paramList [][]float32
-
-func (p paramList) list() tensor.List {
-	out := make(tensor.List, len(p))
-	for i, d := range p {
-		out[i] = tensor.Tensor{Shape: []int{len(d)}, Data: d}
-	}
-	return out
 }

@@ -95,22 +95,11 @@ func TestModuleGradients(t *testing.T) {
 	const n = 3
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := compile(tc.layer)
-			if err != nil {
-				t.Fatal(err)
-			}
 			rng := rand.New(rand.NewPCG(3, 4))
-			p := make(tensor.List, len(tc.params))
-			g := make([][]float32, len(tc.params))
-			for i, sh := range tc.params {
-				p[i] = tensor.New("p", sh...)
-				copy(p[i].Data, randVec(rng, len(p[i].Data), -0.6, 0.6))
-				g[i] = make([]float32, len(p[i].Data))
-			}
+			m, c, g := moduleUnderTest(t, tc.layer, tc.params, rng, 0.6, n)
+			p := c.p
 			x := randVec(rng, n*tc.layer.In.Size(), -1, 1)
 			r := randVec(rng, n*tc.layer.Out.Size(), -1, 1)
-			c := &runCtx{p: p, train: true, n: n, seed: 5, apply: func(i int, gi []float32) { copy(g[i], gi) }}
-			m.reserve(n)
 			obj := func() float64 {
 				y := m.forward(c, x)
 				var s float64
@@ -147,6 +136,27 @@ func TestModuleGradients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// moduleUnderTest compiles l for batches of n, with parameters of the
+// given shapes drawn uniform in ±scale from rng, in a training context
+// whose apply copies each parameter's gradient into the returned slots.
+func moduleUnderTest(t *testing.T, l *model.Layer, shapes [][]int, rng *rand.Rand, scale float64, n int) (module, *runCtx, [][]float32) {
+	t.Helper()
+	m, err := compile(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make(tensor.List, len(shapes))
+	g := make([][]float32, len(shapes))
+	for i, sh := range shapes {
+		p[i] = tensor.New("p", sh...)
+		copy(p[i].Data, randVec(rng, len(p[i].Data), -scale, scale))
+		g[i] = make([]float32, len(p[i].Data))
+	}
+	c := &runCtx{p: p, train: true, n: n, seed: 5, apply: func(i int, gi []float32) { copy(g[i], gi) }}
+	m.reserve(n)
+	return m, c, g
 }
 
 // isRunningStat reports whether parameter i is a batch norm buffer of the
