@@ -113,72 +113,41 @@ func (b *BuildKit) config() []byte {
 // Start makes buildkitd run and be ready, and returns its address; a
 // running one is reused.
 func (b *BuildKit) Start(ctx context.Context) (string, error) {
-	state := State{Dir: b.State}
-	unlock, err := state.Lock(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	st := b.stack()
-	if st.State.PID(st.Daemons[0]) != 0 {
-		return b.Addr(), nil // idempotent: already up
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("buildkitd must run as root (the OCI worker runs containers with runc)")
-	}
-	if err := ensureCommand(ctx, b.Log, "runc", "runc", "--no-install-recommends"); err != nil {
-		return "", err
-	}
-	paths, err := st.Paths(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Join(b.State, "root"), 0o755); err != nil {
-		return "", err
-	}
-	// Leftovers of a crashed daemon.
-	for _, f := range []string{b.socket(), st.State.pidFile("buildkitd")} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
-		}
-	}
-	if err := writeFileAtomic(filepath.Join(b.State, "buildkitd.toml"), b.config(), 0o644); err != nil {
-		return "", err
-	}
-	if err := st.Start(ctx, paths); err != nil {
+	if _, err := b.stack().Up(ctx, b.prepare); err != nil {
 		return "", err
 	}
 	return b.Addr(), nil
 }
 
-// Stop stops buildkitd and removes its socket.
-func (b *BuildKit) Stop(ctx context.Context) error {
-	if _, err := os.Stat(b.State); errors.Is(err, os.ErrNotExist) {
-		return nil
+// prepare: root and runc, the root dir, no stale socket, a fresh config.
+func (b *BuildKit) prepare(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		return errors.New("buildkitd must run as root (the OCI worker runs containers with runc)")
 	}
-	unlock, err := State{Dir: b.State}.Lock(ctx)
-	if err != nil {
+	if err := ensureCommand(ctx, b.Log, "runc", "runc", "--no-install-recommends"); err != nil {
 		return err
 	}
-	defer unlock()
-	if err := b.stack().Stop(); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.State, "root"), 0o755); err != nil {
 		return err
 	}
 	if err := os.Remove(b.socket()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	return writeFileAtomic(filepath.Join(b.State, "buildkitd.toml"), b.config(), 0o644)
 }
 
+// Stop stops buildkitd and removes its socket.
+func (b *BuildKit) Stop(ctx context.Context) error { return b.stack().Down(ctx, b.socket()) }
+
 // Status says whether buildkitd runs, and where.
-func (b *BuildKit) Status() (string, bool) {
+func (b *BuildKit) Status(context.Context) ([]string, bool) {
 	st := b.stack()
 	if pid := st.State.PID(st.Daemons[0]); pid != 0 {
 		if _, err := os.Stat(b.socket()); err == nil {
-			return fmt.Sprintf("buildkitd running (pid %d) at %s", pid, b.Addr()), true
+			return []string{fmt.Sprintf("buildkitd running (pid %d) at %s", pid, b.Addr())}, true
 		}
 	}
-	return "buildkitd not running", false
+	return []string{"buildkitd not running"}, false
 }
 
 // ensureCommand installs Debian's pkg (apt-get install [flags] pkg) when

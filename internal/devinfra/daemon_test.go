@@ -272,3 +272,37 @@ func TestStackStartTimeout(t *testing.T) {
 		t.Error("a timed-out start left pid files")
 	}
 }
+
+// Up reuses a healthy stack, and replaces one whose daemon died.
+func TestStackUp(t *testing.T) {
+	st := testStack(t)
+	d := testDaemon(t, st.State.Dir, "testd", "serve")
+	st.Daemons = []Daemon{d}
+	prepared := 0
+	prepare := func(context.Context) error { prepared++; return nil }
+	t.Cleanup(func() { _ = st.Down(context.Background()) })
+	for i, want := range []bool{true, false} {
+		started, err := st.Up(context.Background(), prepare)
+		if err != nil || started != want {
+			t.Fatalf("Up %d = %v, %v; want started=%v", i, started, err, want)
+		}
+	}
+	pid := st.State.PID(d)
+	if prepared != 1 || pid == 0 {
+		t.Fatalf("prepared %d times, pid %d", prepared, pid)
+	}
+	// The daemon dies behind the stack's back (its pid file stays).
+	if err := terminate(pid); err != nil {
+		t.Fatal(err)
+	}
+	started, err := st.Up(context.Background(), prepare)
+	if err != nil || !started || st.State.PID(d) == 0 || st.State.PID(d) == pid {
+		t.Fatalf("Up after the daemon died = %v, %v (pid %d, was %d)", started, err, st.State.PID(d), pid)
+	}
+	if err := st.Down(context.Background(), filepath.Join(st.State.Dir, "d.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if st.Leftovers() {
+		t.Error("pid files after Down")
+	}
+}

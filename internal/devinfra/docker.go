@@ -66,42 +66,44 @@ func (d *Docker) Install(ctx context.Context) error {
 }
 
 // Start starts dockerd unless an engine answers, and waits until it does.
-func (d *Docker) Start(ctx context.Context) error {
+// It prints nothing: clients find the engine as they always do.
+func (d *Docker) Start(ctx context.Context) (string, error) {
 	unlock, err := State{Dir: d.State}.Lock(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer unlock()
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	_, err = DockerVersion(pctx)
 	cancel()
 	if err == nil {
-		return nil
+		return "", nil
 	}
 	st := d.stack()
 	paths, err := st.Paths(ctx)
 	if err != nil {
-		return fmt.Errorf("dockerd is not installed (run scripts/dockerd.sh install as root): %w", err)
+		return "", fmt.Errorf("dockerd is not installed (run scripts/dockerd.sh install as root): %w", err)
 	}
 	if os.Geteuid() != 0 {
-		return errors.New("starting dockerd needs root")
+		return "", errors.New("starting dockerd needs root")
 	}
 	// The package's own start may have left a stale pid file behind.
 	if err := os.Remove("/var/run/docker.pid"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return "", err
 	}
-	return st.Start(ctx, paths)
+	return "", st.Start(ctx, paths)
+}
+
+// Status says whether an engine answers, and its version.
+func (d *Docker) Status(ctx context.Context) ([]string, bool) {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	v, err := DockerVersion(pctx)
+	if err != nil {
+		return []string{"dockerd not running"}, false
+	}
+	return []string{"dockerd running: " + v}, true
 }
 
 // Stop stops the dockerd this package started, if it runs.
-func (d *Docker) Stop(ctx context.Context) error {
-	if _, err := os.Stat(d.State); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	unlock, err := State{Dir: d.State}.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return d.stack().Stop()
-}
+func (d *Docker) Stop(ctx context.Context) error { return d.stack().Down(ctx) }

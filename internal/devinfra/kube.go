@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -350,84 +349,58 @@ func (k *Kube) writeKubeconfig() error {
 // kubeconfig path. A healthy running one is reused as it is; a partly
 // dead one is stopped and started afresh, with an empty etcd.
 func (k *Kube) Start(ctx context.Context) (string, error) {
-	state := State{Dir: k.State}
-	unlock, err := state.Lock(ctx)
+	started, err := k.stack().Up(ctx, k.prepare)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-	st := k.stack()
-	if fi, err := os.Stat(k.Kubeconfig()); err == nil && fi.Size() > 0 && st.Healthy(ctx) == nil {
-		return k.Kubeconfig(), nil
+	if started {
+		k.Log.Info(fmt.Sprintf("serving at %s with %d kwok nodes", k.Server(), len(KwokNodes)))
 	}
-	if st.Leftovers() {
-		k.Log.Info("found a partly running or unhealthy cluster; stopping it and starting afresh")
-		if err := st.Stop(); err != nil {
-			return "", err
-		}
-	}
-	paths, err := st.Paths(ctx)
-	if err != nil {
-		return "", err
-	}
+	return k.Kubeconfig(), nil
+}
+
+// prepare readies the state folder for a fresh start: the ports are free,
+// the pki is valid, the kubeconfig and kwok's stages are written, and etcd
+// starts empty.
+func (k *Kube) prepare(context.Context) error {
 	for _, p := range k.Ports.table() {
 		if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*p.port)), time.Second); err == nil {
 			c.Close()
-			return "", fmt.Errorf("port %d on 127.0.0.1 is in use by another process (set %s to another)", *p.port, p.env)
+			return fmt.Errorf("port %d on 127.0.0.1 is in use by another process (set %s to another)", *p.port, p.env)
 		}
 	}
 	made, err := k.pki().Ensure(time.Now())
 	if err != nil {
-		return "", fmt.Errorf("making the pki in %s: %w", k.pki().Dir, err)
+		return fmt.Errorf("making the pki in %s: %w", k.pki().Dir, err)
 	}
 	if made {
 		k.Log.Info("made a CA, serving certificate, service-account keys and admin token in " + k.pki().Dir)
 	}
 	if err := k.writeKubeconfig(); err != nil {
-		return "", err
+		return err
 	}
 	kc, err := kwokConfig(k.Root)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := writeFileAtomic(k.kwokConfig(), kc, 0o644); err != nil {
-		return "", err
+		return err
 	}
-	// A clean cluster on every fresh start.
 	if err := os.RemoveAll(k.etcdData()); err != nil {
-		return "", err
+		return err
 	}
 	for _, dir := range []string{k.etcdData(), filepath.Join(k.State, "kwok")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", err
+			return err
 		}
 	}
-	t0 := time.Now()
-	k.Log.Info("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (state in " + k.State + ")")
-	if err := st.Start(ctx, paths); err != nil {
-		return "", err
-	}
-	k.Log.Info(fmt.Sprintf("ready in %.0f s: %s, %d kwok nodes", time.Since(t0).Seconds(), k.Server(), len(KwokNodes)))
-	return k.Kubeconfig(), nil
+	return nil
 }
 
 // Stop stops the daemons and wipes etcd: the next start begins with an
 // empty cluster. pki and the kubeconfig stay, so a path handed to a test
 // keeps working after a restart.
-func (k *Kube) Stop(ctx context.Context) error {
-	if _, err := os.Stat(k.State); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	unlock, err := State{Dir: k.State}.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := k.stack().Stop(); err != nil {
-		return err
-	}
-	return os.RemoveAll(k.etcdData())
-}
+func (k *Kube) Stop(ctx context.Context) error { return k.stack().Down(ctx, k.etcdData()) }
 
 // Status is a line per daemon and, when all run and the apiserver is
 // ready, where it serves; ok says whether it does.

@@ -91,6 +91,21 @@ func TestPKIMake(t *testing.T) {
 	resp.Body.Close()
 }
 
+// fromOther spoils a PKI with the file name of another PKI.
+func fromOther(name string) func(PKI) error {
+	return func(p PKI) error {
+		other := PKI{Dir: p.Dir + "2"}
+		if err := other.Make(time.Now()); err != nil {
+			return err
+		}
+		data, err := os.ReadFile(other.path(name))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p.path(name), data, 0o644)
+	}
+}
+
 func TestPKIEnsureKeepsOrRemakes(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {
@@ -104,28 +119,8 @@ func TestPKIEnsureKeepsOrRemakes(t *testing.T) {
 		{"corrupt certificate: remade", func(p PKI) error { return os.WriteFile(p.path("apiserver.crt"), []byte("junk"), 0o644) }, now, true},
 		{"missing token: remade", func(p PKI) error { return os.Remove(p.path("admin.token")) }, now, true},
 		{"token not in tokens.csv: remade", func(p PKI) error { return os.WriteFile(p.path("admin.token"), []byte("abc\n"), 0o600) }, now, true},
-		{"service-account keys of two pairs: remade", func(p PKI) error {
-			other := PKI{Dir: p.Dir + "2"}
-			if err := other.Make(now); err != nil {
-				return err
-			}
-			data, err := os.ReadFile(other.path("sa.pub"))
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p.path("sa.pub"), data, 0o644)
-		}, now, true},
-		{"serving certificate of another CA: remade", func(p PKI) error {
-			other := PKI{Dir: p.Dir + "2"}
-			if err := other.Make(now); err != nil {
-				return err
-			}
-			data, err := os.ReadFile(other.path("ca.crt"))
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p.path("ca.crt"), data, 0o644)
-		}, now, true},
+		{"service-account keys of two pairs: remade", fromOther("sa.pub"), now, true},
+		{"serving certificate of another CA: remade", fromOther("ca.crt"), now, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := PKI{Dir: filepath.Join(t.TempDir(), "pki")}

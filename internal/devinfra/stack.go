@@ -7,7 +7,25 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
+)
+
+// Service is what the devinfra command starts, stops and reports on as a
+// whole: BuildKit, Kube, Docker.
+type Service interface {
+	// Start makes it run and be ready, reusing a healthy running one, and
+	// returns what callers read: an address, a kubeconfig path, or "".
+	Start(ctx context.Context) (string, error)
+	Stop(ctx context.Context) error
+	// Status describes it, a line per part; ok when it serves.
+	Status(ctx context.Context) (lines []string, ok bool)
+}
+
+var (
+	_ Service = (*BuildKit)(nil)
+	_ Service = (*Kube)(nil)
+	_ Service = (*Docker)(nil)
 )
 
 // Check is a probe on what a stack's daemons manage together (the nodes
@@ -95,6 +113,51 @@ func (st *Stack) Paths(ctx context.Context) (map[string]string, error) {
 	return paths, nil
 }
 
+// Up makes the stack run, under its folder's lock. A healthy running
+// stack is reused as it is (started is false); otherwise the leftovers of
+// an earlier start are stopped, prepare readies the folder (checks, config
+// files, fresh data), the binaries are built or found, and Start runs.
+func (st *Stack) Up(ctx context.Context, prepare func(context.Context) error) (started bool, err error) {
+	unlock, err := st.State.Lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if st.Healthy(ctx) == nil {
+		return false, nil
+	}
+	if st.Leftovers() {
+		st.Log.Info("found a partly running or unhealthy " + st.names() + "; stopping it and starting afresh")
+		if err := st.Stop(); err != nil {
+			return false, err
+		}
+	}
+	if prepare != nil {
+		if err := prepare(ctx); err != nil {
+			return false, err
+		}
+	}
+	paths, err := st.Paths(ctx)
+	if err != nil {
+		return false, err
+	}
+	t0 := time.Now()
+	st.Log.Info("starting " + st.names() + " (state in " + st.State.Dir + ")")
+	if err := st.Start(ctx, paths); err != nil {
+		return false, err
+	}
+	st.Log.Info(fmt.Sprintf("ready in %.1f s", time.Since(t0).Seconds()))
+	return true, nil
+}
+
+func (st *Stack) names() string {
+	var n []string
+	for _, d := range st.Daemons {
+		n = append(n, d.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
 // Start launches the daemons in order, waiting where a daemon says Await,
 // then waits for every daemon's Ready and the stack's Checks, all within
 // Timeout. On failure it shows the relevant log's last lines, stops what it
@@ -179,6 +242,29 @@ func (st *Stack) showLog(name string) {
 func (st *Stack) Stop() error {
 	for i := len(st.Daemons) - 1; i >= 0; i-- {
 		if err := st.State.stop(st.Daemons[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Down stops the stack under its folder's lock, then removes the paths
+// named (data a fresh start must not find). A folder that does not exist
+// has nothing running.
+func (st *Stack) Down(ctx context.Context, remove ...string) error {
+	if _, err := os.Stat(st.State.Dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := st.State.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := st.Stop(); err != nil {
+		return err
+	}
+	for _, p := range remove {
+		if err := os.RemoveAll(p); err != nil {
 			return err
 		}
 	}

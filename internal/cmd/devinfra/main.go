@@ -92,15 +92,7 @@ func run(ctx context.Context, root string, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	verb := ""
-	if len(args) == 2 {
-		verb = args[1]
-	} else if group != "tools" {
-		return errUsage
-	}
-	say := func(s string) error { _, err := fmt.Fprintln(stdout, s); return err }
-	switch group {
-	case "tools":
+	if group == "tools" {
 		if len(args) < 2 {
 			return errUsage
 		}
@@ -108,82 +100,68 @@ func run(ctx context.Context, root string, args []string, stdout io.Writer) erro
 		if err != nil {
 			return err
 		}
-		return say(strings.Join(dirs, "\n"))
+		return say(stdout, strings.Join(dirs, "\n"))
+	}
+	if len(args) != 2 {
+		return errUsage
+	}
+	svc, extra, err := service(ctx, group, root, tools, log, stdout)
+	if err != nil {
+		return err
+	}
+	switch verb := args[1]; verb {
+	case "start":
+		out, err := svc.Start(ctx)
+		if err != nil || out == "" {
+			return err
+		}
+		return say(stdout, out)
+	case "stop":
+		return svc.Stop(ctx)
+	case "status":
+		lines, ok := svc.Status(ctx)
+		if err := say(stdout, strings.Join(lines, "\n")); err != nil {
+			return err
+		}
+		if !ok {
+			return errDown
+		}
+		return nil
+	default:
+		if f, ok := extra[verb]; ok {
+			return f()
+		}
+		return errUsage
+	}
+}
+
+// service is the group's Service and its verbs beyond start, stop and
+// status.
+func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, log *slog.Logger, stdout io.Writer) (devinfra.Service, map[string]func() error, error) {
+	switch group {
 	case "buildkitd":
 		b, err := devinfra.BuildKitFromEnv(tools, log)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		switch verb {
-		case "start":
-			addr, err := b.Start(ctx)
-			if err != nil {
-				return err
-			}
-			return say(addr)
-		case "stop":
-			return b.Stop(ctx)
-		case "status":
-			line, ok := b.Status()
-			if !ok {
-				fmt.Fprintln(os.Stderr, line)
-				return errDown
-			}
-			return say(line)
-		case "addr":
-			return say(b.Addr())
-		}
+		return b, map[string]func() error{"addr": func() error { return say(stdout, b.Addr()) }}, nil
 	case "kube":
 		k, err := devinfra.KubeFromEnv(root, tools, log)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		switch verb {
-		case "start":
-			path, err := k.Start(ctx)
-			if err != nil {
-				return err
-			}
-			return say(path)
-		case "stop":
-			return k.Stop(ctx)
-		case "status":
-			lines, ok := k.Status(ctx)
-			if err := say(strings.Join(lines, "\n")); err != nil {
-				return err
-			}
-			if !ok {
-				return errDown
-			}
-			return nil
-		case "kubeconfig":
-			return say(k.Kubeconfig())
-		}
+		return k, map[string]func() error{"kubeconfig": func() error { return say(stdout, k.Kubeconfig()) }}, nil
 	case "dockerd":
 		d, err := devinfra.DockerFromEnv(log)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		switch verb {
-		case "install":
-			return d.Install(ctx)
-		case "start":
-			return d.Start(ctx)
-		case "stop":
-			return d.Stop(ctx)
-		case "status":
-			v, err := devinfra.DockerVersion(ctx)
-			if err != nil {
-				if err := say("dockerd not running"); err != nil {
-					return err
-				}
-				return errDown
-			}
-			return say("dockerd running: " + v)
-		}
+		return d, map[string]func() error{"install": func() error { return d.Install(ctx) }}, nil
 	}
-	return errUsage
+	return nil, nil, errUsage
 }
+
+func say(w io.Writer, s string) error { _, err := fmt.Fprintln(w, s); return err }
 
 // findRoot walks up from the current directory to this module's go.mod.
 func findRoot() (string, error) {
