@@ -30,6 +30,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend/docker"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // timeStamp is every job's log folder name: {log_path}/logs/{job}/e2e.
@@ -116,6 +117,7 @@ type tcJob struct {
 	conf   jobConf
 	spec   *job.Spec
 	procs  []job.Process
+	tls    mtls.Bundle // the job's certificates, as the launcher makes them
 	net    *testcontainers.DockerNetwork
 	mu     sync.Mutex
 	ctrs   map[string]*testcontainers.DockerContainer // by process name
@@ -144,8 +146,12 @@ func newJob(tb testing.TB, s *suite, c jobConf) *tcJob {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	j := &tcJob{tb: tb, s: s, conf: c, spec: spec, ctrs: map[string]*testcontainers.DockerContainer{},
-		procs:  spec.Processes(job.ContainerConfigPath, docker.AggregatorAlias),
+	tls, err := spec.IssueTLS(docker.AggregatorAlias)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	j := &tcJob{tb: tb, s: s, conf: c, spec: spec, ctrs: map[string]*testcontainers.DockerContainer{}, tls: tls,
+		procs:  spec.Processes(job.ContainerConfigPath, docker.AggregatorAlias, job.ContainerTLSDir),
 		logDir: filepath.Join(s.data, "logs", c.name, timeStamp)}
 	tb.Cleanup(j.close)
 	return j
@@ -194,15 +200,21 @@ func (j *tcJob) run(ctx context.Context, p job.Process, strategy wait.Strategy) 
 	if p.Rank == 0 {
 		aliases = []string{docker.AggregatorAlias}
 	}
+	files := []testcontainers.ContainerFile{{
+		Reader: bytes.NewReader(j.spec.Config), ContainerFilePath: job.ContainerConfigPath, FileMode: 0o644,
+	}}
+	// Copied in as root: readable by the image's user. (The launcher
+	// makes them the user's and 0400; TestLauncherDocker runs that path.)
+	for name, b := range j.tls.For(p.Rank) {
+		files = append(files, testcontainers.ContainerFile{Reader: bytes.NewReader(b), ContainerFilePath: job.ContainerTLSDir + "/" + name, FileMode: 0o444})
+	}
 	c, err := testcontainers.Run(ctx, p.Image,
 		testcontainers.WithLogger(tclog.TestLogger(j.tb)),
 		testcontainers.WithName(docker.ContainerName(j.spec.Name, p.Name)),
 		testcontainers.WithCmd(p.Args...),
 		testcontainers.WithLabels(labels),
 		testcontainers.WithEnv(map[string]string{docker.EnvHome: job.ContainerHome}),
-		testcontainers.WithFiles(testcontainers.ContainerFile{
-			Reader: bytes.NewReader(j.spec.Config), ContainerFilePath: job.ContainerConfigPath, FileMode: 0o644,
-		}),
+		testcontainers.WithFiles(files...),
 		network.WithNetwork(aliases, j.net),
 		testcontainers.WithExposedPorts(portSpec(p.HealthPort)),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {

@@ -11,10 +11,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -27,6 +29,8 @@ const (
 	ContainerConfigDir  = "/etc/fedscale"
 	ContainerConfigFile = "job.yml"
 	ContainerConfigPath = ContainerConfigDir + "/" + ContainerConfigFile
+	// ContainerTLSDir holds a process's TLS files (runtime/mtls.Dir names).
+	ContainerTLSDir = "/etc/fedscale-tls" // beside, not inside, the read-only job file mount
 )
 
 // Labels (Docker) and labels/annotations (Kubernetes) that carry a job's
@@ -79,6 +83,16 @@ type Spec struct {
 	DataPath        string // host folder (expanded) or "" when the job file has none
 	Network         string // container_network ("" lets the backend choose)
 	Ports           []int  // docker: host ports (aggregator first), may be empty
+}
+
+// IssueTLS makes the job's CA and certificates: the aggregator's for the
+// names executors dial (aggHosts), one per executor rank.
+func (s *Spec) IssueTLS(aggHosts ...string) (mtls.Bundle, error) {
+	b, err := mtls.Issue(s.Name, aggHosts, s.Executors, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("job %s: TLS certificates: %w", s.Name, err)
+	}
+	return b, nil
 }
 
 // MaxNameLen leaves room for "-executor-NNNNN" inside a 63-byte DNS label.
@@ -198,10 +212,11 @@ type Process struct {
 }
 
 // Processes lists the aggregator then the executors. configPath is where the
-// process reads the job file, psHost how executors reach the aggregator.
-func (s *Spec) Processes(configPath, psHost string) []Process {
+// process reads the job file, psHost how executors reach the aggregator,
+// tlsDir where each finds the job's TLS files (runtime/mtls.Dir names).
+func (s *Spec) Processes(configPath, psHost, tlsDir string) []Process {
 	gpus := s.gpuSlots()
-	common := []string{"--config", configPath, "--job-name", s.Job.Conf.JobName}
+	common := []string{"--config", configPath, "--job-name", s.Job.Conf.JobName, "--tls-dir", tlsDir}
 	out := []Process{{
 		Name: "aggregator", Component: "aggregator", Rank: 0, Image: s.AggregatorImage,
 		Args:       append(append([]string{}, common...), "--ps-port", strconv.Itoa(s.PsPort)),

@@ -50,7 +50,7 @@ func TestProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := s.Processes("/etc/fedscale/job.yml", "fm-aggregator")
+	ps := s.Processes("/etc/fedscale/job.yml", "fm-aggregator", "/etc/fedscale-tls")
 	if len(ps) != 3 || ps[0].Name != "aggregator" || ps[2].Name != "executor-2" {
 		t.Fatalf("processes %+v", ps)
 	}
@@ -58,7 +58,7 @@ func TestProcesses(t *testing.T) {
 		t.Errorf("images/name: %+v", ps)
 	}
 	got := strings.Join(ps[2].Args, " ")
-	want := "--config /etc/fedscale/job.yml --job-name femnist --rank 2 --ps-ip fm-aggregator --ps-port 29500"
+	want := "--config /etc/fedscale/job.yml --job-name femnist --tls-dir /etc/fedscale-tls --rank 2 --ps-ip fm-aggregator --ps-port 29500"
 	if got != want {
 		t.Errorf("executor-2 args:\n got %s\nwant %s", got, want)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 )
 
@@ -133,6 +134,14 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be Hello")
+	}
+	// On a TLS connection the client certificate names the one rank its
+	// holder may serve: a Hello for another rank is an impersonation.
+	if rank, ok, err := mtls.PeerRank(stream.Context()); err != nil {
+		return status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+	} else if ok && int64(rank) != int64(hello.GetRank()) {
+		a.log.Warnf("Refused a Hello for executor %d from the holder of rank %d's certificate", hello.GetRank(), rank)
+		return status.Errorf(codes.PermissionDenied, "this certificate is issued to rank %d, not %d", rank, hello.GetRank())
 	}
 	if v := hello.GetProtocolVersion(); v != pb.ProtocolVersion {
 		return status.Errorf(codes.FailedPrecondition,

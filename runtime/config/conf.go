@@ -56,6 +56,12 @@ type Conf struct {
 	PsIP     string `json:"ps_ip"`
 	PsPort   int    `json:"ps_port"`
 	ThisRank int    `json:"this_rank"` // 0 is the aggregator, executors 1..N
+	// TLSCA, TLSCert and TLSKey are keys of our own: the PEM files of the
+	// job's mutual TLS (runtime/mtls), "" = none. The launcher sets them
+	// per process; by hand they come from --tls-ca/--tls-cert/--tls-key.
+	TLSCA   string `json:"tls_ca"`
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
 
 	NumExecutors    int     `json:"num_executors"`
 	ExecutorConfigs string  `json:"executor_configs"` // "host:[n,...]=host2:[...]"
@@ -226,6 +232,9 @@ var fields = []field{
 	{"ps_ip", kindString, func(c *Conf) any { return &c.PsIP }, false, mayChange},
 	{"ps_port", kindInt, func(c *Conf) any { return &c.PsPort }, false, mayChange},
 	{"this_rank", kindInt, func(c *Conf) any { return &c.ThisRank }, false, mayChange},
+	{"tls_ca", kindOptPath, func(c *Conf) any { return &c.TLSCA }, false, mayChange},
+	{"tls_cert", kindOptPath, func(c *Conf) any { return &c.TLSCert }, false, mayChange},
+	{"tls_key", kindOptPath, func(c *Conf) any { return &c.TLSKey }, false, mayChange},
 	{"num_executors", kindInt, func(c *Conf) any { return &c.NumExecutors }, false, mayChange},
 	{"executor_configs", kindString, func(c *Conf) any { return &c.ExecutorConfigs }, false, mayChange},
 	{"experiment_mode", kindMode, func(c *Conf) any { return &c.ExperimentMode }, false, mustMatch},

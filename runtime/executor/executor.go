@@ -24,6 +24,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -57,6 +58,9 @@ type Options struct {
 	// ConnectTimeout bounds how long the executor keeps trying to reach the
 	// aggregator, at start and after losing it (default 2m).
 	ConnectTimeout time.Duration
+	// Credentials secure the connection to the aggregator (runtime/mtls's
+	// ClientCredentials); nil is plain text.
+	Credentials credentials.TransportCredentials
 	// Data, if set, is used instead of loading Conf.DataDir (tests share
 	// one), with its own pipeline (data.Load's is the grey one).
 	Data *data.Dataset
@@ -228,8 +232,12 @@ type errPermanent struct{ error }
 // ConnectTimeout.
 func (e *Executor) Run(ctx context.Context) error {
 	addr := Addr(e.opt.Conf)
+	creds := e.opt.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes), grpc.MaxCallSendMsgSize(pb.MaxMessageBytes)))
 	if err != nil {
 		return fmt.Errorf("aggregator address %s: %w", addr, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // Flags holds the parsed values.
@@ -19,6 +20,10 @@ type Flags struct {
 	Config   string
 	Set      []string // key=value overrides of any job_conf key
 	HTTPPort int
+	// Insecure runs the job's wire in plain text (no TLS files needed).
+	Insecure bool
+	// TLSDir is a folder of the launcher's TLS files (runtime/mtls.Dir).
+	TLSDir string
 
 	fs *pflag.FlagSet // which named overrides were given
 
@@ -29,6 +34,7 @@ type Flags struct {
 	jobName, timeStamp     string
 	model                  string
 	rounds                 int
+	tlsCA, tlsCert, tlsKey string
 }
 
 // Bind registers the flags on fs.
@@ -45,6 +51,11 @@ func Bind(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.timeStamp, "time-stamp", "", "log folder time stamp (job_conf time_stamp; default: start time)")
 	fs.StringVar(&f.model, "model", "", "model name (job_conf model)")
 	fs.IntVar(&f.rounds, "rounds", -1, "rounds to train (job_conf rounds)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "the job's CA certificate, PEM (job_conf tls_ca)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "this process's certificate, PEM, issued by --tls-ca to its rank (job_conf tls_cert)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "this process's private key, PEM (job_conf tls_key)")
+	fs.StringVar(&f.TLSDir, "tls-dir", "", "a folder of the job's TLS files as the launcher writes them (ca.crt, aggregator.crt/.key, executor-N.crt/.key); instead of --tls-ca/--tls-cert/--tls-key")
+	fs.BoolVar(&f.Insecure, "insecure", false, "no TLS: anyone who reaches ps_port can join the job (only for jobs on loopback or a trusted network)")
 	fs.IntVar(&f.HTTPPort, "http-port", -1, "port of /healthz, /readyz and /metrics (default: ps_port+1 for the aggregator, ps_port+1+rank for executors; 0 picks a free port)")
 	return f
 }
@@ -80,6 +91,9 @@ func (f *Flags) Load() (*config.Job, error) {
 		{"time-stamp", "time_stamp", f.timeStamp, f.given("time-stamp")},
 		{"model", "model", f.model, f.given("model")},
 		{"rounds", "rounds", strconv.Itoa(f.rounds), f.given("rounds")},
+		{"tls-ca", "tls_ca", f.tlsCA, f.given("tls-ca")},
+		{"tls-cert", "tls_cert", f.tlsCert, f.given("tls-cert")},
+		{"tls-key", "tls_key", f.tlsKey, f.given("tls-key")},
 	} {
 		if o.given {
 			if err := set(o.flag, o.key, o.value); err != nil {
@@ -105,6 +119,28 @@ func (f *Flags) Load() (*config.Job, error) {
 		return nil, fmt.Errorf("%s: %w", f.Config, err)
 	}
 	return job, nil
+}
+
+// TLS is the process's TLS material from the job file and the flags.
+// With none, --insecure must say that plain text is meant; with both, the
+// choice is unclear and is an error.
+func (f *Flags) TLS(c config.Conf, rank int) (files mtls.Files, insecure bool, err error) {
+	files = mtls.Files{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey}
+	if f.TLSDir != "" {
+		if !files.IsZero() {
+			return files, false, errors.New("--tls-dir and TLS files (--tls-ca/--tls-cert/--tls-key or job_conf tls_*) both given: choose one")
+		}
+		files = mtls.Dir(f.TLSDir, rank)
+	}
+	switch {
+	case files.IsZero() && !f.Insecure:
+		return files, false, errors.New("no TLS material: give --tls-dir, or --tls-ca, --tls-cert and --tls-key (the launcher makes them), or --insecure for a job on loopback or a trusted network")
+	case !files.IsZero() && f.Insecure:
+		return files, false, errors.New("--insecure and TLS files (--tls-ca/--tls-cert/--tls-key or job_conf tls_*) both given: choose one")
+	case f.Insecure:
+		return files, true, nil
+	}
+	return files, false, files.Check()
 }
 
 // HealthAddr is the address of the health endpoint for a process of rank.

@@ -81,3 +81,44 @@ func TestOverrideErrors(t *testing.T) {
 		t.Errorf("no --config: got %v", err)
 	}
 }
+
+func TestTLSChoice(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		rank     int
+		cert     string // the certificate file chosen
+		insecure bool
+		err      string
+	}{
+		{nil, 0, "", false, "no TLS material"},
+		{[]string{"--insecure"}, 0, "", true, ""},
+		{[]string{"--tls-dir", "/t"}, 0, "/t/aggregator.crt", false, ""},
+		{[]string{"--tls-dir", "/t"}, 3, "/t/executor-3.crt", false, ""},
+		{[]string{"--tls-ca", "a", "--tls-cert", "b", "--tls-key", "c"}, 1, "b", false, ""},
+		{[]string{"--set", "tls_ca=a", "--set", "tls_cert=b", "--set", "tls_key=c"}, 1, "b", false, ""},
+		{[]string{"--tls-ca", "a", "--tls-cert", "b"}, 1, "", false, "--tls-key: required"},
+		{[]string{"--tls-dir", "/t", "--insecure"}, 1, "", false, "both given"},
+		{[]string{"--tls-dir", "/t", "--tls-ca", "a"}, 1, "", false, "--tls-dir and TLS files"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f, err := parse(t, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := f.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, insecure, err := f.TLS(j.Conf, tc.rank)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || insecure != tc.insecure || files.Cert != tc.cert {
+				t.Fatalf("got %+v insecure=%v err=%v; want cert %q insecure=%v", files, insecure, err, tc.cert, tc.insecure)
+			}
+		})
+	}
+}

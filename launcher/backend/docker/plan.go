@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // planDoc is what Plan prints, as YAML.
@@ -70,7 +71,9 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 			User:    c.Config.User,
 			Labels:  c.Config.Labels,
 			Aliases: c.Net.EndpointsConfig[p.Network.Name].Aliases,
-			Files:   []string{fmt.Sprintf("%s (%d bytes, mode 0644, copied in before start)", job.ContainerConfigPath, len(s.Config))},
+			Files: []string{fmt.Sprintf("%s (%d bytes, mode 0644, copied in before start)", job.ContainerConfigPath, len(s.Config)),
+				fmt.Sprintf("%s/{%s} (the job's CA certificate and this process's certificate and key, mode 0400, made at submit)",
+					job.ContainerTLSDir, strings.Join(mtls.FileNames(c.Proc.Rank), ","))},
 			Restart: string(c.Host.RestartPolicy.Name),
 		}
 		if pc.User == "" {

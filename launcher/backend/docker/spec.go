@@ -88,7 +88,7 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 	}
 	p := &jobPlan{Network: netPlan{Name: NetworkName(s), Labels: s.Labels(nil)}}
 	aggName := ContainerName(s.Name, "aggregator")
-	procs := s.Processes(job.ContainerConfigPath, aggName)
+	procs := s.Processes(job.ContainerConfigPath, aggName, job.ContainerTLSDir)
 	if err := config.CheckPorts(s.Ports, len(procs)-1); err != nil {
 		return nil, fmt.Errorf("job %q: %w", s.Name, err)
 	}

@@ -6,6 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // Submit creates the job's network (unless it exists) and containers,
@@ -46,7 +51,8 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	if made.network, err = b.ensureNetwork(ctx, p.Network); err != nil {
 		return err
 	}
-	tarball, err := jobFileTar(s.Config)
+	// Executors dial the aggregator by its container name or alias.
+	bundle, err := s.IssueTLS(ContainerName(s.Name, "aggregator"), AggregatorAlias)
 	if err != nil {
 		return err
 	}
@@ -67,10 +73,24 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 			return fmt.Errorf("job %q: creating container %s: %w", s.Name, c.Name, err)
 		}
 		ids[i] = res.ID
+		// The files belong to the user the container runs as (the
+		// image's, merged in at create), so its key can be 0400.
+		ins, err := b.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("job %q: inspecting container %s: %w", s.Name, c.Name, err)
+		}
+		var user string
+		if ins.Container.Config != nil {
+			user = ins.Container.Config.User
+		}
+		tarball, err := containerFiles(s.Config, bundle.For(c.Proc.Rank), user)
+		if err != nil {
+			return err
+		}
 		if _, err := b.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{
 			DestinationPath: "/", Content: bytes.NewReader(tarball),
 		}); err != nil {
-			return fmt.Errorf("job %q: copying the job file into %s: %w", s.Name, c.Name, err)
+			return fmt.Errorf("job %q: copying the job file and TLS files into %s: %w", s.Name, c.Name, err)
 		}
 		return nil
 	})
@@ -144,25 +164,65 @@ func (b *Backend) undo(ctx context.Context, made created) {
 	}
 }
 
-// jobFileTar is a tar of /etc/fedscale/job.yml, extracted at "/".
-func jobFileTar(config []byte) ([]byte, error) {
+// containerFiles is a tar of the job file and the process's TLS files,
+// extracted at "/". The TLS files belong to user (a container's
+// "uid[:gid]"), the key readable by it alone; a user given by name cannot
+// be resolved from outside the image, so its files are readable by all
+// (the container runs one process).
+func containerFiles(config []byte, tls mtls.Bundle, user string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Now()
 	dir := job.ContainerConfigDir[1:] + "/"
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: now}); err != nil {
+	tlsDir := job.ContainerTLSDir[1:] + "/"
+	uid, gid, numeric := numericUser(user)
+	keyMode := int64(0o400)
+	if !numeric {
+		keyMode = 0o444
+	}
+	add := func(name string, mode int64, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(b)), ModTime: now, Uid: uid, Gid: gid}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	for _, d := range []string{dir, tlsDir} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: now, Uid: uid, Gid: gid}); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(dir+job.ContainerConfigFile, 0o644, config); err != nil {
 		return nil, err
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + job.ContainerConfigFile, Mode: 0o644, Size: int64(len(config)), ModTime: now}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(config); err != nil {
-		return nil, err
+	for _, name := range slices.Sorted(maps.Keys(tls)) {
+		if err := add(tlsDir+name, keyMode, tls[name]); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// numericUser parses a container's user as "uid" or "uid:gid" ("" is
+// root).
+func numericUser(user string) (uid, gid int, ok bool) {
+	if user == "" {
+		return 0, 0, true
+	}
+	u, g, hasGroup := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil || uid < 0 {
+		return 0, 0, false
+	}
+	if hasGroup {
+		if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
+			return 0, 0, false
+		}
+	}
+	return uid, gid, true
 }
 
 // ensureImages checks every image is on the engine, pulling the missing.

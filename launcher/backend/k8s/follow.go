@@ -49,6 +49,7 @@ const (
 	followJobs
 	followConfigMaps
 	followServices
+	followSecrets
 )
 
 // listWatch adapts one typed client's List and Watch to a label selector.
@@ -70,7 +71,7 @@ func listWatch[L runtime.Object](sel string,
 func (b *Backend) kindsOf(sel string, which int) []*kind {
 	var out []*kind
 	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
-	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
+	cms, svcs, secs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns), b.cs.CoreV1().Secrets(b.ns)
 	for _, k := range []struct {
 		bit      int
 		resource string
@@ -81,6 +82,7 @@ func (b *Backend) kindsOf(sel string, which int) []*kind {
 		{followPods, "pods", listWatch(sel, pods.List, pods.Watch), &corev1.Pod{}},
 		{followConfigMaps, "ConfigMaps", listWatch(sel, cms.List, cms.Watch), &corev1.ConfigMap{}},
 		{followServices, "Services", listWatch(sel, svcs.List, svcs.Watch), &corev1.Service{}},
+		{followSecrets, "Secrets", listWatch(sel, secs.List, secs.Watch), &corev1.Secret{}},
 	} {
 		if which&k.bit == 0 {
 			continue
@@ -217,3 +219,4 @@ func (f *follower) pods() []*corev1.Pod             { return kept[corev1.Pod](f,
 func (f *follower) jobs() []*batchv1.Job            { return kept[batchv1.Job](f, "Jobs") }
 func (f *follower) configMaps() []*corev1.ConfigMap { return kept[corev1.ConfigMap](f, "ConfigMaps") }
 func (f *follower) services() []*corev1.Service     { return kept[corev1.Service](f, "Services") }
+func (f *follower) secrets() []*corev1.Secret       { return kept[corev1.Secret](f, "Secrets") }

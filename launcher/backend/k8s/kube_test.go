@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,6 +96,13 @@ func labelled(t testing.TB, cs kubernetes.Interface, ns, name string) map[string
 	for _, x := range cl.Items {
 		out["ConfigMap"] = append(out["ConfigMap"], x.Name)
 	}
+	kl, err := cs.CoreV1().Secrets(ns).List(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range kl.Items {
+		out["Secret"] = append(out["Secret"], x.Name)
+	}
 	sl, err := cs.CoreV1().Services(ns).List(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +146,8 @@ func TestKubeLifecycle(t *testing.T) {
 
 	got := labelled(t, cs, testNamespace, name)
 	if strings.Join(got["Job"], ",") != "it-life-aggregator,it-life-executors" ||
-		strings.Join(got["ConfigMap"], ",") != "it-life-config" || strings.Join(got["Service"], ",") != "it-life-aggregator" {
+		strings.Join(got["ConfigMap"], ",") != "it-life-config" || strings.Join(got["Service"], ",") != "it-life-aggregator" ||
+		strings.Join(got["Secret"], ",") != "it-life-tls" {
 		t.Errorf("objects %v", got)
 	}
 	agg, err := cs.BatchV1().Jobs(testNamespace).Get(ctx, "it-life-aggregator", metav1.GetOptions{})
@@ -147,7 +157,8 @@ func TestKubeLifecycle(t *testing.T) {
 	cm, _ := cs.CoreV1().ConfigMaps(testNamespace).Get(ctx, "it-life-config", metav1.GetOptions{})
 	svc, _ := cs.CoreV1().Services(testNamespace).Get(ctx, "it-life-aggregator", metav1.GetOptions{})
 	ex, _ := cs.BatchV1().Jobs(testNamespace).Get(ctx, "it-life-executors", metav1.GetOptions{})
-	for _, o := range []metav1.Object{cm, svc, ex} {
+	sec, _ := cs.CoreV1().Secrets(testNamespace).Get(ctx, "it-life-tls", metav1.GetOptions{})
+	for _, o := range []metav1.Object{cm, svc, ex, sec} {
 		refs := o.GetOwnerReferences()
 		if len(refs) != 1 || refs[0].UID != agg.UID || *refs[0].Controller || !*refs[0].BlockOwnerDeletion {
 			t.Errorf("%s: owner references %+v", o.GetName(), refs)
@@ -155,6 +166,30 @@ func TestKubeLifecycle(t *testing.T) {
 	}
 	if cm.Data[job.ContainerConfigFile] != string(s.Config) {
 		t.Errorf("configmap %v", cm.Data)
+	}
+	// The Secret holds a certificate and key per process, and each pod
+	// mounts only its component's: the aggregator's pod no executor key,
+	// the executors' pods not the aggregator's key. A certificate works for
+	// its rank only (runtime/mtls's tests, and TestMutualTLSJob).
+	if keys := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(keys, []string{"aggregator.crt", "aggregator.key", "ca.crt",
+		"executor-1.crt", "executor-1.key", "executor-2.crt", "executor-2.key", "executor-3.crt", "executor-3.key"}) || !*sec.Immutable {
+		t.Errorf("secret keys %v", keys)
+	}
+	mounted := func(j *batchv1.Job) (keys []string) {
+		for _, v := range j.Spec.Template.Spec.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == "it-life-tls" {
+				for _, it := range v.Secret.Items {
+					keys = append(keys, it.Key)
+				}
+			}
+		}
+		return keys
+	}
+	if got := mounted(agg); !slices.Equal(got, []string{"ca.crt", "aggregator.crt", "aggregator.key"}) {
+		t.Errorf("aggregator pod mounts %v", got)
+	}
+	if got := mounted(ex); slices.Contains(got, "aggregator.key") || len(got) != 7 {
+		t.Errorf("executor pods mount %v", got)
 	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses {
 		t.Errorf("service %+v", svc.Spec)
@@ -292,7 +327,7 @@ func TestKubeExists(t *testing.T) {
 	t.Logf("second submit: %v", err)
 	// Nothing was added or removed.
 	got := labelled(t, cs, testNamespace, "it-exists")
-	if len(got["Job"]) != 2 || len(got["ConfigMap"]) != 1 || len(got["Service"]) != 1 {
+	if len(got["Job"]) != 2 || len(got["ConfigMap"]) != 1 || len(got["Service"]) != 1 || len(got["Secret"]) != 1 {
 		t.Errorf("objects after a refused submit: %v", got)
 	}
 }
@@ -311,12 +346,12 @@ func TestKubeOwnerCascade(t *testing.T) {
 	}
 	// Follow the label by watch (the backend's own follower) until the
 	// garbage collector has removed everything.
-	f, err := b.follow(ctx, selector("it-cascade"), followJobs|followPods|followConfigMaps|followServices)
+	f, err := b.follow(ctx, selector("it-cascade"), followJobs|followPods|followConfigMaps|followServices|followSecrets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.stop()
-	for len(f.jobs())+len(f.pods())+len(f.configMaps())+len(f.services()) > 0 {
+	for len(f.jobs())+len(f.pods())+len(f.configMaps())+len(f.services())+len(f.secrets()) > 0 {
 		if err := f.next(ctx); err != nil {
 			t.Fatalf("the garbage collector left %v: %v", labelled(t, cs, testNamespace, "it-cascade"), err)
 		}
@@ -355,6 +390,8 @@ func TestKubePlanDryRun(t *testing.T) {
 			_, err = cs.CoreV1().ConfigMaps(o.Namespace).Create(ctx, o, dry)
 		case *corev1.Service:
 			_, err = cs.CoreV1().Services(o.Namespace).Create(ctx, o, dry)
+		case *corev1.Secret:
+			_, err = cs.CoreV1().Secrets(o.Namespace).Create(ctx, o, dry)
 		case *batchv1.Job:
 			_, err = cs.BatchV1().Jobs(o.Namespace).Create(ctx, o, dry)
 		default:

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // Names and values of what the backend creates.
@@ -37,6 +38,7 @@ const (
 	volConfig = "config"
 	volData   = "data"
 	volTmp    = "tmp"
+	volTLS    = "tls"
 
 	// Executors restart per rank: a lost executor's tasks are re-issued by
 	// the aggregator and a new pod of the same index re-registers, without
@@ -59,12 +61,21 @@ func ExecutorsName(jobName string) string { return jobName + "-executors" }
 // ConfigMapName holds the job file.
 func ConfigMapName(jobName string) string { return jobName + "-config" }
 
+// TLSSecretName is the Secret holding the job's TLS files: each pod
+// mounts only the keys of its component (runtime/mtls.FileNames).
+func TLSSecretName(jobName string) string { return jobName + "-tls" }
+
+// maxSecretBytes is what a Secret may hold (1 MiB) less room for its
+// metadata: about 800 executors' key pairs.
+const maxSecretBytes = 1<<20 - 16<<10
+
 // objects is everything Submit creates, in creation order after the
 // Namespace: the aggregator Job first (its uid makes the owner references).
 type objects struct {
 	Namespace  *corev1.Namespace
 	Aggregator *batchv1.Job
 	ConfigMap  *corev1.ConfigMap
+	Secret     *corev1.Secret // its Data filled at submit, never in a plan
 	Service    *corev1.Service
 	Executors  *batchv1.Job
 }
@@ -100,8 +111,18 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	if s.PsPort < 1 || execPort > 65535 {
 		return nil, fmt.Errorf("k8s backend: job_conf ps_port %d: want 1..65533 (ps_port+1 and ps_port+2 serve health checks)", s.PsPort)
 	}
-	procs := s.Processes(job.ContainerConfigPath, AggregatorName(s.Name))
+	procs := s.Processes(job.ContainerConfigPath, AggregatorName(s.Name), job.ContainerTLSDir)
 	agg, exec1 := procs[0], procs[1]
+	execTLS := []string{mtls.CAFile}
+	for _, p := range procs[1:] {
+		execTLS = append(execTLS, mtls.FileNames(p.Rank)[1:]...)
+	}
+	sec := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta(TLSSecretName(s.Name), ns, s.Labels(nil), nil),
+		Type:       corev1.SecretTypeOpaque,
+		Immutable:  ptr.To(true),
+	}
 
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
@@ -139,7 +160,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		aggAnn[job.AnnotationJobFile] = s.File
 	}
 	aggPod := podTemplate(s, aggLabels, componentAggregator, agg.Image, agg.Args, aggPort,
-		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false)
+		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false, mtls.FileNames(0))
 	aggJob := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(AggregatorName(s.Name), ns, aggLabels, aggAnn),
@@ -159,7 +180,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 
 	execLabels := s.Labels(nil)
 	execLabels[job.LabelComponent] = componentExecutor
-	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA)
+	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA, execTLS)
 	execPod.Spec.RestartPolicy = corev1.RestartPolicyNever
 	n := int32(s.Executors)
 	execJob := &batchv1.Job{
@@ -184,6 +205,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		},
 		Aggregator: aggJob,
 		ConfigMap:  cm,
+		Secret:     sec,
 		Service:    svc,
 		Executors:  execJob,
 	}, nil
@@ -193,7 +215,7 @@ func meta(name, ns string, labels, ann map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: ann}
 }
 
-func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool) corev1.PodTemplateSpec {
+func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool, tlsFiles []string) corev1.PodTemplateSpec {
 	pl := make(map[string]string, len(labels))
 	for k, v := range labels {
 		pl[k] = v
@@ -231,15 +253,19 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 			{Name: volConfig, MountPath: job.ContainerConfigDir, ReadOnly: true},
 			{Name: volData, MountPath: job.ContainerDataPath},
 			{Name: volTmp, MountPath: "/tmp"},
+			{Name: volTLS, MountPath: job.ContainerTLSDir, ReadOnly: true},
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	spec := corev1.PodSpec{
 		Containers: []corev1.Container{c},
 		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To(runAsID),
-			RunAsGroup:     ptr.To(runAsID),
+			RunAsNonRoot: ptr.To(true),
+			RunAsUser:    ptr.To(runAsID),
+			RunAsGroup:   ptr.To(runAsID),
+			// The Secret's files belong to this group (mode 0440): the
+			// process reads its key, no other user can.
+			FSGroup:        ptr.To(runAsID),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		// The processes never call the API server.
@@ -252,6 +278,9 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 			}}},
 			dataVolume(s.DataPath),
 			{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: volTLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: TLSSecretName(s.Name), Items: keyItems(tlsFiles), DefaultMode: ptr.To(int32(0o440)),
+			}}},
 		},
 	}
 	if gpu {
@@ -259,6 +288,14 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 		spec.Tolerations = []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 	}
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: pl}, Spec: spec}
+}
+
+func keyItems(keys []string) []corev1.KeyToPath {
+	out := make([]corev1.KeyToPath, len(keys))
+	for i, k := range keys {
+		out[i] = corev1.KeyToPath{Key: k, Path: k}
+	}
+	return out
 }
 
 // dataVolume is data_path on the node (it must exist there, as in the

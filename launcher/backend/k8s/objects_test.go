@@ -146,11 +146,11 @@ func TestObjects(t *testing.T) {
 
 			// Arguments.
 			ac, ec := aj.Template.Spec.Containers[0], ej.Template.Spec.Containers[0]
-			wantAgg := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--ps-port", strconv.Itoa(ps)}
+			wantAgg := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--tls-dir", "/etc/fedscale-tls", "--ps-port", strconv.Itoa(ps)}
 			if !slices.Equal(ac.Args, wantAgg) {
 				t.Errorf("aggregator args %q, want %q", ac.Args, wantAgg)
 			}
-			wantExec := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--rank-from-index",
+			wantExec := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--tls-dir", "/etc/fedscale-tls", "--rank-from-index",
 				"--ps-ip", tc.name + "-aggregator", "--ps-port", strconv.Itoa(ps), "--http-port", strconv.Itoa(ps + 2)}
 			if !slices.Equal(ec.Args, wantExec) {
 				t.Errorf("executor args %q, want %q", ec.Args, wantExec)
@@ -304,13 +304,17 @@ func TestPlanOffline(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
 	}
-	if want := []string{"Namespace", "ConfigMap", "Service", "Job", "Job"}; !slices.Equal(kinds, want) {
+	if want := []string{"Namespace", "ConfigMap", "Secret", "Service", "Job", "Job"}; !slices.Equal(kinds, want) {
 		t.Fatalf("kinds %v, want %v", kinds, want)
 	}
 	if ns := objs[0].(*corev1.Namespace); ns.Name != DefaultNamespace {
 		t.Errorf("namespace %s", ns.Name)
 	}
-	ex := objs[4].(*batchv1.Job)
+	// The plan names the Secret and the keys each pod mounts, never a key.
+	if sec := objs[2].(*corev1.Secret); len(sec.Data)+len(sec.StringData) != 0 || strings.Contains(plan, "PRIVATE KEY") {
+		t.Errorf("the plan shows TLS material: %v", sec.Data)
+	}
+	ex := objs[5].(*batchv1.Job)
 	if ex.Name != "plan-executors" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
 		t.Errorf("executors job %+v", ex.Spec)
 	}

@@ -21,7 +21,9 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 		return err
 	}
 	fmt.Fprintf(w, "# Kubernetes objects of job %s in namespace %s (%d executors%s).\n", s.Name, b.ns, s.Executors, map[bool]string{true: ", one GPU each", false: ""}[s.UseCUDA])
-	fmt.Fprintf(w, "# At submit, the ConfigMap, the Service and the executors Job also get an\n")
+	fmt.Fprintf(w, "# At submit, the Secret gets the job's CA certificate and one certificate and key\n")
+	fmt.Fprintf(w, "# per process, made then and never printed; the ConfigMap, the Secret, the\n")
+	fmt.Fprintf(w, "# Service and the executors Job also get an\n")
 	fmt.Fprintf(w, "# ownerReference to Job %s, so that deleting it removes them too.\n", AggregatorName(s.Name))
 	for _, o := range objs.list() {
 		data, err := manifest(o)
@@ -37,7 +39,7 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 
 // list is the objects in the order a reader (and kubectl apply) wants them.
 func (o *objects) list() []runtime.Object {
-	return []runtime.Object{o.Namespace, o.ConfigMap, o.Service, o.Aggregator, o.Executors}
+	return []runtime.Object{o.Namespace, o.ConfigMap, o.Secret, o.Service, o.Aggregator, o.Executors}
 }
 
 // manifest is one object as YAML, without its (empty) status.

@@ -24,17 +24,17 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 		return err
 	}
 	sel := selector(name)
-	f, err := b.follow(ctx, sel, followJobs|followPods|followConfigMaps|followServices)
+	f, err := b.follow(ctx, sel, followJobs|followPods|followConfigMaps|followServices|followSecrets)
 	if err != nil {
 		return err
 	}
 	defer f.stop()
-	if len(f.jobs())+len(f.configMaps())+len(f.services())+len(f.pods()) == 0 {
+	if len(f.jobs())+len(f.configMaps())+len(f.services())+len(f.secrets())+len(f.pods()) == 0 {
 		return backend.NotFound(name, b.where())
 	}
 
 	jobs, pods := b.cs.BatchV1().Jobs(b.ns), b.cs.CoreV1().Pods(b.ns)
-	cms, svcs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns)
+	cms, svcs, secs := b.cs.CoreV1().ConfigMaps(b.ns), b.cs.CoreV1().Services(b.ns), b.cs.CoreV1().Secrets(b.ns)
 	bg := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}
 	requested := map[string]bool{} // kind/name/uid: asked once each
 	podsSwept := false
@@ -53,8 +53,8 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 		return nil
 	}
 	for {
-		js, cs, ss, ps := f.jobs(), f.configMaps(), f.services(), f.pods()
-		if len(js)+len(cs)+len(ss)+len(ps) == 0 {
+		js, cs, ss, ks, ps := f.jobs(), f.configMaps(), f.services(), f.secrets(), f.pods()
+		if len(js)+len(cs)+len(ss)+len(ks)+len(ps) == 0 {
 			return nil
 		}
 		// Jobs first, so that their controller makes no new pods.
@@ -75,6 +75,13 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 		for _, s := range ss {
 			if err := del("Service "+s.Name, s.UID, s.DeletionTimestamp != nil, func() error {
 				return svcs.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
+			}); err != nil {
+				return err
+			}
+		}
+		for _, k := range ks {
+			if err := del("Secret "+k.Name, k.UID, k.DeletionTimestamp != nil, func() error {
+				return secs.Delete(ctx, k.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &k.UID}})
 			}); err != nil {
 				return err
 			}

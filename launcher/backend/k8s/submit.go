@@ -63,6 +63,21 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	if err := createOwned(ctx, b, "ConfigMap", objs.ConfigMap, ref, cms.Create, cms.Delete, &undo); err != nil {
 		return err
 	}
+	// Executors dial the Service by its short name (their namespace's);
+	// the longer names serve clients elsewhere in the cluster.
+	svcName := objs.Service.Name
+	bundle, err := s.IssueTLS(svcName, svcName+"."+b.ns, svcName+"."+b.ns+".svc", svcName+"."+b.ns+".svc.cluster.local")
+	if err != nil {
+		return err
+	}
+	if n := secretBytes(bundle); n > maxSecretBytes {
+		return fmt.Errorf("job %q: its %d executors' certificates take %d bytes, more than a Secret holds (%d)", s.Name, s.Executors, n, maxSecretBytes)
+	}
+	objs.Secret.Data = bundle
+	secs := b.cs.CoreV1().Secrets(b.ns)
+	if err := createOwned(ctx, b, "Secret", objs.Secret, ref, secs.Create, secs.Delete, &undo); err != nil {
+		return err
+	}
 	if err := createOwned(ctx, b, "Service", objs.Service, ref, svcs.Create, svcs.Delete, &undo); err != nil {
 		return err
 	}
@@ -96,6 +111,14 @@ func createOwned[T interface {
 		return del(c, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	})
 	return nil
+}
+
+func secretBytes(b map[string][]byte) int {
+	n := 0
+	for k, v := range b {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func (b *Backend) exists(name string) error {

@@ -140,10 +140,13 @@ func (b *Backend) binary(name string) (string, error) {
 	return p, nil
 }
 
+// tlsDir is the folder of the job's TLS files in its state folder.
+const tlsDir = "tls"
+
 // Plan prints the processes Submit would start.
 func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	fmt.Fprintf(w, "# local processes of job %s (state in %s)\n", s.Name, b.dir(s.Name))
-	for _, p := range s.Processes(filepath.Join(b.dir(s.Name), job.ContainerConfigFile), "127.0.0.1") {
+	for _, p := range s.Processes(filepath.Join(b.dir(s.Name), job.ContainerConfigFile), "127.0.0.1", filepath.Join(b.dir(s.Name), tlsDir)) {
 		fmt.Fprintf(w, "%s: %s %s  # health http://127.0.0.1:%d/readyz\n", p.Name, binaryName(p.Component), strings.Join(p.Args, " "), p.HealthPort)
 	}
 	return nil
@@ -169,7 +172,7 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 		}
 	}
 	cfg := filepath.Join(dir, job.ContainerConfigFile)
-	procs := s.Processes(cfg, "127.0.0.1")
+	procs := s.Processes(cfg, "127.0.0.1", filepath.Join(dir, tlsDir))
 	if err := checkPorts(s, procs); err != nil {
 		return err
 	}
@@ -204,6 +207,15 @@ func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
 	outDir := filepath.Join(st.LogDir, "launcher")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("local backend: log folder: %w", err)
+	}
+	// The TLS files, 0600 in a 0700 folder of the job's state: every
+	// process runs as this user, no other user can read the keys.
+	bundle, err := s.IssueTLS("127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+	if err := bundle.Write(filepath.Join(dir, tlsDir)); err != nil {
+		return fmt.Errorf("local backend: TLS files: %w", err)
 	}
 	for _, p := range procs {
 		ps := procState{

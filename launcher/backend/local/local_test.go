@@ -286,7 +286,7 @@ func TestSecondJobOnSamePorts(t *testing.T) {
 // TestCheckPorts names each busy port with the key it comes from.
 func TestCheckPorts(t *testing.T) {
 	s, _ := newJob(t, "local_ports", 2, "/nonexistent")
-	procs := s.Processes("conf.yml", "127.0.0.1")
+	procs := s.Processes("conf.yml", "127.0.0.1", "tls")
 	if err := checkPorts(s, procs); err != nil {
 		t.Fatalf("free ports: %v", err)
 	}
@@ -310,7 +310,7 @@ func TestCheckPorts(t *testing.T) {
 		}
 	}
 	s.PsPort = 65534 // executor-2's health port would be 65537
-	if err := checkPorts(s, s.Processes("conf.yml", "127.0.0.1")); err == nil || !strings.Contains(err.Error(), "port 65536 (executor-1's health port, job_conf ps_port+1+rank) is outside 1..65535") {
+	if err := checkPorts(s, s.Processes("conf.yml", "127.0.0.1", "tls")); err == nil || !strings.Contains(err.Error(), "port 65536 (executor-1's health port, job_conf ps_port+1+rank) is outside 1..65535") {
 		t.Errorf("ports past 65535: %v", err)
 	}
 }

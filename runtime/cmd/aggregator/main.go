@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	grpcinsecure "google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
@@ -52,6 +53,10 @@ func main() {
 	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		job, err := flags.Load()
+		if err != nil {
+			return err
+		}
+		tlsFiles, insecure, err := flags.TLS(job.Conf, 0)
 		if err != nil {
 			return err
 		}
@@ -101,7 +106,13 @@ func main() {
 			return err
 		}
 		defer hs.Close()
-		srv := grpc.NewServer(
+		creds := grpcinsecure.NewCredentials()
+		if insecure {
+			log.Warnf("--insecure: the wire is plain text and unauthenticated; anyone who reaches port %d can join this job", conf.PsPort)
+		} else if creds, err = tlsFiles.ServerCredentials(); err != nil {
+			return err
+		}
+		srv := grpc.NewServer(grpc.Creds(creds),
 			grpc.MaxRecvMsgSize(pb.MaxMessageBytes), grpc.MaxSendMsgSize(pb.MaxMessageBytes),
 			// Pings find executors whose process hangs with the socket open.
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),

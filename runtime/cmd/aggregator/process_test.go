@@ -104,7 +104,7 @@ func TestThreeProcesses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			var aggOut bytes.Buffer
-			agg := exec.CommandContext(ctx, filepath.Join(bin, "aggregator"), "--config", conf, "--ps-port", port, "--http-port", fmt.Sprint(aggHTTP),
+			agg := exec.CommandContext(ctx, filepath.Join(bin, "aggregator"), "--config", conf, "--ps-port", port, "--http-port", fmt.Sprint(aggHTTP), "--insecure",
 				"--time-stamp", tc.name, "--executor-timeout", "3s")
 			agg.Stderr = &aggOut
 			if err := agg.Start(); err != nil {
@@ -116,7 +116,7 @@ func TestThreeProcesses(t *testing.T) {
 				if rank == 1 {
 					httpPort = fmt.Sprint(execHTTP)
 				}
-				e := exec.CommandContext(ctx, filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(rank), "--ps-port", port, "--http-port", httpPort)
+				e := exec.CommandContext(ctx, filepath.Join(bin, "executor"), "--config", conf, "--rank", fmt.Sprint(rank), "--ps-port", port, "--http-port", httpPort, "--insecure")
 				e.Stderr = &bytes.Buffer{}
 				if err := e.Start(); err != nil {
 					t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/fedscale/fedscale-go/runtime/executor"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
@@ -67,6 +68,10 @@ func main() {
 		if n, err := job.Executors(); err == nil && (conf.ThisRank < 1 || conf.ThisRank > n) {
 			return fmt.Errorf("--rank: %d is outside 1..%d (the job's executors)", conf.ThisRank, n)
 		}
+		tlsFiles, insecure, err := flags.TLS(conf, conf.ThisRank)
+		if err != nil {
+			return err
+		}
 		log := fedlog.New(os.Stderr)
 		log.Buffer() // the log folder is known once the aggregator welcomes us
 		for _, w := range job.Warnings {
@@ -84,7 +89,13 @@ func main() {
 		if slots < 1 {
 			return fmt.Errorf("--slots must be at least 1, got %d", slots)
 		}
-		ex, err := executor.New(executor.Options{Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
+		var creds credentials.TransportCredentials // nil: plain text
+		if insecure {
+			log.Warnf("--insecure: the wire to the aggregator is plain text and the aggregator is not authenticated")
+		} else if creds, err = tlsFiles.ClientCredentials(conf.ThisRank); err != nil {
+			return err
+		}
+		ex, err := executor.New(executor.Options{Credentials: creds, Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
 			ImageCacheBytes: int64(cacheMB) << 20, TuneGC: os.Getenv("GOGC") == ""})
 		if err != nil {
 			return err
