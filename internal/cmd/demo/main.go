@@ -243,12 +243,12 @@ func (d *demo) runJob(ctx context.Context, job, stamp string) error {
 		return nil
 	}
 	echo := &lineFilter{out: os.Stdout, keep: []string{"FL Testing", "Job failed", "ERROR"}}
-	if err := start("aggregator", echo, filepath.Join(d.bin, "aggregator"), "--config", job, "--time-stamp", stamp, "--no-resume"); err != nil {
+	if err := start("aggregator", echo, filepath.Join(d.bin, "aggregator"), "--config", job, "--insecure", "--time-stamp", stamp, "--no-resume"); err != nil {
 		return err
 	}
 	for rank := 1; rank <= 2; rank++ {
 		r := strconv.Itoa(rank)
-		if err := start("executor-"+r, nil, filepath.Join(d.bin, "executor"), "--config", job, "--rank", r); err != nil {
+		if err := start("executor-"+r, nil, filepath.Join(d.bin, "executor"), "--config", job, "--insecure", "--rank", r); err != nil {
 			return err
 		}
 	}

@@ -481,7 +481,8 @@ func (e *env) runOurs(ctx context.Context, job string) error {
 	if err != nil {
 		return err
 	}
-	common := []string{"--config", job, "--ps-ip", "127.0.0.1", "--ps-port", strconv.Itoa(e.ourPort), "--http-port", "0"}
+	// Plain text on loopback, as FedScale runs.
+	common := []string{"--config", job, "--ps-ip", "127.0.0.1", "--ps-port", strconv.Itoa(e.ourPort), "--http-port", "0", "--insecure"}
 	agg := append(append([]string{filepath.Join(e.bin, "aggregator")}, common...), "--time-stamp", "ref", "--log-path", r.dir, "--no-resume")
 	executor := func(rank string) []string {
 		return append(append([]string{filepath.Join(e.bin, "executor")}, common...), "--rank", rank, "--log-path", r.dir)
