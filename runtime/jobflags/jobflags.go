@@ -25,16 +25,28 @@ type Flags struct {
 	// TLSDir is a folder of the launcher's TLS files (runtime/mtls.Dir).
 	TLSDir string
 
-	fs *pflag.FlagSet // which named overrides were given
+	fs *pflag.FlagSet // holds the named overrides' values
+}
 
-	// Named overrides, applied when given (any value: a bad one is an
-	// error from the job file's rules, never silently ignored).
-	rank, psPort           int
-	psIP, dataDir, logPath string
-	jobName, timeStamp     string
-	model                  string
-	rounds                 int
-	tlsCA, tlsCert, tlsKey string
+// overrides are the named flags that each set one job_conf key, applied
+// when given (any value: a bad one is an error from the job file's rules,
+// never silently ignored).
+var overrides = []struct {
+	flag, key, usage string
+	isInt            bool
+}{
+	{"rank", "this_rank", "this process's rank (job_conf this_rank): 0 aggregator, 1..N executors", true},
+	{"ps-ip", "ps_ip", "aggregator host (job_conf ps_ip)", false},
+	{"ps-port", "ps_port", "aggregator gRPC port (job_conf ps_port)", true},
+	{"data-dir", "data_dir", "data set folder (job_conf data_dir)", false},
+	{"log-path", "log_path", "log root (job_conf log_path): logs go to LOG_PATH/logs/JOB/TIME_STAMP", false},
+	{"job-name", "job_name", "job name (job_conf job_name)", false},
+	{"time-stamp", "time_stamp", "log folder time stamp (job_conf time_stamp; default: start time)", false},
+	{"model", "model", "model name (job_conf model)", false},
+	{"rounds", "rounds", "rounds to train (job_conf rounds)", true},
+	{"tls-ca", "tls_ca", "the job's CA certificate, PEM (job_conf tls_ca)", false},
+	{"tls-cert", "tls_cert", "this process's certificate, PEM, issued by --tls-ca to its rank (job_conf tls_cert)", false},
+	{"tls-key", "tls_key", "this process's private key, PEM (job_conf tls_key)", false},
 }
 
 // Bind registers the flags on fs.
@@ -42,18 +54,13 @@ func Bind(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	fs.StringVar(&f.Config, "config", "", "the FedScale job file (YAML: top-level keys and a job_conf list)")
 	fs.StringArrayVar(&f.Set, "set", nil, "override a job_conf key, as key=value (repeatable)")
-	fs.IntVar(&f.rank, "rank", -1, "this process's rank (job_conf this_rank): 0 aggregator, 1..N executors")
-	fs.StringVar(&f.psIP, "ps-ip", "", "aggregator host (job_conf ps_ip)")
-	fs.IntVar(&f.psPort, "ps-port", -1, "aggregator gRPC port (job_conf ps_port)")
-	fs.StringVar(&f.dataDir, "data-dir", "", "data set folder (job_conf data_dir)")
-	fs.StringVar(&f.logPath, "log-path", "", "log root (job_conf log_path): logs go to LOG_PATH/logs/JOB/TIME_STAMP")
-	fs.StringVar(&f.jobName, "job-name", "", "job name (job_conf job_name)")
-	fs.StringVar(&f.timeStamp, "time-stamp", "", "log folder time stamp (job_conf time_stamp; default: start time)")
-	fs.StringVar(&f.model, "model", "", "model name (job_conf model)")
-	fs.IntVar(&f.rounds, "rounds", -1, "rounds to train (job_conf rounds)")
-	fs.StringVar(&f.tlsCA, "tls-ca", "", "the job's CA certificate, PEM (job_conf tls_ca)")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "this process's certificate, PEM, issued by --tls-ca to its rank (job_conf tls_cert)")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "this process's private key, PEM (job_conf tls_key)")
+	for _, o := range overrides {
+		if o.isInt {
+			fs.Int(o.flag, -1, o.usage)
+		} else {
+			fs.String(o.flag, "", o.usage)
+		}
+	}
 	fs.StringVar(&f.TLSDir, "tls-dir", "", "a folder of the job's TLS files as the launcher writes them (ca.crt, aggregator.crt/.key, executor-N.crt/.key); instead of --tls-ca/--tls-cert/--tls-key")
 	fs.BoolVar(&f.Insecure, "insecure", false, "no TLS: anyone who reaches ps_port can join the job (only for jobs on loopback or a trusted network)")
 	fs.IntVar(&f.HTTPPort, "http-port", -1, "port of /healthz, /readyz and /metrics (default: ps_port+1 for the aggregator, ps_port+1+rank for executors; 0 picks a free port)")
@@ -78,25 +85,9 @@ func (f *Flags) Load() (*config.Job, error) {
 		}
 		return nil
 	}
-	for _, o := range []struct {
-		flag, key, value string
-		given            bool
-	}{
-		{"rank", "this_rank", strconv.Itoa(f.rank), f.given("rank")},
-		{"ps-ip", "ps_ip", f.psIP, f.given("ps-ip")},
-		{"ps-port", "ps_port", strconv.Itoa(f.psPort), f.given("ps-port")},
-		{"data-dir", "data_dir", f.dataDir, f.given("data-dir")},
-		{"log-path", "log_path", f.logPath, f.given("log-path")},
-		{"job-name", "job_name", f.jobName, f.given("job-name")},
-		{"time-stamp", "time_stamp", f.timeStamp, f.given("time-stamp")},
-		{"model", "model", f.model, f.given("model")},
-		{"rounds", "rounds", strconv.Itoa(f.rounds), f.given("rounds")},
-		{"tls-ca", "tls_ca", f.tlsCA, f.given("tls-ca")},
-		{"tls-cert", "tls_cert", f.tlsCert, f.given("tls-cert")},
-		{"tls-key", "tls_key", f.tlsKey, f.given("tls-key")},
-	} {
-		if o.given {
-			if err := set(o.flag, o.key, o.value); err != nil {
+	for _, o := range overrides {
+		if f.given(o.flag) {
+			if err := set(o.flag, o.key, f.fs.Lookup(o.flag).Value.String()); err != nil {
 				return nil, err
 			}
 		}

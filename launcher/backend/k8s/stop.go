@@ -65,25 +65,24 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		for _, c := range cs {
-			if err := del("ConfigMap "+c.Name, c.UID, c.DeletionTimestamp != nil, func() error {
-				return cms.Delete(ctx, c.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &c.UID}})
-			}); err != nil {
-				return err
-			}
-		}
-		for _, s := range ss {
-			if err := del("Service "+s.Name, s.UID, s.DeletionTimestamp != nil, func() error {
-				return svcs.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
-			}); err != nil {
-				return err
-			}
-		}
-		for _, k := range ks {
-			if err := del("Secret "+k.Name, k.UID, k.DeletionTimestamp != nil, func() error {
-				return secs.Delete(ctx, k.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &k.UID}})
-			}); err != nil {
-				return err
+		// The Job's dependents, each deleted only while it is the object
+		// the follower saw (its uid).
+		for _, d := range []struct {
+			kind   string
+			objs   []metav1.Object
+			remove func(context.Context, string, metav1.DeleteOptions) error
+		}{
+			{"ConfigMap", objectsOf(cs), cms.Delete},
+			{"Service", objectsOf(ss), svcs.Delete},
+			{"Secret", objectsOf(ks), secs.Delete},
+		} {
+			for _, o := range d.objs {
+				uid := o.GetUID()
+				if err := del(d.kind+" "+o.GetName(), uid, o.GetDeletionTimestamp() != nil, func() error {
+					return d.remove(ctx, o.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+				}); err != nil {
+					return err
+				}
 			}
 		}
 		// The garbage collector would remove the pods after their Jobs; one
@@ -127,4 +126,13 @@ func left(jobs, cms, svcs, pods int) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// objectsOf lists typed objects as their metadata.
+func objectsOf[T metav1.Object](in []T) []metav1.Object {
+	out := make([]metav1.Object, len(in))
+	for i, o := range in {
+		out[i] = o
+	}
+	return out
 }
