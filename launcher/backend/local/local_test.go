@@ -250,7 +250,10 @@ func TestMissingBinaries(t *testing.T) {
 // the first job keeps running, ready, and finishes.
 func TestSecondJobOnSamePorts(t *testing.T) {
 	b := newBackend(t)
-	first, home := newJob(t, "local_first", 8, "")
+	// Long enough that it is still running when the second job is
+	// submitted, even on an idle machine (8 rounds once ended first).
+	const rounds = 60
+	first, home := newJob(t, "local_first", rounds, "")
 	c := ctx(t)
 	if err := b.Submit(c, first); err != nil {
 		t.Fatal(err)
@@ -278,8 +281,8 @@ func TestSecondJobOnSamePorts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the first job after the refused submit: %v", err)
 	}
-	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != 8 {
-		t.Errorf("first job: phase %s, round %v; want Succeeded at round 8", st.Phase, st.Round)
+	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != rounds {
+		t.Errorf("first job: phase %s, round %v; want Succeeded at round %d", st.Phase, st.Round, rounds)
 	}
 }
 
