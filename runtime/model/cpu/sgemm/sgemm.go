@@ -248,15 +248,13 @@ func packA(dst []float32, trans bool, a []float32, lda, i0, mb, p0, kb int) {
 		rows := min(mr, mb-ir)
 		if trans {
 			// op(A)(i,p) = a[p*lda+i]: each p is a contiguous run of rows.
+			src := a[p0*lda+i0+ir:]
+			if rows < mr {
+				packRuns(panel, src, lda, kb, mr, rows)
+				continue
+			}
 			for p := 0; p < kb; p++ {
-				src := a[(p0+p)*lda+i0+ir:]
-				d := panel[p*mr : p*mr+mr]
-				if rows == mr {
-					*(*[mr]float32)(d) = *(*[mr]float32)(src)
-					continue
-				}
-				copy(d, src[:rows])
-				clear(d[rows:])
+				*(*[mr]float32)(panel[p*mr:]) = *(*[mr]float32)(src[p*lda:])
 			}
 			continue
 		}
@@ -274,18 +272,7 @@ func packA(dst []float32, trans bool, a []float32, lda, i0, mb, p0, kb int) {
 			}
 			continue
 		}
-		for r := 0; r < rows; r++ {
-			src := a[(i0+ir+r)*lda+p0:]
-			src = src[:kb]
-			for p, v := range src {
-				panel[p*mr+r] = v
-			}
-		}
-		for r := rows; r < mr; r++ {
-			for p := 0; p < kb; p++ {
-				panel[p*mr+r] = 0
-			}
-		}
+		packCols(panel, a[(i0+ir)*lda+p0:], lda, kb, mr, 0, rows)
 	}
 }
 
@@ -298,15 +285,13 @@ func packB(dst []float32, trans bool, b []float32, ldb, p0, kb, j0, nb int) {
 		cols := min(nr, nb-jr)
 		if !trans {
 			// op(B)(p,j) = b[p*ldb+j]: each p is a contiguous run of columns.
+			src := b[p0*ldb+j0+jr:]
+			if cols < nr {
+				packRuns(panel, src, ldb, kb, nr, cols)
+				continue
+			}
 			for p := 0; p < kb; p++ {
-				src := b[(p0+p)*ldb+j0+jr:]
-				d := panel[p*nr : p*nr+nr]
-				if cols == nr {
-					*(*[nr]float32)(d) = *(*[nr]float32)(src)
-					continue
-				}
-				copy(d, src[:cols])
-				clear(d[cols:])
+				*(*[nr]float32)(panel[p*nr:]) = *(*[nr]float32)(src[p*ldb:])
 			}
 			continue
 		}
@@ -322,17 +307,33 @@ func packB(dst []float32, trans bool, b []float32, ldb, p0, kb, j0, nb int) {
 				d[0], d[1], d[2], d[3] = c0[p], c1[p], c2[p], c3[p]
 			}
 		}
-		for ; q < cols; q++ {
-			src := b[(j0+jr+q)*ldb+p0:]
-			src = src[:kb]
-			for p, v := range src {
-				panel[p*nr+q] = v
-			}
+		packCols(panel, b[(j0+jr)*ldb+p0:], ldb, kb, nr, q, cols)
+	}
+}
+
+// packRuns packs kb runs of n values, ld apart in src, into the w-wide
+// rows of dst, zero past n: a panel's last, partial, rows or columns.
+// Full panels take the fixed-size copies in packA and packB instead.
+func packRuns(dst, src []float32, ld, kb, w, n int) {
+	for p := 0; p < kb; p++ {
+		d := dst[p*w : (p+1)*w]
+		copy(d, src[p*ld:p*ld+n])
+		clear(d[n:])
+	}
+}
+
+// packCols fills columns from..w-1 of the kb×w panel: column r < n with
+// the kb values of src's run r (runs ld apart), the rest with zeros. It
+// packs what the four- and six-wide paths of packA and packB leave over.
+func packCols(panel, src []float32, ld, kb, w, from, n int) {
+	for r := from; r < n; r++ {
+		for p, v := range src[r*ld:][:kb] {
+			panel[p*w+r] = v
 		}
-		for q := cols; q < nr; q++ {
-			for p := 0; p < kb; p++ {
-				panel[p*nr+q] = 0
-			}
+	}
+	for r := n; r < w; r++ {
+		for p := 0; p < kb; p++ {
+			panel[p*w+r] = 0
 		}
 	}
 }
