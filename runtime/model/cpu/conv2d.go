@@ -97,7 +97,19 @@ func tapSpan(l *model.Layer, j int) (lo, hi int) {
 // im2colBatch lays the channel-major batch x out as a (C·k·k)×(N·oh·ow) matrix:
 // row (c,i,j), column (s,oy,ox) holds the input pixel output (oy,ox) of
 // sample s sees through tap (i,j), or 0 in the padding.
-func im2colBatch(col, x []float32, l *model.Layer, n int) {
+func im2colBatch(col, x []float32, l *model.Layer, n int) { colSweep(col, x, l, n, true) }
+
+// col2imBatch sets dx to the sum, over every tap, of the column gradients
+// that im2colBatch's copies received: the adjoint of im2col.
+func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
+	clear(dx[:n*l.In.Size()])
+	colSweep(dcol, dx, l, n, false)
+}
+
+// colSweep pairs every im2col row segment (tap, sample, output row) with
+// the input row it reads, in one order for both directions: gather copies
+// the input into col (zeros in the padding), scatter adds col back into x.
+func colSweep(col, x []float32, l *model.Layer, n int, gather bool) {
 	in, out := l.In, l.Out
 	k, st, pad := l.K, l.Stride, l.Pad
 	hw, ohw := in.H*in.W, out.H*out.W
@@ -108,36 +120,24 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 				row := col[((ch*k+i)*k+j)*cols:][:cols]
 				lo, hi := tapSpan(l, j)
 				if st == 1 && out.W == in.W {
-					im2colSame(row, x[ch*n*hw:][:n*hw], l, n, i, j, lo, hi)
+					sameSweep(row, x[ch*n*hw:][:n*hw], l, n, i, j, lo, hi, gather)
 					continue
 				}
 				for s := 0; s < n; s++ {
-					plane := x[(ch*n+s)*hw:][:hw]
-					dst := row[s*ohw:][:ohw]
 					for oy := 0; oy < out.H; oy++ {
-						d := dst[oy*out.W:][:out.W]
+						r := row[s*ohw+oy*out.W:][:out.W]
 						iy := oy*st + i - pad
 						if iy < 0 || iy >= in.H {
-							for q := range d {
-								d[q] = 0
+							if gather {
+								clear(r)
 							}
 							continue
 						}
-						// Rows are short (32 to 1 wide): plain loops beat
-						// copy's and clear's calls.
-						for q := 0; q < lo; q++ {
-							d[q] = 0
-						}
-						if st == 1 {
-							copy(d[lo:hi], plane[iy*in.W+lo+j-pad:])
+						xr := x[((ch*n+s)*in.H+iy)*in.W:][:in.W]
+						if gather {
+							gatherRow(r, xr, lo, hi, j-pad, st)
 						} else {
-							src := plane[iy*in.W:][:in.W]
-							for ox := lo; ox < hi; ox++ {
-								d[ox] = src[ox*st+j-pad]
-							}
-						}
-						for q := hi; q < len(d); q++ {
-							d[q] = 0
+							scatterRow(xr, r, lo, hi, j-pad, st)
 						}
 					}
 				}
@@ -146,130 +146,93 @@ func im2colBatch(col, x []float32, l *model.Layer, n int) {
 	}
 }
 
-// im2colSame fills the im2col row of tap (i,j) for the n planes of one
-// channel when the convolution keeps the width (stride 1, "same"
-// padding): the output rows that read inside the image are then one
-// contiguous run of the plane shifted by the tap, copied at once, and only
-// the columns that fall in the padding are zeroed after.
-func im2colSame(row, planes []float32, l *model.Layer, n, i, j, lo, hi int) {
-	in, out := l.In, l.Out
-	hw, ohw := in.H*in.W, out.H*out.W
-	w := out.W
-	oy0, oy1 := max(0, l.Pad-i), min(out.H, in.H+l.Pad-i)
-	for s := 0; s < n; s++ {
-		dst := row[s*ohw:][:ohw]
-		plane := planes[s*hw:][:hw]
-		if oy0 >= oy1 {
-			clear(dst)
-			continue
+// gatherRow sets d[ox] to src[ox*st+off] for ox in [lo,hi) and to 0
+// elsewhere. Rows are short (32 to 1 wide): plain loops beat copy's and
+// clear's calls.
+func gatherRow(d, src []float32, lo, hi, off, st int) {
+	for q := 0; q < lo; q++ {
+		d[q] = 0
+	}
+	if st == 1 {
+		copy(d[lo:hi], src[lo+off:])
+	} else {
+		for ox := lo; ox < hi; ox++ {
+			d[ox] = src[ox*st+off]
 		}
-		clear(dst[:oy0*w])
-		clear(dst[oy1*w:])
-		// dst[oy*w+ox] = plane[(oy+i-pad)*w + ox+j-pad] for oy in
-		// [oy0,oy1): one shifted run, clipped to the plane at both ends.
-		d0, d1 := oy0*w, oy1*w
-		src := (oy0+i-l.Pad)*w + j - l.Pad
-		if src < 0 {
-			d0 -= src
-			src = 0
-		}
-		if end := src + (d1 - d0); end > hw {
-			d1 -= end - hw
-		}
-		copy(dst[d0:d1], plane[src:])
-		for oy := oy0; oy < oy1; oy++ {
-			r := dst[oy*w:][:w]
-			for q := 0; q < lo; q++ {
-				r[q] = 0
-			}
-			for q := hi; q < w; q++ {
-				r[q] = 0
-			}
-		}
+	}
+	for q := hi; q < len(d); q++ {
+		d[q] = 0
 	}
 }
 
-// col2imBatch sets dx to the sum, over every tap, of the column gradients
-// that im2colBatch's copies received: the adjoint of im2col.
-func col2imBatch(dx, dcol []float32, l *model.Layer, n int) {
-	in, out := l.In, l.Out
-	k, st, pad := l.K, l.Stride, l.Pad
-	hw, ohw := in.H*in.W, out.H*out.W
-	cols := n * ohw
-	clear(dx[:n*in.Size()])
-	for ch := 0; ch < in.C; ch++ {
-		for i := 0; i < k; i++ {
-			for j := 0; j < k; j++ {
-				row := dcol[((ch*k+i)*k+j)*cols:][:cols]
-				lo, hi := tapSpan(l, j)
-				if st == 1 && out.W == in.W {
-					col2imSame(dx[ch*n*hw:][:n*hw], row, l, n, i, j, lo, hi)
-					continue
-				}
-				for s := 0; s < n; s++ {
-					plane := dx[(ch*n+s)*hw:][:hw]
-					src := row[s*ohw:][:ohw]
-					for oy := 0; oy < out.H; oy++ {
-						iy := oy*st + i - pad
-						if iy < 0 || iy >= in.H {
-							continue
-						}
-						sr := src[oy*out.W:][:out.W]
-						if st == 1 {
-							d := plane[iy*in.W+lo+j-pad:][:hi-lo]
-							for q, v := range sr[lo:hi] {
-								d[q] += v
-							}
-							continue
-						}
-						d := plane[iy*in.W:][:in.W]
-						for ox := lo; ox < hi; ox++ {
-							d[ox*st+j-pad] += sr[ox]
-						}
-					}
-				}
-			}
+// scatterRow adds r[ox] to dst[ox*st+off] for ox in [lo,hi): gatherRow's
+// adjoint.
+func scatterRow(dst, r []float32, lo, hi, off, st int) {
+	if st == 1 {
+		d := dst[lo+off:][:hi-lo]
+		for q, v := range r[lo:hi] {
+			d[q] += v
 		}
+		return
+	}
+	for ox := lo; ox < hi; ox++ {
+		dst[ox*st+off] += r[ox]
 	}
 }
 
-// col2imSame is col2imBatch's same-size path (see im2colSame): the
-// columns that read padding are zeroed in the scratch row (their
-// gradient belongs to no input), and the rest is added as one shifted run.
-// Adding the zeros leaves every input's sum as the per-row loop makes it.
-func col2imSame(planes, row []float32, l *model.Layer, n, i, j, lo, hi int) {
+// sameSweep is colSweep for the tap (i,j) of one channel's n planes when
+// the convolution keeps the width (stride 1, "same" padding): the output
+// rows that read inside the image are then one contiguous run of the
+// plane shifted by the tap, moved at once. The columns that fall in the
+// padding are zeroed in the row, after the gather (they copied pixels of
+// the neighbouring image row) or before the scatter (their gradient
+// belongs to no input; adding the zeros leaves every input's sum as the
+// per-row loop makes it).
+func sameSweep(row, planes []float32, l *model.Layer, n, i, j, lo, hi int, gather bool) {
 	in, out := l.In, l.Out
 	hw, ohw := in.H*in.W, out.H*out.W
 	w := out.W
 	oy0, oy1 := max(0, l.Pad-i), min(out.H, in.H+l.Pad-i)
 	if oy0 >= oy1 {
+		if gather {
+			clear(row[:n*ohw])
+		}
 		return
 	}
+	// row[oy*w+ox] pairs with plane[(oy+i-pad)*w + ox+j-pad] for oy in
+	// [oy0,oy1): one shifted run, clipped to the plane at both ends.
+	d0, d1 := oy0*w, oy1*w
+	off := (oy0+i-l.Pad)*w + j - l.Pad
+	if off < 0 {
+		d0 -= off
+		off = 0
+	}
+	if end := off + (d1 - d0); end > hw {
+		d1 -= end - hw
+	}
 	for s := 0; s < n; s++ {
-		src := row[s*ohw:][:ohw]
+		r := row[s*ohw:][:ohw]
 		plane := planes[s*hw:][:hw]
+		if gather {
+			clear(r[:oy0*w])
+			clear(r[oy1*w:])
+			copy(r[d0:d1], plane[off:])
+		}
 		for oy := oy0; oy < oy1; oy++ {
-			r := src[oy*w:][:w]
+			rr := r[oy*w:][:w]
 			for q := 0; q < lo; q++ {
-				r[q] = 0
+				rr[q] = 0
 			}
 			for q := hi; q < w; q++ {
-				r[q] = 0
+				rr[q] = 0
 			}
 		}
-		d0, d1 := oy0*w, oy1*w
-		dst := (oy0+i-l.Pad)*w + j - l.Pad
-		if dst < 0 {
-			d0 -= dst
-			dst = 0
-		}
-		if end := dst + (d1 - d0); end > hw {
-			d1 -= end - hw
-		}
-		run := src[d0:d1]
-		d := plane[dst:][:len(run)]
-		for q, v := range run {
-			d[q] += v
+		if !gather {
+			run := r[d0:d1]
+			d := plane[off:][:len(run)]
+			for q, v := range run {
+				d[q] += v
+			}
 		}
 	}
 }
@@ -289,98 +252,98 @@ func (m *dwConvMod) reserve(n int) {
 }
 
 func (m *dwConvMod) forward(c *runCtx, x []float32) []float32 {
-	l := m.l
-	in, out := l.In, l.Out
-	k, st, pad := l.K, l.Stride, l.Pad
-	hw, ohw := in.H*in.W, out.H*out.W
-	m.x = x[:c.n*in.Size()]
-	w := c.p[l.Param].Data
-	y := m.y[:c.n*out.Size()]
+	m.x = x[:c.n*m.l.In.Size()]
+	y := m.y[:c.n*m.l.Out.Size()]
 	clear(y)
-	for ch := 0; ch < in.C; ch++ {
-		wc := w[ch*k*k : (ch+1)*k*k]
-		for s := 0; s < c.n; s++ {
-			plane := x[(ch*c.n+s)*hw:][:hw]
-			op := y[(ch*c.n+s)*ohw:][:ohw]
-			for oy := 0; oy < out.H; oy++ {
-				orow := op[oy*out.W:][:out.W]
-				for i := 0; i < k; i++ {
-					iy := oy*st + i - pad
-					if iy < 0 || iy >= in.H {
-						continue
-					}
-					src := plane[iy*in.W:][:in.W]
-					for j := 0; j < k; j++ {
-						lo, hi := tapSpan(l, j)
-						wv := wc[i*k+j]
-						if st == 1 {
-							sr := src[lo+j-pad:][:hi-lo]
-							o := orow[lo:hi]
-							for q, v := range sr {
-								o[q] += wv * v
-							}
-						} else {
-							for ox := lo; ox < hi; ox++ {
-								orow[ox] += wv * src[ox*st+j-pad]
-							}
-						}
-					}
-				}
-			}
-		}
-	}
+	m.sweep(c.n, m.x, c.p[m.l.Param].Data, y, nil, nil, nil)
 	return y
 }
 
 func (m *dwConvMod) backward(c *runCtx, dy []float32, needDx bool) []float32 {
+	dw := c.grad(m.l.Param, 0)
+	clear(dw)
+	var dx []float32
+	if needDx {
+		dx = m.dx[:c.n*m.l.In.Size()]
+		clear(dx)
+	}
+	m.sweep(c.n, m.x, c.p[m.l.Param].Data, nil, dy, dw, dx)
+	c.apply(m.l.Param, dw)
+	return dx
+}
+
+// sweep visits every output row of every plane with every kernel row
+// that reads inside the image, in the same order for both passes: with
+// dy nil the forward pass adds into y, else the backward pass adds the
+// weight gradient into dw and, when dx is not nil, the input gradient.
+func (m *dwConvMod) sweep(n int, x, w, y, dy, dw, dx []float32) {
 	l := m.l
 	in, out := l.In, l.Out
 	k, st, pad := l.K, l.Stride, l.Pad
 	hw, ohw := in.H*in.W, out.H*out.W
-	w := c.p[l.Param].Data
-	dw := c.grad(l.Param, 0)
-	clear(dw)
-	var dx []float32
-	if needDx {
-		dx = m.dx[:c.n*in.Size()]
-		clear(dx)
-	}
 	for ch := 0; ch < in.C; ch++ {
-		wc, dwc := w[ch*k*k:(ch+1)*k*k], dw[ch*k*k:(ch+1)*k*k]
-		for s := 0; s < c.n; s++ {
-			plane := m.x[(ch*c.n+s)*hw:][:hw]
-			dp := dy[(ch*c.n+s)*ohw:][:ohw]
-			var dplane []float32
-			if needDx {
-				dplane = dx[(ch*c.n+s)*hw:][:hw]
-			}
+		wc := w[ch*k*k:][:k*k]
+		for pl := ch * n; pl < (ch+1)*n; pl++ {
+			plane := x[pl*hw:][:hw]
 			for oy := 0; oy < out.H; oy++ {
-				drow := dp[oy*out.W:][:out.W]
 				for i := 0; i < k; i++ {
 					iy := oy*st + i - pad
 					if iy < 0 || iy >= in.H {
 						continue
 					}
 					src := plane[iy*in.W:][:in.W]
-					for j := 0; j < k; j++ {
-						lo, hi := tapSpan(l, j)
-						var acc float32
-						for ox := lo; ox < hi; ox++ {
-							acc += drow[ox] * src[ox*st+j-pad]
-						}
-						dwc[i*k+j] += acc
-						if needDx {
-							wv := wc[i*k+j]
-							drs := dplane[iy*in.W:][:in.W]
-							for ox := lo; ox < hi; ox++ {
-								drs[ox*st+j-pad] += wv * drow[ox]
-							}
-						}
+					o := pl*ohw + oy*out.W
+					if dy == nil {
+						dwRowForward(l, y[o:][:out.W], src, wc[i*k:][:k])
+						continue
 					}
+					var drs []float32
+					if dx != nil {
+						drs = dx[pl*hw+iy*in.W:][:in.W]
+					}
+					dwRowBackward(l, dy[o:][:out.W], src, drs, wc[i*k:][:k], dw[(ch*k+i)*k:][:k])
 				}
 			}
 		}
 	}
-	c.apply(l.Param, dw)
-	return dx
+}
+
+// dwRowForward adds to the output row orow the taps of one kernel row w
+// over the input row src.
+func dwRowForward(l *model.Layer, orow, src, w []float32) {
+	st, pad := l.Stride, l.Pad
+	for j, wv := range w {
+		lo, hi := tapSpan(l, j)
+		if st == 1 {
+			sr := src[lo+j-pad:][:hi-lo]
+			o := orow[lo:hi]
+			for q, v := range sr {
+				o[q] += wv * v
+			}
+			continue
+		}
+		for ox := lo; ox < hi; ox++ {
+			orow[ox] += wv * src[ox*st+j-pad]
+		}
+	}
+}
+
+// dwRowBackward adds to dw the gradient of one kernel row w from the
+// output gradient row drow over the input row src and, when drs is not
+// nil, the input row's gradient through w.
+func dwRowBackward(l *model.Layer, drow, src, drs, w, dw []float32) {
+	st, pad := l.Stride, l.Pad
+	for j, wv := range w {
+		lo, hi := tapSpan(l, j)
+		var acc float32
+		for ox := lo; ox < hi; ox++ {
+			acc += drow[ox] * src[ox*st+j-pad]
+		}
+		dw[j] += acc
+		if drs != nil {
+			for ox := lo; ox < hi; ox++ {
+				drs[ox*st+j-pad] += wv * drow[ox]
+			}
+		}
+	}
 }
