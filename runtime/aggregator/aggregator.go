@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
@@ -191,30 +191,18 @@ func New(opt Options) (*Aggregator, error) {
 // when the job starts (the data decides the number of classes); the
 // values here.
 func loadInitModel(path string) (tensor.List, string, error) {
-	if fi, err := os.Stat(path); err != nil {
-		return nil, "", err
-	} else if !fi.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("%s: not a regular file", path)
-	}
-	f, err := os.Open(path)
+	// The widest dtype read is 8 bytes a value; the header is at most
+	// safetensors.MaxHeaderSize.
+	f, size, err := inputfile.Open(path, int64(model.MaxParams)*8+safetensors.MaxHeaderSize+8)
 	if err != nil {
 		return nil, "", err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, "", err
-	}
-	// The widest dtype read is 8 bytes a value; the header is at most
-	// safetensors.MaxHeaderSize.
-	if max := int64(model.MaxParams)*8 + safetensors.MaxHeaderSize + 8; !fi.Mode().IsRegular() || fi.Size() > max {
-		return nil, "", fmt.Errorf("%s: %d bytes, more than a model of at most %d parameters takes", path, fi.Size(), model.MaxParams)
-	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	l, _, err := safetensors.Read(f, fi.Size())
+	l, _, err := safetensors.Read(f, size)
 	if err != nil {
 		return nil, "", fmt.Errorf("safetensors file %s: %w", path, err)
 	}

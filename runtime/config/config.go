@@ -19,12 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // The values of use_container, FedScale's key for where containers run
@@ -274,9 +275,15 @@ func CheckPorts(ports []int, executors int) error {
 	return nil
 }
 
-// Load reads and parses the job file at path.
+// MaxJobFileBytes bounds a job file. FedScale's are a few KiB; the bound
+// keeps a path such as /dev/zero, or a mistaken data file, from being read
+// without end.
+const MaxJobFileBytes = 1 << 20
+
+// Load reads and parses the job file at path, which must be a regular file
+// of at most MaxJobFileBytes.
 func Load(path string) (*Job, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, MaxJobFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading job file: %w", err)
 	}

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
@@ -331,18 +334,32 @@ func TestParseReportsAllErrors(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.yml")
+	if err := os.WriteFile(huge, bytes.Repeat([]byte("# comment\n"), MaxJobFileBytes/10+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		path string
+		want string // besides the path
 	}{
-		{"missing", filepath.Join(dir, "nope.yml")},
-		{"directory", dir},
+		{"missing", filepath.Join(dir, "nope.yml"), ""},
+		{"directory", dir, "not a regular file"},
+		// Neither may be read to the end: the first has none, the second
+		// blocks in open(2) until a writer comes.
+		{"device", "/dev/zero", "is a device, not a regular file"},
+		{"fifo", fifo, "is a named pipe (FIFO), not a regular file"},
+		{"over the bound", huge, fmt.Sprintf("more than the %d allowed", MaxJobFileBytes)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Load(tt.path)
-			if err == nil || !strings.Contains(err.Error(), tt.path) {
-				t.Errorf("Load(%q) error = %v; want one naming the file", tt.path, err)
+			if err == nil || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load(%q) error = %v; want one naming the file and saying %q", tt.path, err, tt.want)
 			}
 		})
 	}

@@ -4,10 +4,11 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // Options selects and locates a job's data: job_conf's data keys.
@@ -126,12 +127,12 @@ func uniformClients(s *Split, clients int) error {
 // the client of its first column. Samples past the last row belong to no
 // client.
 func traceClients(s *Split, mapFile string) error {
-	f, err := os.Open(mapFile)
+	f, size, err := inputfile.Open(mapFile, MaxMapFileBytes)
 	if err != nil {
 		return fmt.Errorf("job_conf.data_map_file: %w", err)
 	}
 	defer f.Close()
-	cr := csv.NewReader(f)
+	cr := csv.NewReader(io.LimitReader(f, size))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	if _, err := cr.Read(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // MapHeader is the header line of a client data mapping CSV.
@@ -22,6 +24,12 @@ var MapHeader = []string{"client_id", "sample_path", "label_name", "label_id"}
 // models allocate per class, so an absurd label is rejected at load time
 // rather than turning into an enormous allocation later.
 const MaxLabel = 1<<20 - 1
+
+// MaxMapFileBytes bounds a client data mapping CSV. FEMNIST's train
+// mapping, the largest FedScale ships for the supported data sets, is
+// about 40 MB; the bound keeps a device or FIFO named by mistake from
+// being read without end.
+const MaxMapFileBytes = 1 << 30
 
 // Split is one client data mapping (train or test) and the images it names.
 // The exported slices are filled by LoadSplit and must not be modified.
@@ -64,14 +72,14 @@ func LoadSplit(dataDir, mapFile string) (*Split, error) {
 	if err := checkDir(dataDir); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(mapFile)
+	f, size, err := inputfile.Open(mapFile, MaxMapFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("client data mapping: %w", err)
 	}
 	defer f.Close()
 
 	s := &Split{Dir: dataDir, MapFile: mapFile}
-	lines, err := s.parse(f)
+	lines, err := s.parse(io.LimitReader(f, size))
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,9 @@ package trace
 import (
 	"fmt"
 	"math"
-	"os"
 	"sort"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // Capacity is one device's speed.
@@ -141,18 +142,26 @@ func (b *Behavior) Online(t float64) bool {
 	return n <= float64(b.Inactive[i])
 }
 
-// LoadCapacities reads a client_device_capacity trace (pickle or JSON).
+// MaxFileBytes bounds a trace file, pickle or JSON. FedScale's traces
+// are tens of MB (about 500,000 clients); the bound allows ten times
+// that and keeps a device or FIFO named by mistake from being read
+// without end.
+const MaxFileBytes = 1 << 30
+
+// LoadCapacities reads a client_device_capacity trace (pickle or JSON) of
+// at most MaxFileBytes.
 func LoadCapacities(path string) ([]Capacity, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("trace: capacity trace: %w", err)
 	}
 	return ParseCapacities(data, path)
 }
 
-// LoadBehaviors reads a client_behave_trace (pickle or JSON).
+// LoadBehaviors reads a client_behave_trace (pickle or JSON) of at most
+// MaxFileBytes.
 func LoadBehaviors(path string) ([]Behavior, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("trace: behavior trace: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -215,15 +216,23 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// A missing file, a device and a FIFO are each one error naming the
+// file; neither of the last two is read (one has no end, the other blocks
+// in open until a writer comes).
 func TestLoadMissingFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "nope.pkl")
-	for name, load := range map[string]func(string) error{
-		"capacities": func(p string) error { _, err := LoadCapacities(p); return err },
-		"behaviors":  func(p string) error { _, err := LoadBehaviors(p); return err },
-	} {
-		err := load(path)
-		if err == nil || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: error %v does not name %s", name, err, path)
+	fifo := filepath.Join(t.TempDir(), "fifo.pkl")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(t.TempDir(), "nope.pkl"), "/dev/zero", fifo} {
+		for name, load := range map[string]func(string) error{
+			"capacities": func(p string) error { _, err := LoadCapacities(p); return err },
+			"behaviors":  func(p string) error { _, err := LoadBehaviors(p); return err },
+		} {
+			err := load(path)
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Errorf("%s: error %v does not name %s", name, err, path)
+			}
 		}
 	}
 }

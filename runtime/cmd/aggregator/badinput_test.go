@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
@@ -48,17 +50,35 @@ func TestBadInput(t *testing.T) {
 	})
 	missingImage := broken("noimage", func(dir string) { _ = os.Remove(filepath.Join(dir, "train", "5.png")) })
 
+	// Files that must not be read to the end: one never ends, one blocks
+	// in open(2) until a writer comes, one is far over its bound.
+	fifo := filepath.Join(root, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(root, "huge.yml")
+	if err := os.WriteFile(huge, bytes.Repeat([]byte("# a comment\n"), config.MaxJobFileBytes/12+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	const base = "job_conf:\n    - job_name: bad\n    - log_path: %s\n    - data_dir: %s\n    - grey_input: True\n    - model: logistic\n    - batch_size: 10\n    - filter_less: 10\n    - use_cuda: False\n"
 	conf := func(extra string, dataDir string) string {
 		return fmt.Sprintf(base, root, dataDir) + extra
 	}
 	for _, tc := range []struct {
 		name string
-		file string // job file body; "" means no file at all
+		file string // job file body, or a path when it starts with /; "" means no file at all
 		who  string // aggregator or executor
 		want string
 	}{
 		{"missing job file", "", "aggregator", "no such file"},
+		{"job file is /dev/zero", "/dev/zero", "aggregator", "reading job file: /dev/zero is a device, not a regular file"},
+		{"job file is a FIFO", fifo, "executor", "reading job file: " + fifo + " is a named pipe (FIFO), not a regular file"},
+		{"job file over the bound", huge, "aggregator", fmt.Sprintf("reading job file: %s is %d bytes, more than the %d allowed", huge, (config.MaxJobFileBytes/12+1)*12, config.MaxJobFileBytes)},
+		{"trace is /dev/zero", conf("    - device_avail_file: /dev/zero\n", good), "aggregator", "job_conf.device_avail_file: trace: behavior trace: /dev/zero is a device, not a regular file"},
+		{"trace is a FIFO", conf("    - device_conf_file: "+fifo+"\n", good), "aggregator", "job_conf.device_conf_file: trace: capacity trace: " + fifo + " is a named pipe (FIFO)"},
+		{"model_init_file is /dev/zero", conf("    - model_init_file: /dev/zero\n", good), "aggregator", "job_conf.model_init_file: /dev/zero is a device"},
+		{"data_map_file is a FIFO", conf("    - data_map_file: "+fifo+"\n", good), "executor", "client data mapping: " + fifo + " is a named pipe (FIFO)"},
 		{"malformed yaml", "job_conf:\n  - rounds: [1,\n", "aggregator", "conf.yml"},
 		{"unknown key", conf("    - learing_rate: 0.1\n", good), "aggregator", `did you mean "learning_rate"`},
 		{"unknown top-level key", "use_contianer: docker\n" + conf("", good), "aggregator", `did you mean "use_container"`},
@@ -79,7 +99,9 @@ func TestBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "conf.yml")
-			if tc.file != "" {
+			if strings.HasPrefix(tc.file, "/") {
+				path = tc.file
+			} else if tc.file != "" {
 				if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
 					t.Fatal(err)
 				}
