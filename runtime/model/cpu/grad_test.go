@@ -60,23 +60,20 @@ func paramShapes(l *model.Layer) [][]int {
 
 // toCN converts n NCHW samples of shape s to the engine's channel-major
 // layout, and fromCN back.
-func toCN(x []float32, n int, s model.Shape) []float32 {
-	out := make([]float32, len(x))
-	hw := s.H * s.W
-	for i := 0; i < n; i++ {
-		for c := 0; c < s.C; c++ {
-			copy(out[(c*n+i)*hw:(c*n+i+1)*hw], x[(i*s.C+c)*hw:])
-		}
-	}
-	return out
-}
+func toCN(x []float32, n int, s model.Shape) []float32   { return relayout(x, n, s, true) }
+func fromCN(x []float32, n int, s model.Shape) []float32 { return relayout(x, n, s, false) }
 
-func fromCN(x []float32, n int, s model.Shape) []float32 {
+func relayout(x []float32, n int, s model.Shape, toCN bool) []float32 {
 	out := make([]float32, len(x))
 	hw := s.H * s.W
 	for i := 0; i < n; i++ {
 		for c := 0; c < s.C; c++ {
-			copy(out[(i*s.C+c)*hw:(i*s.C+c+1)*hw], x[(c*n+i)*hw:])
+			nchw, cn := (i*s.C+c)*hw, (c*n+i)*hw
+			if toCN {
+				copy(out[cn:cn+hw], x[nchw:])
+			} else {
+				copy(out[nchw:nchw+hw], x[cn:])
+			}
 		}
 	}
 	return out
