@@ -273,7 +273,10 @@ func TestModelFileResNet18(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.PsIP, c.PsPort = "127.0.0.1", lis.Addr().(*net.TCPAddr).Port
-	agg, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, Log: fedlog.New(testWriter{t}), ExecutorWait: time.Minute})
+	// ExecutorWait as long as the test's context: under -race on a loaded
+	// machine, initialising resnet18 once took the whole minute before the
+	// loop saw the Hello.
+	agg, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, Log: fedlog.New(testWriter{t}), ExecutorWait: 4 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +284,7 @@ func TestModelFileResNet18(t *testing.T) {
 	pb.RegisterAggregatorServer(srv, agg)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	type result struct {
 		res aggregator.Result
