@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/config"
@@ -60,8 +58,13 @@ type Options struct {
 	// cannot pile up.
 	HelloTimeout time.Duration
 	// Resume picks up the job's last checkpoint when its configuration
-	// matches (default true through the command).
+	// matches (default true through the command); on a job that finished
+	// (finished.go) Run reports the results and returns without training.
 	Resume bool
+	// FinishedGrace is how long Run, on a job that finished, waits for
+	// executors to tell them so before it returns (default
+	// DefaultFinishedGrace); it returns sooner once every rank was told.
+	FinishedGrace time.Duration
 	// Metrics, if set, receives the aggregator's Prometheus collectors.
 	Metrics prometheus.Registerer
 	// Now is the wall clock; tests may replace it.
@@ -145,6 +148,9 @@ func New(opt Options) (*Aggregator, error) {
 	}
 	if opt.ExecutorWait <= 0 {
 		opt.ExecutorWait = 10 * time.Minute
+	}
+	if opt.FinishedGrace <= 0 {
+		opt.FinishedGrace = DefaultFinishedGrace
 	}
 	if opt.ExecutorTimeout <= opt.HeartbeatInterval {
 		// Every executor would be declared lost between two heartbeats,
@@ -249,10 +255,18 @@ func (a *Aggregator) post(ev event) bool {
 }
 
 // Run drives the job until every round is trained and evaluated, an
-// unrecoverable error occurs, or ctx ends. Cancelling ctx does not tell the
+// unrecoverable error occurs, or ctx ends. On a job that finished before
+// (resuming, same settings, no more rounds) it returns that job's results
+// without training, once the executors that connect within FinishedGrace
+// have been told. Cancelling ctx does not tell the
 // executors to exit: a restarted aggregator resumes and they reconnect.
 func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 	defer close(a.stopped)
+	if c, err := a.finishedBefore(); err != nil {
+		return Result{}, err
+	} else if c != nil {
+		return a.serveFinished(ctx, c)
+	}
 	a.st.open()
 	close(a.ready)
 	a.log.Infof("Aggregator of job %s waiting for %d executor(s); logs in %s", a.conf.JobName, a.opt.Executors, a.logDir)
@@ -275,8 +289,9 @@ func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 	}
 }
 
-// finish tells every executor the job is over, gives them a moment to read
-// that and hang up (answering no new Hello), and returns the result.
+// finish tells every executor the job is over, and those that say Hello
+// meanwhile, gives them a moment to read that and hang up, and returns the
+// result, marking a job that succeeded finished (finished.go).
 func (a *Aggregator) finish() (Result, error) {
 	st := &a.st
 	reason := "job finished"
@@ -284,21 +299,25 @@ func (a *Aggregator) finish() (Result, error) {
 		reason = st.err.Error()
 	}
 	st.sched.shutdown(reason, st.err == nil)
-	deadline := time.After(5 * time.Second)
-	for st.sched.connected() > 0 {
+	late := newTold(reason, st.err == nil)
+	deadline := time.After(hangUpWait)
+	for st.sched.connected() > 0 || len(late.open) > 0 {
 		select {
 		case ev := <-a.events:
-			switch e := ev.(type) {
-			case evClosed:
+			if e, ok := ev.(evClosed); ok {
 				st.sched.closed(e.s)
-			case evHello:
-				e.reply <- status.Error(codes.Unavailable, "the job has finished")
 			}
+			late.apply(ev, a.conf.JobName, a.opt.Executors)
 		case <-deadline:
 			st.sched.abortAll(reason)
+			late.abort(reason)
 		}
 	}
-	return st.finish()
+	res, err := st.finish()
+	if err == nil {
+		a.recordCompletion(res)
+	}
+	return res, err
 }
 
 // Ready is closed once Run has started accepting executors.

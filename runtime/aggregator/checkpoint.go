@@ -91,6 +91,11 @@ func saveCheckpoint(path string, ck *pb.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
+	return writeAtomic(path, b)
+}
+
+// writeAtomic replaces the file at path with b, or leaves it as it was.
+func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

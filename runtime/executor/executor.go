@@ -311,6 +311,12 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		}
 		return false, err
 	}
+	if sd := first.GetShutdown(); sd != nil {
+		// The job was over before this executor joined (an aggregator
+		// started again on a finished job): the same word as at the end.
+		_ = stream.CloseSend()
+		return true, e.shutdown(sd)
+	}
 	w := first.GetWelcome()
 	if w == nil {
 		return false, errPermanent{errors.New("aggregator did not answer Hello with Welcome")}
@@ -357,16 +363,21 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		case *pb.AggregatorMessage_Eval:
 			s.tasks <- s.queue(m, b.Eval.GetModelVersion())
 		case *pb.AggregatorMessage_Shutdown:
-			sd := b.Shutdown
 			s.closeSend()
-			if sd.GetJobDone() {
-				e.log.Infof("Aggregator finished the job: %s", sd.GetReason())
-				return true, nil
-			}
-			return true, fmt.Errorf("aggregator stopped the job: %s", sd.GetReason())
+			return true, e.shutdown(b.Shutdown)
 		case *pb.AggregatorMessage_Welcome:
 		}
 	}
+}
+
+// shutdown is the aggregator's word that the job is over: nil when it
+// finished (the executor exits 0), the reason when it failed.
+func (e *Executor) shutdown(sd *pb.Shutdown) error {
+	if sd.GetJobDone() {
+		e.log.Infof("Aggregator finished the job: %s", sd.GetReason())
+		return nil
+	}
+	return fmt.Errorf("aggregator stopped the job: %s", sd.GetReason())
 }
 
 // checkWelcome holds the aggregator's settings to the job file's rules

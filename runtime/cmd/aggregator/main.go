@@ -2,7 +2,11 @@
 //
 //	aggregator --config JOB.yml [--ps-port P] [--set key=value ...]
 //
-// It exits 0 when every round has been trained and evaluated.
+// It exits 0 when every round has been trained and evaluated. Started
+// again on a job that finished (save_checkpoint, same settings, no more
+// rounds), it logs the job's final results, tells the executors that
+// connect within --finished-grace that the job is over, and exits 0;
+// --no-resume runs the job again.
 package main
 
 import (
@@ -35,8 +39,8 @@ import (
 
 func main() {
 	var (
-		heartbeat, timeout, wait time.Duration
-		noResume                 bool
+		heartbeat, timeout, wait, grace time.Duration
+		noResume                        bool
 	)
 	cmd := &cobra.Command{
 		Use:           "aggregator --config JOB.yml",
@@ -50,8 +54,12 @@ func main() {
 	cmd.Flags().DurationVar(&heartbeat, "heartbeat", time.Second, "how often executors must report")
 	cmd.Flags().DurationVar(&timeout, "executor-timeout", 10*time.Second, "silence after which an executor is declared lost and its tasks re-issued")
 	cmd.Flags().DurationVar(&wait, "executor-wait", 10*time.Minute, "how long to wait with no executor connected before failing")
-	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists")
+	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists or the job finished")
+	cmd.Flags().DurationVar(&grace, "finished-grace", aggregator.DefaultFinishedGrace, "on a job that already finished: how long to tell executors that connect so before exiting")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if grace <= 0 {
+			return fmt.Errorf("--finished-grace must be positive, got %s", grace)
+		}
 		job, err := flags.Load()
 		if err != nil {
 			return err
@@ -76,7 +84,7 @@ func main() {
 			return err
 		}
 		opt := aggregator.Options{Conf: conf, Executors: executors, Log: log, HeartbeatInterval: heartbeat,
-			ExecutorTimeout: timeout, ExecutorWait: wait, Resume: !noResume}
+			ExecutorTimeout: timeout, ExecutorWait: wait, Resume: !noResume, FinishedGrace: grace}
 		// The original falls back to equal devices when its default
 		// device_conf_file (/tmp/client.cfg) is absent; a file the job
 		// names explicitly must load.
