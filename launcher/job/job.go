@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/fedscale/fedscale-go/runtime/config"
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
@@ -121,7 +122,9 @@ func ValidateName(s string) error {
 
 // Load reads and validates the job file at path and applies opts.
 func Load(path string, opts Options) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	// Bounded and never blocking: a FIFO or /dev/zero as the job file is
+	// an error, not a hang.
+	data, err := inputfile.Read(path, config.MaxJobFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading job file: %w", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func withHome(t *testing.T) string {
@@ -124,5 +126,25 @@ func TestSanitizeName(t *testing.T) {
 	}
 	if ValidateName(strings.Repeat("a", MaxNameLen+1)) == nil {
 		t.Error("over-long name accepted")
+	}
+}
+
+// A job file that is not a regular file is an error at once, not a hang.
+func TestLoadNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo.yml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	for _, path := range []string{fifo, "/dev/zero", t.TempDir()} {
+		done := make(chan error, 1)
+		go func() { _, err := Load(path, Options{}); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("Load(%s) = %v, want an error saying it is not a regular file", path, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Load(%s) hung", path)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 	"github.com/fedscale/fedscale-go/runtime/pickle"
 )
 
@@ -127,14 +128,7 @@ func appendSamplePaths(paths []string, file string, n int) []string {
 // readCIFARBatch reads one pickled batch: its images (a slice of the
 // file's bytes, N*3072) and labels.
 func readCIFARBatch(path string) ([]byte, []int32, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("CIFAR-10 batch: %w", err)
-	}
-	if fi.Size() > maxCIFARFileBytes {
-		return nil, nil, fmt.Errorf("CIFAR-10 batch %s: %d bytes, more than the %d a batch may have", path, fi.Size(), maxCIFARFileBytes)
-	}
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, maxCIFARFileBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CIFAR-10 batch: %w", err)
 	}

@@ -40,6 +40,8 @@ import (
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // Validity of issued certificates: long enough for the longest training
@@ -218,24 +220,9 @@ func (f Files) Check() error {
 const maxPEM = 1 << 20
 
 func readPEM(flag, path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := inputfile.Read(path, maxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %s is not a regular file", flag, path)
-	}
-	if fi.Size() > maxPEM {
-		return nil, fmt.Errorf("%s: %s is %d bytes, more than the %d a PEM file of certificates may have", flag, path, fi.Size(), maxPEM)
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", flag, path, err)
 	}
 	return b, nil
 }
