@@ -8,7 +8,6 @@ package job
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/inputfile"
+	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
@@ -66,6 +66,9 @@ type Options struct {
 	Name            string // "" means job_conf job_name
 	AggregatorImage string // "" means aggregator_image, else the default
 	ExecutorImage   string
+	// RemoteEngine says the Docker engine runs on another machine:
+	// data_path is then a folder there and is not looked for here.
+	RemoteEngine bool
 }
 
 // Spec is one job, ready for a backend.
@@ -177,15 +180,14 @@ func Parse(data []byte, path string, opts Options) (*Spec, error) {
 	s.UseCUDA = j.Conf.UseCuda
 	s.DataPath = j.DataPath
 	s.Network = j.ContainerNetwork
-	if s.DataPath != "" && s.Backend != BackendK8s {
-		// On Kubernetes the folder is on the nodes, not here.
-		fi, err := os.Stat(s.DataPath)
-		if err != nil {
-			return nil, fmt.Errorf("%s: data_path %s: %w", path, s.DataPath, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("%s: data_path %s is not a folder", path, s.DataPath)
-		}
+	if err := model.CheckName(j.Conf.Model); err != nil {
+		return nil, fmt.Errorf("%s: job_conf model: %w", path, err)
+	}
+	if err := s.checkVars(); err != nil {
+		return nil, err
+	}
+	if err := s.checkDataPath(opts.RemoteEngine); err != nil {
+		return nil, err
 	}
 	tag := version.Version
 	s.AggregatorImage = firstNonEmpty(opts.AggregatorImage, j.AggregatorImage, DefaultAggregatorRepo+":"+tag)

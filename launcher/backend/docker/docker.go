@@ -171,6 +171,10 @@ func (b *Backend) Client() *client.Client { return b.cli }
 // Host is the engine address in use and where it came from.
 func (b *Backend) Host() (addr, from string) { return b.host, b.from }
 
+// OnThisMachine reports whether the engine runs on this machine (a unix
+// socket, a loopback address): data_path is then this machine's folder.
+func (b *Backend) OnThisMachine() bool { return b.probe }
+
 // where names the engine for backend.NotFound and other messages.
 func (b *Backend) where() string { return "the Docker engine at " + b.host }
 

@@ -278,6 +278,9 @@ func checkPorts(s *job.Spec, procs []job.Process) error {
 	return nil
 }
 
+// CheckPorts is Submit's check of the job's ports, for --dry-run.
+func CheckPorts(s *job.Spec) error { return checkPorts(s, s.Processes("", "127.0.0.1", "")) }
+
 // newInstance returns a new identity for a submission of job name.
 func newInstance(name string) (string, error) {
 	var nonce [12]byte
