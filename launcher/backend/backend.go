@@ -100,6 +100,16 @@ func Summarize(ps []ProcessStatus) Phase {
 type LogOptions struct {
 	Process string // "" for all (each line prefixed with its process), else e.g. "executor-2"
 	Follow  bool
+	// Timestamps starts each line (after its prefix) with the time the
+	// backend recorded it, RFC 3339 with nanoseconds, where the backend
+	// records one (Docker, Kubernetes; the local backend ignores it).
+	Timestamps bool
+	// Tail > 0 asks for the last Tail lines of each process, Since (when
+	// set) for the lines recorded from then on. They spare transferring
+	// what is not shown; a backend may ignore them (the local one does),
+	// so the caller selects again.
+	Tail  int
+	Since time.Time
 }
 
 // Backend runs jobs somewhere.

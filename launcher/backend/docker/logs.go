@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -32,7 +33,7 @@ func (b *Backend) Logs(ctx context.Context, name string, o backend.LogOptions, w
 		var names []string
 		for _, c := range cs {
 			if c.proc == o.Process || c.name == o.Process {
-				return b.copyLogs(ctx, c, o.Follow, w, w)
+				return b.copyLogs(ctx, c, o, w, w)
 			}
 			names = append(names, c.proc)
 		}
@@ -41,28 +42,36 @@ func (b *Backend) Logs(ctx context.Context, name string, o backend.LogOptions, w
 	out := &lockedWriter{w: w}
 	if !o.Follow {
 		for _, c := range cs {
-			if err := b.prefixed(ctx, c, false, out); err != nil {
+			if err := b.prefixed(ctx, c, o, out); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return inParallel(cs, func(c ctr) error { return b.prefixed(ctx, c, true, out) })
+	return inParallel(cs, func(c ctr) error { return b.prefixed(ctx, c, o, out) })
 }
 
 // prefixed copies c's output to out, each line prefixed with its process.
-func (b *Backend) prefixed(ctx context.Context, c ctr, follow bool, out *lockedWriter) error {
+func (b *Backend) prefixed(ctx context.Context, c ctr, o backend.LogOptions, out *lockedWriter) error {
 	prefix := "[" + c.proc + "] "
 	stdout := &lineWriter{prefix: prefix, out: out}
 	stderr := &lineWriter{prefix: prefix, out: out}
-	err := b.copyLogs(ctx, c, follow, stdout, stderr)
+	err := b.copyLogs(ctx, c, o, stdout, stderr)
 	stdout.flush()
 	stderr.flush()
 	return err
 }
 
-func (b *Backend) copyLogs(ctx context.Context, c ctr, follow bool, stdout, stderr io.Writer) error {
-	rc, err := b.cli.ContainerLogs(ctx, c.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+func (b *Backend) copyLogs(ctx context.Context, c ctr, o backend.LogOptions, stdout, stderr io.Writer) error {
+	follow := o.Follow
+	lo := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow, Timestamps: o.Timestamps}
+	if o.Tail > 0 {
+		lo.Tail = strconv.Itoa(o.Tail)
+	}
+	if !o.Since.IsZero() {
+		lo.Since = fmt.Sprintf("%d.%09d", o.Since.Unix(), o.Since.Nanosecond())
+	}
+	rc, err := b.cli.ContainerLogs(ctx, c.id, lo)
 	if err != nil {
 		if follow && ctx.Err() != nil {
 			return nil

@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -68,10 +69,18 @@ func (b *Backend) Logs(ctx context.Context, name string, o backend.LogOptions, w
 	prefix := o.Process == ""
 	lw := &lineWriter{w: w}
 	stream := func(s source) error {
-		req := b.cs.CoreV1().Pods(b.ns).GetLogs(s.pod.Name, &corev1.PodLogOptions{
-			Container: s.pod.Labels[job.LabelComponent],
-			Follow:    o.Follow,
-		})
+		lo := &corev1.PodLogOptions{
+			Container:  s.pod.Labels[job.LabelComponent],
+			Follow:     o.Follow,
+			Timestamps: o.Timestamps,
+		}
+		if o.Tail > 0 {
+			lo.TailLines = ptr.To(int64(o.Tail))
+		}
+		if !o.Since.IsZero() {
+			lo.SinceTime = &metav1.Time{Time: o.Since}
+		}
+		req := b.cs.CoreV1().Pods(b.ns).GetLogs(s.pod.Name, lo)
 		rc, err := req.Stream(ctx)
 		if err != nil {
 			return b.apiErr("logs of "+s.name+" (pod "+s.pod.Name+")", err)

@@ -35,18 +35,26 @@ func VersionCommand(root string, stdout io.Writer) *cobra.Command {
 
 // PrintVersion writes i as text (output ""), one JSON object or YAML.
 func PrintVersion(w io.Writer, output string, i version.Info) error {
-	switch output {
-	case "json":
-		return json.NewEncoder(w).Encode(i)
-	case "yaml":
-		data, err := yaml.Marshal(i)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
+	if output != "" {
+		return Encode(w, output, i)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	fmt.Fprintf(tw, "Version:\t%s\nCommit:\t%s\nGo version:\t%s\nPlatform:\t%s\n", i.Version, i.Commit, i.GoVersion, i.Platform)
 	return tw.Flush()
+}
+
+// Encode writes v as indented JSON (output "json") or YAML (any other), as
+// every -o json|yaml of these commands prints.
+func Encode(w io.Writer, output string, v any) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }

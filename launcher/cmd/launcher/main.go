@@ -11,14 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/local"
+	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/version"
@@ -27,12 +25,7 @@ import (
 func main() {
 	// The local backend re-runs this binary as each process's supervisor.
 	local.MaybeSupervise()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "launcher:", err)
-		os.Exit(1)
-	}
+	cli.Main(newCommand(os.Stdout, os.Stderr))
 }
 
 // globals are the flags that pick and configure a backend.
@@ -71,8 +64,9 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVarP(&g.namespace, "namespace", "n", "fedscale", "Kubernetes namespace (created when missing)")
 	pf.StringVar(&g.stateDir, "state-dir", "", "local backend: where job state lives (default $FEDSCALE_LAUNCHER_STATE or ~/.local/state/fedscale/launcher)")
 	pf.StringVar(&g.binDir, "bin-dir", "", "local backend: folder of the aggregator and executor binaries (default: beside this launcher, else $PATH)")
+	registerGlobalCompletions(root)
 	root.AddCommand(submitCommand(&g, stdout, stderr), stopCommand(&g, stdout), statusCommand(&g, stdout),
-		logsCommand(&g, stdout), listCommand(&g, stdout))
+		logsCommand(&g, stdout), listCommand(&g, stdout), cli.VersionCommand("launcher", stdout))
 	return root
 }
 
@@ -83,9 +77,12 @@ func (g *globals) open(name string) (backend.Backend, error) {
 		return local.New(local.Options{StateDir: g.stateDir, BinDir: g.binDir})
 	}
 	if f, ok := remoteBackends[name]; ok {
-		return f(g)
+		// New contacts nothing: what fails is the way to the engine or
+		// cluster (an unreadable kubeconfig, a bad DOCKER_HOST).
+		b, err := f(g)
+		return b, cli.WithCode(cli.ExitUnreachable, err)
 	}
-	return nil, fmt.Errorf("--backend %q: want docker, k8s or local", name)
+	return nil, cli.Usagef("--backend %q: want docker, k8s or local", name)
 }
 
 // remoteBackends are registered by the files that import their packages.
@@ -124,9 +121,9 @@ func (g *globals) onJob(f func(ctx context.Context, b backend.Backend, name stri
 	return func(cmd *cobra.Command, args []string) error {
 		b, err := g.find(cmd.Context(), args[0])
 		if err != nil {
-			return err
+			return backendErr(err)
 		}
-		return f(cmd.Context(), b, args[0])
+		return backendErr(f(cmd.Context(), b, args[0]))
 	}
 }
 
@@ -138,107 +135,14 @@ func joinLines(s []string) string {
 	return out
 }
 
-// waitFlag is --wait, --wait=running or --wait=done.
-type waitFlag struct {
-	set   bool
-	until backend.Until
-}
-
-func (w *waitFlag) String() string {
-	if !w.set {
-		return ""
-	}
-	if w.until == backend.UntilDone {
-		return "done"
-	}
-	return "running"
-}
-
-func (w *waitFlag) Set(s string) error {
-	switch s {
-	case "running", "true":
-		w.set, w.until = true, backend.UntilRunning
-	case "done":
-		w.set, w.until = true, backend.UntilDone
-	case "false":
-		w.set = false
-	default:
-		return fmt.Errorf("want running or done")
-	}
-	return nil
-}
-
-func (w *waitFlag) Type() string { return "running|done" }
-
-func submitCommand(g *globals, stdout, stderr io.Writer) *cobra.Command {
-	var (
-		opts    job.Options
-		wait    waitFlag
-		timeout time.Duration
-		dryRun  bool
-	)
-	cmd := &cobra.Command{
-		Use:   "submit JOB.yml",
-		Short: "Start a job from a FedScale job file",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Backend = g.backend
-			spec, err := job.Load(args[0], opts)
-			if err != nil {
-				return err
-			}
-			for _, w := range spec.Job.Warnings {
-				fmt.Fprintln(stderr, "warning:", w)
-			}
-			if dryRun {
-				// Plans need no engine or cluster: use offline planners.
-				p, err := g.planner(spec.Backend)
-				if err != nil {
-					return err
-				}
-				return p.Plan(stdout, spec)
-			}
-			b, err := g.open(spec.Backend)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			if err := b.Submit(ctx, spec); err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, spec.Name)
-			if !wait.set {
-				return nil
-			}
-			st, err := b.Wait(ctx, spec.Name, wait.until)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "job %s: %s\n", spec.Name, st.Phase)
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&opts.Name, "name", "", "job name (default: job_conf job_name)")
-	f.StringVar(&opts.AggregatorImage, "image-aggr", "", "aggregator image (default: aggregator_image, else fedscale/fedscale-aggr:"+version.Version+")")
-	f.StringVar(&opts.ExecutorImage, "image-exec", "", "executor image (default: executor_image, else fedscale/fedscale-exec:"+version.Version+")")
-	f.Var(&wait, "wait", "wait until every process runs (--wait) or the job finishes (--wait=done)")
-	f.Lookup("wait").NoOptDefVal = "running"
-	f.DurationVar(&timeout, "timeout", 0, "give up submitting and waiting after this long (e.g. 10m; 0: no limit)")
-	f.BoolVar(&dryRun, "dry-run", false, "validate the job file and print what would be created; touch nothing")
-	return cmd
-}
-
 func stopCommand(g *globals, stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stop JOB",
 		Short: "Remove every process/container/object of a job",
-		Args:  cobra.ExactArgs(1),
+		Example: `  launcher stop femnist
+  launcher stop femnist --backend k8s --context prod -n fedscale`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: g.completeJobs,
 		RunE: g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
 			if err := b.Stop(ctx, name); err != nil {
 				return err
@@ -247,19 +151,4 @@ func stopCommand(g *globals, stdout io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-}
-
-func logsCommand(g *globals, stdout io.Writer) *cobra.Command {
-	var o backend.LogOptions
-	cmd := &cobra.Command{
-		Use:   "logs JOB",
-		Short: "Print a job's output (all processes, or one with --component)",
-		Args:  cobra.ExactArgs(1),
-		RunE: g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
-			return b.Logs(ctx, name, o, stdout)
-		}),
-	}
-	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing until the processes exit")
-	cmd.Flags().StringVar(&o.Process, "component", "", "aggregator or executor-N (default: all, each line prefixed)")
-	return cmd
 }

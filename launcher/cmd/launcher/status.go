@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,40 +9,48 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
+	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 )
+
+// outputs are the values of status's and list's -o.
+var outputs = []string{"table", "json", "yaml"}
 
 func statusCommand(g *globals, stdout io.Writer) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status [JOB]",
 		Short: "Show a job's processes (phase, restarts, exit codes) and progress; all jobs without JOB",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  launcher status                      # every job on every reachable backend
+  launcher status femnist              # one job: each process's phase, restarts and exit code
+  launcher status femnist -o json      # the same as one JSON object
+  launcher status femnist --backend k8s -n fedscale`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: g.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := cli.OneOf("-o", output, outputs...); err != nil {
 				return err
 			}
 			if len(args) == 0 {
 				jobs, err := g.listAll(cmd.Context())
 				if err != nil {
-					return err
+					return backendErr(err)
 				}
 				return printStatus(stdout, output, jobs, false)
 			}
 			b, err := g.find(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return backendErr(err)
 			}
 			st, err := b.Status(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return backendErr(err)
 			}
 			return printStatus(stdout, output, []backend.Status{st}, true)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	cli.OutputFlag(cmd, &output, "table", "table, json or yaml", outputs...)
 	return cmd
 }
 
@@ -52,28 +59,22 @@ func listCommand(g *globals, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List jobs on every reachable backend (or --backend)",
-		Args:  cobra.NoArgs,
+		Example: `  launcher list
+  launcher list --backend docker -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := cli.OneOf("-o", output, outputs...); err != nil {
 				return err
 			}
 			jobs, err := g.listAll(cmd.Context())
 			if err != nil {
-				return err
+				return backendErr(err)
 			}
 			return printStatus(stdout, output, jobs, false)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	cli.OutputFlag(cmd, &output, "table", "table, json or yaml", outputs...)
 	return cmd
-}
-
-func checkOutput(o string) error {
-	switch o {
-	case "table", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("-o %q: want table, json or yaml", o)
 }
 
 // listAll lists --backend, or every backend that can be reached.
@@ -104,25 +105,12 @@ func (g *globals) listAll(ctx context.Context) ([]backend.Status, error) {
 }
 
 func printStatus(w io.Writer, output string, jobs []backend.Status, detail bool) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if detail {
-			return enc.Encode(jobs[0])
-		}
-		return enc.Encode(jobs)
-	case "yaml":
+	if output != "table" {
 		var v any = jobs
 		if detail {
 			v = jobs[0]
 		}
-		data, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
+		return cli.Encode(w, output, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if !detail {

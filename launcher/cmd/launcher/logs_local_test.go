@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedscale/fedscale-go/internal/infratest"
+	"github.com/fedscale/fedscale-go/runtime/jobtest"
+)
+
+// TestLocalLogsAndCompletion runs a short local job with the real
+// binaries, then reads its logs merged, tailed and stamped, and completes
+// its name and processes as a shell would.
+func TestLocalLogsAndCompletion(t *testing.T) {
+	bin := buildAll(t)
+	state, home := t.TempDir(), t.TempDir()
+	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 8, PerClient: 20, Test: 40, Classes: 4, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(home, "conf.yml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`num_executors: 2
+job_conf:
+    - job_name: cli_logs
+    - log_path: %s
+    - ps_port: %d
+    - data_set: synthetic
+    - grey_input: True
+    - data_dir: %s/data
+    - model: logistic
+    - num_participants: 4
+    - rounds: 2
+    - eval_interval: 1
+    - local_steps: 2
+    - batch_size: 10
+    - test_bsz: 20
+    - filter_less: 10
+`, home, infratest.FreePorts(t, 3), home)), 0o644)
+	start := time.Now()
+	if out, err := launcher(t, bin, state, "submit", "--wait=done", "--timeout", "2m", file); err != nil {
+		t.Fatalf("submit: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { launcher(t, bin, state, "stop", "cli-logs") })
+
+	out, err := launcher(t, bin, state, "logs", "cli-logs", "--timestamps")
+	if err != nil {
+		t.Fatalf("logs: %v\n%s", err, out)
+	}
+	var last time.Time
+	procs := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		proc, rest, ok := strings.Cut(l, "] ")
+		stamp, _, _ := strings.Cut(rest, " ")
+		ts, err := time.Parse(time.RFC3339, stamp)
+		if !ok || err != nil {
+			t.Fatalf("line without process or time: %q", l)
+		}
+		if ts.Before(last) {
+			t.Errorf("not merged by time: %q after %v", l, last)
+		}
+		if ts.Before(start.Truncate(time.Second)) || ts.After(time.Now()) {
+			t.Errorf("time %v outside the job's run", ts)
+		}
+		last = ts
+		procs[strings.TrimPrefix(proc, "[")] = true
+	}
+	if !procs["aggregator"] || !procs["executor-1"] || !procs["executor-2"] {
+		t.Errorf("processes %v in\n%s", procs, out)
+	}
+	out, err = launcher(t, bin, state, "logs", "cli-logs", "--tail", "1")
+	if n := strings.Count(out, "\n"); err != nil || n != 3 {
+		t.Errorf("--tail 1 gave %d lines, want one per process: %v\n%s", n, err, out)
+	}
+	if out, err = launcher(t, bin, state, "logs", "cli-logs", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); err != nil || out != "" {
+		t.Errorf("--since in an hour: %v\n%q", err, out)
+	}
+
+	out, err = launcher(t, bin, state, "__complete", "stop", "")
+	if err != nil || !strings.Contains(out, "cli-logs\tlocal, Succeeded") {
+		t.Errorf("job names: %v\n%s", err, out)
+	}
+	out, err = launcher(t, bin, state, "__complete", "logs", "cli-logs", "--component", "")
+	for _, p := range []string{"aggregator\t", "executor-1\t", "executor-2\t"} {
+		if err != nil || !strings.Contains(out, p) {
+			t.Errorf("processes lack %q: %v\n%s", p, err, out)
+		}
+	}
+}
