@@ -6,16 +6,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
@@ -24,6 +21,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/pins"
 	"github.com/fedscale/fedscale-go/builder/platform"
 	"github.com/fedscale/fedscale-go/builder/publish"
+	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
@@ -41,6 +39,7 @@ const examples = `  # build both images for this machine (nothing leaves it)
 
 type flags struct {
 	push               bool
+	load               bool
 	repo               string
 	tags               []string
 	platforms          string
@@ -58,13 +57,7 @@ type flags struct {
 
 func main() {
 	build.QuietLibraries()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := newCommand(os.Stdout, os.Stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "fsbuild:", err)
-		os.Exit(1)
-	}
+	cli.Main(newCommand(os.Stdout, os.Stderr))
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -84,40 +77,28 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	pf := root.PersistentFlags()
-	pf.BoolVar(&f.push, "push", false, "push to the registry (same as --output registry)")
-	pf.StringVar(&f.repo, "repo", "fedscale", "repository prefix; a registry host may lead it (127.0.0.1:5000/fedscale)")
-	pf.StringSliceVar(&f.tags, "tag", nil, "image tag, repeatable (default: git describe, plus the commit; -cuda<VERSION> is appended for --cuda)")
-	pf.StringVar(&f.platforms, "platform", "", "comma-separated target platforms (default: this machine's); supported: "+strings.Join(platform.Supported(), ", "))
-	pf.StringVar(&f.cuda, "cuda", "", "build the CUDA variant on the pinned nvidia/cuda base of this version ("+pins.File+")")
-	pf.StringVar(&f.base, "base", "", "base image reference (default: scratch, or the pinned CUDA base); must carry a digest with --push")
-	pf.StringVar(&f.output, "output", "", "where images go: registry, docker (load into the engine) or oci=PATH (default: registry with --push, else nowhere)")
-	pf.StringVar(&f.progress, "progress", "auto", "BuildKit progress display: auto, plain, tty or quiet")
-	pf.Int64Var(&f.sourceDateEpoch, "source-date-epoch", -1, "timestamp of everything in the image, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the HEAD commit time)")
-	pf.StringVar(&f.printDigest, "print-digest", "", "write REF@DIGEST of each image, one per line, to this file")
-	pf.StringVar(&f.builder, "builder", "", "BuildKit address: unix://, tcp://, docker-container://NAME (default: $BUILDKIT_HOST, else "+"unix:///run/buildkit/buildkitd.sock)")
-	pf.StringSliceVar(&f.insecureRegistries, "insecure-registry", nil, "registry host[:port] to use over plain HTTP, repeatable")
-	pf.BoolVar(&f.allowDirty, "allow-dirty", false, "allow --push from a work tree with uncommitted changes (the tag gets -dirty)")
-	pf.StringVar(&f.source, "source", "", "repository root to build from (default: found upward from the current folder)")
-
 	for _, c := range []struct {
-		use, short string
-		names      []string
+		use, short, example string
+		names               []string
 	}{
-		{"aggr", "Build the aggregator image (fedscale-aggr)", []string{"aggr"}},
-		{"exec", "Build the executor image (fedscale-exec)", []string{"exec"}},
-		{"all", "Build both images", []string{"aggr", "exec"}},
+		{"aggr", "Build the aggregator image (fedscale-aggr)", `  fsbuild aggr                                   # for this machine; nothing leaves it
+  fsbuild aggr --push -t v1.2.3 --platform linux/amd64,linux/arm64
+  fsbuild aggr --load                            # into the local Docker engine`, []string{"aggr"}},
+		{"exec", "Build the executor image (fedscale-exec)", `  fsbuild exec --cuda 12.4 --push               # on the pinned nvidia/cuda base
+  fsbuild exec -o type=docker                    # into the local Docker engine, as --load
+  fsbuild exec -o oci=out/ --platform linux/arm64`, []string{"exec"}},
+		{"all", "Build both images", examples, []string{"aggr", "exec"}},
 	} {
 		names := c.names
-		root.AddCommand(&cobra.Command{
+		cmd := &cobra.Command{
 			Use:     c.use,
 			Short:   c.short,
-			Example: examples,
+			Example: c.example,
 			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				opts, err := f.options(names, stderr)
 				if err != nil {
-					return err
+					return cli.Usage(err)
 				}
 				images, err := build.Run(cmd.Context(), opts)
 				if err != nil {
@@ -136,11 +117,63 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 				}
 				return nil
 			},
-		})
+		}
+		f.bind(cmd)
+		root.AddCommand(cmd)
 	}
-	root.AddCommand(newPinCommand(&f, stdout))
+	root.AddCommand(newPinCommand(&f, stdout), cli.VersionCommand("fsbuild", stdout))
 	return root
 }
+
+// bind defines the build flags on a build command (each has its own set,
+// so pin and version list none of them).
+func (f *flags) bind(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.push, "push", false, "push to the registry (as --output registry)")
+	fl.BoolVar(&f.load, "load", false, "load into the local Docker engine (as --output docker; one platform)")
+	fl.StringVar(&f.repo, "repo", "fedscale", "repository prefix; a registry host may lead it (127.0.0.1:5000/fedscale)")
+	fl.StringSliceVarP(&f.tags, "tag", "t", nil, "image tag, repeatable; the image names are fixed, --repo prefixes them (default: git describe, plus the commit; -cuda<VERSION> is appended for --cuda)")
+	fl.StringVar(&f.platforms, "platform", "", "comma-separated target platforms (default: this machine's); supported: "+strings.Join(platform.Supported(), ", "))
+	fl.StringVar(&f.cuda, "cuda", "", "build the CUDA variant on the pinned nvidia/cuda base of this version ("+pins.File+")")
+	fl.StringVar(&f.base, "base", "", "base image reference (default: scratch, or the pinned CUDA base); must carry a digest with --push")
+	fl.StringVarP(&f.output, "output", "o", "", "where images go: registry, docker or oci=PATH; buildx's type=registry, type=docker, type=oci,dest=PATH too (default: registry with --push, else nowhere)")
+	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress display: auto, plain, tty or quiet")
+	fl.Int64Var(&f.sourceDateEpoch, "source-date-epoch", -1, "timestamp of everything in the image, seconds since 1970 (-1: $SOURCE_DATE_EPOCH, else the HEAD commit time)")
+	fl.StringVar(&f.printDigest, "print-digest", "", "write REF@DIGEST of each image, one per line, to this file")
+	fl.StringVar(&f.builder, "builder", "", "BuildKit address: unix://, tcp://, docker-container://NAME (default: $BUILDKIT_HOST, else "+"unix:///run/buildkit/buildkitd.sock)")
+	fl.BoolVar(&f.allowDirty, "allow-dirty", false, "allow --push from a work tree with uncommitted changes (the tag gets -dirty)")
+	f.bindShared(cmd)
+	cli.CompleteFlag(cmd, "platform", platform.Supported()...)
+	cli.CompleteFlag(cmd, "progress", progressModes...)
+	cli.CompleteFlag(cmd, "output", "registry", "docker", "oci=", "type=registry", "type=docker", "type=oci,dest=")
+	if err := cmd.RegisterFlagCompletionFunc("cuda", f.completeCUDA); err != nil {
+		panic(err) // an unknown flag: a programming error every test catches
+	}
+	_ = cmd.MarkFlagFilename("print-digest")
+}
+
+// bindShared defines the flags pin uses too.
+func (f *flags) bindShared(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&f.insecureRegistries, "insecure-registry", nil, "registry host[:port] to use over plain HTTP, repeatable")
+	cmd.Flags().StringVar(&f.source, "source", "", "the fedscale-go checkout (default: found upward from the current folder)")
+	_ = cmd.MarkFlagDirname("source")
+}
+
+// completeCUDA offers the CUDA versions pinned in the checkout.
+func (f *flags) completeCUDA(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	src, err := sourceDir(f.source)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	p, err := pins.Load(filepath.Join(src, pins.File))
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	return p.Versions(), cobra.ShellCompDirectiveNoFileComp
+}
+
+// progressModes are --progress's values.
+var progressModes = []string{"auto", "plain", "tty", "quiet"}
 
 func (f *flags) options(names []string, stderr io.Writer) (build.Options, error) {
 	var opts build.Options
@@ -151,24 +184,34 @@ func (f *flags) options(names []string, stderr io.Writer) (build.Options, error)
 			}
 		}
 	}
-	out, err := build.ParseOutput(f.output)
+	out, err := build.ParseOutput(fromBuildx(f.output))
 	if err != nil {
 		return opts, err
 	}
-	if f.push {
-		if out.Kind != build.OutputNone && out.Kind != build.OutputRegistry {
-			return opts, fmt.Errorf("--push conflicts with --output %s: pick one", f.output)
+	for _, sc := range []struct {
+		set  bool
+		flag string
+		kind build.OutputKind
+	}{{f.push, "--push", build.OutputRegistry}, {f.load, "--load", build.OutputDocker}} {
+		if !sc.set {
+			continue
 		}
-		out.Kind = build.OutputRegistry
+		if out.Kind != build.OutputNone && out.Kind != sc.kind {
+			return opts, fmt.Errorf("%s conflicts with --output %s: pick one", sc.flag, f.output)
+		}
+		out.Kind = sc.kind
 	}
 	opts.Output = out
+	for _, t := range f.tags {
+		if strings.ContainsAny(t, "/@") {
+			return opts, fmt.Errorf("--tag %q: a tag, not an image reference: the images are %s/fedscale-{aggr,exec}, set the repository with --repo", t, f.repo)
+		}
+	}
 	if opts.Platforms, err = platform.ParseList(f.platforms); err != nil {
 		return opts, fmt.Errorf("--platform: %w", err)
 	}
-	switch f.progress {
-	case "auto", "plain", "tty", "quiet":
-	default:
-		return opts, fmt.Errorf("--progress %q: want auto, plain, tty or quiet", f.progress)
+	if err := cli.OneOf("--progress", f.progress, progressModes...); err != nil {
+		return opts, err
 	}
 	opts.Progress = progressui.DisplayMode(f.progress)
 	opts.ProgressTo = stderr
@@ -194,6 +237,28 @@ func (f *flags) options(names []string, stderr io.Writer) (build.Options, error)
 	opts.Registry = publish.Registry{Insecure: f.insecureRegistries}
 	opts.Go = goCommand()
 	return opts, nil
+}
+
+// fromBuildx maps buildx's --output forms (type=registry, type=docker,
+// type=oci,dest=PATH) onto build.ParseOutput's; others pass unchanged.
+func fromBuildx(s string) string {
+	if !strings.HasPrefix(s, "type=") {
+		return s
+	}
+	kv := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		kv[k] = v
+	}
+	switch kv["type"] {
+	case "registry":
+		return string(build.OutputRegistry)
+	case "docker":
+		return string(build.OutputDocker)
+	case "oci":
+		return "oci=" + kv["dest"]
+	}
+	return s
 }
 
 // sourceDir is --source, or the nearest folder upward holding go.mod and dockerfiles/.

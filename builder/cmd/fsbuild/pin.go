@@ -21,6 +21,8 @@ func newPinCommand(f *flags, stdout io.Writer) *cobra.Command {
 ` + pins.File + ` and writes them into the file, so CUDA images are built on
 exactly those bases until the next pin. With --check it changes nothing and
 fails when a pin is missing or stale (for the release pipeline).`,
+		Example: `  fsbuild pin            # where Docker Hub is reachable; then commit ` + pins.File + `
+  fsbuild pin --check    # the release pipeline: fail on a missing or stale pin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			src, err := sourceDir(f.source)
@@ -49,5 +51,6 @@ fails when a pin is missing or stale (for the release pipeline).`,
 		},
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "fail instead of writing when a pin is missing or stale")
+	f.bindShared(cmd)
 	return cmd
 }
