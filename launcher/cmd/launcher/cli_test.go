@@ -115,6 +115,15 @@ func TestExitCodes(t *testing.T) {
 
 // TestCompletion: cobra's __complete, as the shell scripts call it.
 func TestCompletion(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "config")
+	os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c1, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts:
+  - {name: prod, context: {cluster: c1, user: u}}
+  - {name: dev, context: {cluster: c1, user: u}}
+`), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -126,6 +135,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"submit", "--wait="}, []string{"running", "done"}},
 		{[]string{"submit", ""}, []string{"yml", "yaml", ":8"}}, // file names filtered by extension
 		{[]string{""}, []string{"submit", "stop", "status", "logs", "list", "version"}},
+		{[]string{"--kubeconfig", kubeconfig, "--context", ""}, []string{"dev", "prod"}},
 	} {
 		code, out := inProcess(t, append([]string{"__complete"}, tc.args...)...)
 		lines := map[string]bool{}
@@ -141,8 +151,14 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-// TestHelp: every subcommand has examples; no default is printed twice.
+// TestHelp: every subcommand has examples; no default is printed twice;
+// -v/--version still prints the version.
 func TestHelp(t *testing.T) {
+	for _, flag := range []string{"-v", "--version"} {
+		if code, out := inProcess(t, flag); code != 0 || out != "launcher version dev\n" {
+			t.Errorf("%s: code %d, %q", flag, code, out)
+		}
+	}
 	for _, c := range []string{"submit", "stop", "status", "logs", "list", "version"} {
 		code, out := inProcess(t, c, "--help")
 		if code != 0 || !strings.Contains(out, "Examples:") {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 )
@@ -64,7 +66,30 @@ func completeJobFile(_ *cobra.Command, args []string, _ string) ([]cobra.Complet
 	return []cobra.Completion{"yml", "yaml"}, cobra.ShellCompDirectiveFilterFileExt
 }
 
-// registerGlobalCompletions completes the persistent flags' fixed values.
-func registerGlobalCompletions(root *cobra.Command) {
+// completeContexts offers the contexts of the kubeconfig the k8s backend
+// would read (--kubeconfig, else the usual loading rules), as kubectl does.
+func (g *globals) completeContexts(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = g.kubeconfig
+	cfg, err := rules.Load()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var out []cobra.Completion
+	for name, c := range cfg.Contexts {
+		out = append(out, cobra.CompletionWithDesc(name, c.Cluster))
+	}
+	slices.Sort(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// registerGlobalCompletions completes the persistent flags.
+func (g *globals) registerGlobalCompletions(root *cobra.Command) {
 	cli.CompleteFlag(root, "backend", backendOrder...)
+	if err := root.RegisterFlagCompletionFunc("context", g.completeContexts); err != nil {
+		panic(err) // an unknown flag: a programming error every test catches
+	}
+	_ = root.MarkPersistentFlagFilename("kubeconfig")
+	_ = root.MarkPersistentFlagDirname("state-dir")
+	_ = root.MarkPersistentFlagDirname("bin-dir")
 }

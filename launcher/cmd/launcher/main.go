@@ -64,7 +64,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVarP(&g.namespace, "namespace", "n", "fedscale", "Kubernetes namespace (created when missing)")
 	pf.StringVar(&g.stateDir, "state-dir", "", "local backend: where job state lives (default $FEDSCALE_LAUNCHER_STATE or ~/.local/state/fedscale/launcher)")
 	pf.StringVar(&g.binDir, "bin-dir", "", "local backend: folder of the aggregator and executor binaries (default: beside this launcher, else $PATH)")
-	registerGlobalCompletions(root)
+	g.registerGlobalCompletions(root)
 	root.AddCommand(submitCommand(&g, stdout, stderr), stopCommand(&g, stdout), statusCommand(&g, stdout),
 		logsCommand(&g, stdout), listCommand(&g, stdout), cli.VersionCommand("launcher", stdout))
 	return root
