@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	grpcinsecure "google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -37,10 +38,36 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
+// maxStreamsPerConn bounds the sessions one connection may have open: an
+// executor has one, and briefly two while it replaces a broken one.
+const maxStreamsPerConn = 4
+
+// DefaultMaxConnections is the default of --max-connections for a job of
+// executors processes: two connections each (a restarted executor's new
+// connection may arrive before its old one is found dead) and 16 for
+// probes, operators and executors reconnecting at once.
+func DefaultMaxConnections(executors int) int { return 2*executors + 16 }
+
+// maxConnections is the --max-connections value n for a job of executors
+// processes: DefaultMaxConnections when 0, and enough for every executor
+// to be connected at once.
+func maxConnections(n, executors int) (int, error) {
+	switch {
+	case n == 0:
+		return DefaultMaxConnections(executors), nil
+	case n < 0:
+		return 0, fmt.Errorf("--max-connections must be positive (0: 2*executors+16), got %d", n)
+	case n < executors:
+		return 0, fmt.Errorf("--max-connections %d is below the job's %d executors: they could not all connect", n, executors)
+	}
+	return n, nil
+}
+
 func main() {
 	var (
-		heartbeat, timeout, wait, grace time.Duration
-		noResume                        bool
+		heartbeat, timeout, wait, grace, helloTimeout time.Duration
+		noResume                                      bool
+		maxConns                                      int
 	)
 	cmd := &cobra.Command{
 		Use:           "aggregator --config JOB.yml",
@@ -56,6 +83,8 @@ func main() {
 	cmd.Flags().DurationVar(&wait, "executor-wait", 10*time.Minute, "how long to wait with no executor connected before failing")
 	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists or the job finished")
 	cmd.Flags().DurationVar(&grace, "finished-grace", aggregator.DefaultFinishedGrace, "on a job that already finished: how long to tell executors that connect so before exiting")
+	cmd.Flags().IntVar(&maxConns, "max-connections", 0, "connections open at once on ps_port; more wait to be accepted (0: 2*executors+16, see DefaultMaxConnections)")
+	cmd.Flags().DurationVar(&helloTimeout, "hello-timeout", 30*time.Second, "how long a new connection may take for each of its handshake, opening its session and saying Hello before it is closed")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if grace <= 0 {
 			return fmt.Errorf("--finished-grace must be positive, got %s", grace)
@@ -83,8 +112,14 @@ func main() {
 		if _, err := log.AttachFile(filepath.Join(conf.LogDir(), "aggregator", "log")); err != nil {
 			return err
 		}
+		if maxConns, err = maxConnections(maxConns, executors); err != nil {
+			return err
+		}
+		if helloTimeout <= 0 {
+			return fmt.Errorf("--hello-timeout must be positive, got %s", helloTimeout)
+		}
 		opt := aggregator.Options{Conf: conf, Executors: executors, Log: log, HeartbeatInterval: heartbeat,
-			ExecutorTimeout: timeout, ExecutorWait: wait, Resume: !noResume, FinishedGrace: grace}
+			ExecutorTimeout: timeout, ExecutorWait: wait, HelloTimeout: helloTimeout, Resume: !noResume, FinishedGrace: grace}
 		// The original falls back to equal devices when its default
 		// device_conf_file (/tmp/client.cfg) is absent; a file the job
 		// names explicitly must load.
@@ -109,6 +144,9 @@ func main() {
 		if err != nil {
 			return fmt.Errorf("job_conf.ps_port: %w", err)
 		}
+		// Beyond maxConns, connections wait in the kernel's backlog instead
+		// of costing this process a descriptor and goroutines each.
+		lis = netutil.LimitListener(lis, maxConns)
 		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg)
 		if err != nil {
 			return err
@@ -122,8 +160,15 @@ func main() {
 		}
 		srv := grpc.NewServer(grpc.Creds(creds),
 			grpc.MaxRecvMsgSize(pb.MaxMessageBytes), grpc.MaxSendMsgSize(pb.MaxMessageBytes),
+			// A connection holds one of maxConns until it is closed, so one
+			// that stays silent must not hold it for long: the TLS handshake
+			// and HTTP/2 preface, a connection with no session open, and (in
+			// the aggregator) a session without Hello each get helloTimeout.
+			// An executor opens one session at a time.
+			grpc.ConnectionTimeout(helloTimeout),
+			grpc.MaxConcurrentStreams(maxStreamsPerConn),
 			// Pings find executors whose process hangs with the socket open.
-			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, MaxConnectionIdle: helloTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		)
 		pb.RegisterAggregatorServer(srv, agg)
