@@ -1,30 +1,23 @@
-// Package backend defines what the launcher asks of a place that runs jobs
-// (one small interface, in the manner of kind's Provider) and the status
-// types every backend reports. The implementations live in the docker, k8s
-// and local subpackages; none of them keeps state outside the backend itself.
+// Package backend is the launcher's lifecycle of a job, written once: what
+// the command asks of a place that runs jobs (Backend), the few primitives
+// such a place implements (Provider, in the manner of kind's), and between
+// them Lifecycle, which turns the primitives into waiting, the job's phase
+// and conditions by the runtime's rules, descriptions, prefixed logs and
+// the typed errors. The providers live in the docker, k8s and local
+// subpackages; none of them keeps state outside the place itself.
 package backend
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"time"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
-// ErrNotFound is returned (wrapped) by Stop, Status, Logs and Wait for a job
-// the backend does not know.
-var ErrNotFound = errors.New("no such job")
-
-// NotFound wraps ErrNotFound with the job name and where it was looked for.
-func NotFound(name, where string) error {
-	return fmt.Errorf("job %q: %w on %s", name, ErrNotFound, where)
-}
-
-// ErrExists is returned (wrapped) by Submit when a job of that name exists.
-var ErrExists = errors.New("a job with this name already exists")
+// AggregatorProcess is the aggregator's process name; executors are
+// "executor-N".
+const AggregatorProcess = "aggregator"
 
 // Until says how long Wait waits.
 type Until int
@@ -54,7 +47,30 @@ type ProcessStatus struct {
 	Ready    bool   `json:"ready"`
 	Restarts int    `json:"restarts"`
 	ExitCode *int   `json:"exitCode,omitempty"`
-	Message  string `json:"message,omitempty"`
+	// Message says why the process is not running and ready, or how it
+	// ended: for a failed process its exit and the last error line of its
+	// output.
+	Message string `json:"message,omitempty"`
+	// Where names the process's place for messages ("container
+	// job-executor-1", "pod job-executors-0-x", "pid 1234").
+	Where string `json:"-"`
+	// LogRef is the provider's handle on the process's output (a container
+	// id, a pod name), "" when there is none yet.
+	LogRef string `json:"-"`
+}
+
+// ConditionType names a condition of a job.
+type ConditionType string
+
+// Degraded: an executor died while the runtime carried on without it
+// (the aggregator re-issues a lost executor's tasks). A warning, not a
+// failure: the job's outcome is the aggregator's.
+const Degraded ConditionType = "Degraded"
+
+// Condition is something true of a job beside its phase.
+type Condition struct {
+	Type    ConditionType `json:"type"`
+	Message string        `json:"message"`
 }
 
 // Status is one job.
@@ -63,37 +79,22 @@ type Status struct {
 	Backend   string          `json:"backend"`
 	Phase     Phase           `json:"phase"`
 	Processes []ProcessStatus `json:"processes"`
+	// Conditions beside the phase (Degraded), set by Summarize.
+	Conditions []Condition `json:"conditions,omitempty"`
 	// Progress, when the aggregator's metrics could be read.
 	Round    *int      `json:"round,omitempty"`
 	Accuracy *float64  `json:"accuracy,omitempty"` // last top-1 test accuracy
 	Created  time.Time `json:"created,omitempty"`
 }
 
-// Summarize derives the job's phase from its processes: the job is done when
-// the aggregator is (it ends the job and tells executors to exit), failed
-// when any process failed, running when every process runs.
-func Summarize(ps []ProcessStatus) Phase {
-	if len(ps) == 0 {
-		return Unknown
-	}
-	allRunning := true
-	for _, p := range ps {
-		if p.Phase == Failed {
-			return Failed
+// Condition returns the job's condition of type t, if it has one.
+func (s Status) Condition(t ConditionType) (Condition, bool) {
+	for _, c := range s.Conditions {
+		if c.Type == t {
+			return c, true
 		}
 	}
-	for _, p := range ps {
-		if p.Name == "aggregator" && p.Phase == Succeeded {
-			return Succeeded
-		}
-		if p.Phase != Running && p.Phase != Succeeded {
-			allRunning = false
-		}
-	}
-	if allRunning {
-		return Running
-	}
-	return Pending
+	return Condition{}, false
 }
 
 // LogOptions select what Logs prints.
@@ -123,7 +124,9 @@ type Backend interface {
 	// A job of the same name that exists is ErrExists.
 	Submit(ctx context.Context, s *job.Spec) error
 	// Wait blocks until the job reaches until, fails, or ctx ends; it
-	// returns the last status seen. A failed process is an error.
+	// returns the last status seen. A failed job is a *ProcessError naming
+	// the process that failed it; an executor that died while the job
+	// carries on is a Degraded condition and a warning, not an error.
 	Wait(ctx context.Context, name string, until Until) (Status, error)
 	Status(ctx context.Context, name string) (Status, error)
 	List(ctx context.Context) ([]Status, error)

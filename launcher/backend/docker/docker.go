@@ -48,7 +48,8 @@ type Options struct {
 	// (default 127.0.0.1). The ephemeral health ports are always published
 	// on 127.0.0.1.
 	HostIP string
-	// Log receives a line when an image is pulled; nil discards.
+	// Log receives a line when an image is pulled, and Wait's warnings (an
+	// executor that died while the job goes on); nil discards.
 	Log *slog.Logger
 	// ExitGrace is how long Wait(UntilDone) waits, once the aggregator has
 	// exited 0, for the executors to exit on their own before returning
@@ -58,8 +59,11 @@ type Options struct {
 	ProbeTimeout time.Duration
 }
 
-// Backend is the Docker backend. Its methods are safe for concurrent use.
+// Backend is the Docker backend: the primitives here (submit.go, status.go,
+// wait.go, logs.go, stop.go), the rest of the lifecycle from
+// backend.Lifecycle. Its methods are safe for concurrent use.
 type Backend struct {
+	*backend.Lifecycle
 	opts   Options
 	cli    *client.Client
 	host   string     // the address tried, for messages
@@ -69,7 +73,10 @@ type Backend struct {
 	http   *http.Client
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend  = (*Backend)(nil)
+	_ backend.Provider = (*Backend)(nil)
+)
 
 // New makes a client for the engine; it does not contact it (Plan needs no
 // engine), so an unreachable engine is reported by the first call that
@@ -82,6 +89,7 @@ func New(opts Options) (*Backend, error) {
 		opts.ProbeTimeout = 2 * time.Second
 	}
 	b := &Backend{opts: opts, host: opts.Host, from: "Options.Host"}
+	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{ExitGrace: opts.ExitGrace, Log: opts.Log})
 	if b.host == "" {
 		b.host, b.from = os.Getenv(client.EnvOverrideHost), "DOCKER_HOST"
 	}

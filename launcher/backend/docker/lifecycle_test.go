@@ -288,8 +288,10 @@ func TestSubmitRollback(t *testing.T) {
 	}
 }
 
-// An executor that exits non-zero fails the wait, which names it, its
-// exit code and the end of its log.
+// An executor that exits non-zero while the others run does not fail the
+// job (the aggregator carries on): Wait sees it running, Degraded, and
+// the process's message names its exit code and the last error line of
+// its output. (Before the shared lifecycle this failed the wait.)
 func TestExecutorFails(t *testing.T) {
 	b := engine(t)
 	j := newJob(t, b, 2, 100000)
@@ -300,32 +302,112 @@ func TestExecutorFails(t *testing.T) {
 	if err := b.Submit(ctx, j.spec); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.Wait(ctx, j.name, backend.UntilDone)
-	var pe *docker.ProcessError
-	if !errors.As(err, &pe) {
-		t.Fatalf("Wait: %v, want a ProcessError", err)
+	st, err := b.Wait(ctx, j.name, backend.UntilRunning)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
 	}
-	t.Logf("error: %v", err)
-	if pe.Process != "executor-3" || pe.ExitCode != 1 || pe.Container != j.name+"-executor-3" {
-		t.Errorf("ProcessError %+v, want executor-3 exit 1", pe)
+	if st.Phase != backend.Running {
+		t.Errorf("phase %s, want Running", st.Phase)
 	}
-	for _, want := range []string{"executor-3", "exited with code 1", "outside 1..2"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
+	p := st.Processes[3]
+	if p.Name != "executor-3" || p.Phase != backend.Failed || p.ExitCode == nil || *p.ExitCode != 1 {
+		t.Errorf("executor-3: %+v, want Failed with exit code 1", p)
+	}
+	for _, want := range []string{"exit code 1", "outside 1..2"} {
+		if !strings.Contains(p.Message, want) {
+			t.Errorf("executor-3's message %q lacks %q", p.Message, want)
 		}
 	}
-	if st.Phase != backend.Failed {
-		t.Errorf("phase %s, want Failed", st.Phase)
-	}
-	// UntilRunning reports the same failure.
-	if _, err := b.Wait(ctx, j.name, backend.UntilRunning); !errors.As(err, &pe) {
-		t.Errorf("Wait(UntilRunning): %v, want a ProcessError", err)
+	if c := degraded(st); !strings.Contains(c, "executor-3") || !strings.Contains(c, "outside 1..2") {
+		t.Errorf("conditions %+v, want Degraded naming executor-3 and its error", st.Conditions)
 	}
 	if err := b.Stop(ctx, j.name); err != nil {
 		t.Fatal(err)
 	}
 	if c, n := leftovers(t, b.Client(), j.name); c != 0 || n != 0 {
 		t.Errorf("after Stop: %d containers and %d networks", c, n)
+	}
+}
+
+// degraded is the message of st's Degraded condition ("" without one).
+func degraded(st backend.Status) string {
+	c, _ := st.Condition(backend.Degraded)
+	return c.Message
+}
+
+// An executor killed during the job: the aggregator re-issues its tasks and
+// finishes every round, so the job succeeded, with a Degraded condition
+// naming the executor and its exit code.
+func TestExecutorKilled(t *testing.T) {
+	b := engine(t)
+	const rounds = 400
+	j := newJob(t, b, 2, rounds)
+	ctx := timeout(t, 4*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(ctx, j.name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Client().ContainerKill(ctx, docker.ContainerName(j.name, "executor-2"), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.Status(ctx, j.name); err != nil || st.Round != nil && *st.Round >= rounds {
+		t.Fatalf("status after the kill: %+v %v; the job must still run (make it longer?)", st, err)
+	}
+	st, err := b.Wait(ctx, j.name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("Wait(UntilDone): %v", err)
+	}
+	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != rounds {
+		t.Errorf("phase %s round %v, want Succeeded at round %d", st.Phase, st.Round, rounds)
+	}
+	if p := st.Processes[2]; p.Phase != backend.Failed || p.ExitCode == nil || *p.ExitCode != 137 {
+		t.Errorf("executor-2: %+v, want Failed with exit code 137", p)
+	}
+	if c := degraded(st); !strings.Contains(c, "executor-2") || !strings.Contains(c, "exit code 137") {
+		t.Errorf("conditions %+v, want Degraded naming executor-2 and exit code 137", st.Conditions)
+	}
+	for _, i := range []int{0, 1} {
+		if p := st.Processes[i]; p.Phase != backend.Succeeded {
+			t.Errorf("%s: %+v, want Succeeded", p.Name, p)
+		}
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The aggregator killed fails the job: Wait's *backend.ProcessError names
+// it, its container and its exit code.
+func TestAggregatorKilled(t *testing.T) {
+	b := engine(t)
+	j := newJob(t, b, 1, 100000)
+	ctx := timeout(t, 2*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(ctx, j.name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	agg := docker.ContainerName(j.name, "aggregator")
+	if _, err := b.Client().ContainerKill(ctx, agg, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(ctx, j.name, backend.UntilDone)
+	var pe *backend.ProcessError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Wait: %v, want a ProcessError", err)
+	}
+	t.Logf("error: %v", err)
+	if pe.Process != "aggregator" || pe.ExitCode == nil || *pe.ExitCode != 137 || pe.Where != "container "+agg {
+		t.Errorf("ProcessError %+v, want the aggregator's container with exit code 137", pe)
+	}
+	if st.Phase != backend.Failed || !strings.Contains(err.Error(), "exit code 137 (killed)") {
+		t.Errorf("phase %s, error %v; want Failed, exit code 137 (killed)", st.Phase, err)
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -85,9 +85,9 @@ func (b *Backend) inspect(ctx context.Context, name string) ([]ctr, error) {
 	return out, nil
 }
 
-// Status reports the job's processes, probing readiness and the
-// aggregator's progress through the published health ports.
-func (b *Backend) Status(ctx context.Context, name string) (st backend.Status, err error) {
+// Look reports the job's processes; probe asks each running process's
+// /readyz and the aggregator's /metrics through the published health ports.
+func (b *Backend) Look(ctx context.Context, name string, probe bool) (st backend.Status, err error) {
 	defer b.wrap(&err)
 	cs, err := b.inspect(ctx, name)
 	if err != nil {
@@ -96,11 +96,11 @@ func (b *Backend) Status(ctx context.Context, name string) (st backend.Status, e
 	if len(cs) == 0 {
 		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, b.where())
 	}
-	return b.statusOf(ctx, name, cs), nil
+	return b.statusOf(ctx, name, cs, probe), nil
 }
 
-// List reports every job on the engine, by name.
-func (b *Backend) List(ctx context.Context) (out []backend.Status, err error) {
+// LookAll reports every job on the engine, by name, with its progress.
+func (b *Backend) LookAll(ctx context.Context) (out []backend.Status, err error) {
 	defer b.wrap(&err)
 	f := make(client.Filters).Add("label", job.LabelJob)
 	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -115,7 +115,7 @@ func (b *Backend) List(ctx context.Context) (out []backend.Status, err error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		st, err := b.Status(ctx, n)
+		st, err := b.Look(ctx, n, true)
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // stopped meanwhile
 		}
@@ -128,7 +128,7 @@ func (b *Backend) List(ctx context.Context) (out []backend.Status, err error) {
 }
 
 // statusOf builds a Status from inspected containers.
-func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.Status {
+func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr, probe bool) backend.Status {
 	st := backend.Status{Job: name, Backend: b.Name(), Processes: make([]backend.ProcessStatus, len(cs))}
 	var wg sync.WaitGroup
 	for i, c := range cs {
@@ -137,7 +137,7 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.S
 		if t, err := time.Parse(time.RFC3339Nano, c.info.Created); err == nil && (st.Created.IsZero() || t.Before(st.Created)) {
 			st.Created = t
 		}
-		if ps.Phase != backend.Running {
+		if ps.Phase != backend.Running || !probe {
 			continue
 		}
 		if !b.probe {
@@ -154,7 +154,7 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.S
 				st.Processes[i].Message = msg
 			}
 		}()
-		if c.proc == "aggregator" {
+		if c.proc == backend.AggregatorProcess {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -163,7 +163,6 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr) backend.S
 		}
 	}
 	wg.Wait()
-	st.Phase = backend.Summarize(st.Processes)
 	if st.Round == nil {
 		st.Round, st.Accuracy = finishedProgress(cs)
 	}
@@ -198,7 +197,7 @@ func b2local(src string) bool {
 }
 
 func processStatus(c ctr) backend.ProcessStatus {
-	ps := backend.ProcessStatus{Name: c.proc, Restarts: c.info.RestartCount, Phase: backend.Unknown}
+	ps := backend.ProcessStatus{Name: c.proc, Restarts: c.info.RestartCount, Phase: backend.Unknown, Where: "container " + c.name, LogRef: c.id}
 	s := c.info.State
 	if s == nil {
 		return ps
@@ -220,15 +219,18 @@ func processStatus(c ctr) backend.ProcessStatus {
 		ps.Phase = backend.Failed
 		if s.Status == container.StateExited && code == 0 {
 			ps.Phase = backend.Succeeded
+			break
 		}
+		reason := ""
 		switch {
 		case s.OOMKilled:
-			ps.Message = "killed: out of memory"
+			reason = "killed: out of memory"
 		case s.Error != "":
-			ps.Message = s.Error
+			reason = s.Error
 		case s.Status == container.StateDead:
-			ps.Message = "dead"
+			reason = "dead"
 		}
+		ps.Message = backend.ExitMessage(code, reason)
 	}
 	return ps
 }

@@ -2,9 +2,7 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -14,11 +12,11 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
-// Stop force-removes every container of the job, then each network the
+// Delete force-removes every container of the job, then each network the
 // job used that the launcher created (it carries job.LabelManagedBy) and
 // that no container uses any more. A job with neither containers nor a
 // network of its own is backend.ErrNotFound.
-func (b *Backend) Stop(ctx context.Context, name string) (err error) {
+func (b *Backend) Delete(ctx context.Context, name string) (err error) {
 	defer b.wrap(&err)
 	items, err := b.list(ctx, name)
 	if err != nil {
@@ -45,7 +43,7 @@ func (b *Backend) Stop(ctx context.Context, name string) (err error) {
 			}
 		}
 	}
-	err = inParallel(items, func(it container.Summary) error {
+	err = backend.InParallel(items, func(it container.Summary) error {
 		_, err := b.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
 			// A conflict is a removal already in progress: checked below.
@@ -91,20 +89,4 @@ func (b *Backend) removeNetwork(ctx context.Context, id string) error {
 		return nil // still in use (e.g. by a container on another swarm node)
 	}
 	return fmt.Errorf("removing network %s: %w", n.Name, err)
-}
-
-// inParallel calls f on every item, each in its own goroutine, and returns
-// all their errors joined once every call has returned.
-func inParallel[T any](items []T, f func(T) error) error {
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for i, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(it)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

@@ -22,10 +22,10 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
-// Submit creates the job's network (unless it exists) and containers,
+// Create makes the job's network (unless it exists) and containers,
 // copies the job file into each, and starts them, the aggregator first.
 // On any failure it removes what it created and returns the first error.
-func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
+func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	defer b.wrap(&err)
 	p, err := plan(s, b.hostIP)
 	if err != nil {

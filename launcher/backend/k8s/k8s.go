@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -52,10 +53,16 @@ type Options struct {
 	// Namespace holds the job's objects (created if missing, never deleted).
 	// Default: DefaultNamespace.
 	Namespace string
+	// Log receives Wait's warnings (an executor that died while the job
+	// goes on); nil discards them.
+	Log *slog.Logger
 }
 
-// Backend runs jobs on a Kubernetes cluster.
+// Backend runs jobs on a Kubernetes cluster: the primitives here
+// (submit.go, status.go, wait.go, logs.go, stop.go), the rest of the
+// lifecycle from backend.Lifecycle.
 type Backend struct {
+	*backend.Lifecycle
 	cs         kubernetes.Interface
 	ns         string
 	server     string // API server URL, for messages
@@ -100,6 +107,7 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	b := &Backend{ns: opts.Namespace, server: cfg.Host, kubeconfig: used}
+	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{Log: opts.Log})
 	if b.ns == "" {
 		b.ns = DefaultNamespace
 	}
@@ -114,6 +122,8 @@ func New(opts Options) (*Backend, error) {
 	}
 	return b, nil
 }
+
+var _ backend.Provider = (*Backend)(nil)
 
 // Name is "k8s".
 func (b *Backend) Name() string { return job.BackendK8s }
@@ -181,5 +191,7 @@ func NewOffline(namespace string) *Backend {
 	if namespace == "" {
 		namespace = DefaultNamespace
 	}
-	return &Backend{ns: namespace, server: "(no cluster: dry run)"}
+	b := &Backend{ns: namespace, server: "(no cluster: dry run)"}
+	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{})
+	return b
 }

@@ -615,3 +615,98 @@ func TestKubeUnschedulable(t *testing.T) {
 		t.Errorf("%d pending, want 1: %+v", pending, st)
 	}
 }
+
+// An executor killed during the job, on a real API server and job
+// controller. kwok never ends a pod, so the test sets the pods' status as
+// the kubelet would: executor-2's pod killed (exit code 137), the Indexed
+// Job replaces it, then the aggregator and the executors exit 0. The job
+// succeeded, Degraded by executor-2; Wait(UntilRunning) meanwhile is no
+// failure either.
+func TestKubeExecutorKilled(t *testing.T) {
+	b, cs := kube(t, testNamespace)
+	const name = "it-killed"
+	s := testSpec(t, jobParams{name: name, executors: 2})
+	submit(t, b, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := b.Wait(ctx, name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	killed := podOf(ctx, t, b, name, "executor-2", "")
+	terminate(ctx, t, cs, killed, corev1.PodFailed, 137, "Error")
+	st, err := b.Status(ctx, name)
+	if err != nil || st.Phase == backend.Failed {
+		t.Fatalf("status after the kill: %+v %v, want the job going on", st, err)
+	}
+	// The aggregator ends the job; the executors exit on their own, the
+	// replacement of executor-2 (after the Job's backoff) among them.
+	terminate(ctx, t, cs, podOf(ctx, t, b, name, "aggregator", ""), corev1.PodSucceeded, 0, "Completed")
+	terminate(ctx, t, cs, podOf(ctx, t, b, name, "executor-1", ""), corev1.PodSucceeded, 0, "Completed")
+	terminate(ctx, t, cs, podOf(ctx, t, b, name, "executor-2", killed.Name), corev1.PodSucceeded, 0, "Completed")
+	st, err = b.Wait(ctx, name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("Wait(UntilDone): %v", err)
+	}
+	if st.Phase != backend.Succeeded {
+		t.Errorf("phase %s, want Succeeded: %+v", st.Phase, st.Processes)
+	}
+	if p := st.Processes[2]; p.Restarts != 1 || !strings.Contains(p.Message, "exit code 137") {
+		t.Errorf("executor-2: %+v, want one restart after exit code 137", p)
+	}
+	d, _ := st.Condition(backend.Degraded)
+	degraded := d.Message
+	if !strings.Contains(degraded, "executor-2") || !strings.Contains(degraded, "exit code 137") {
+		t.Errorf("conditions %+v, want Degraded naming executor-2 and exit code 137", st.Conditions)
+	}
+	t.Logf("degraded: %s", degraded)
+}
+
+// podOf is the newest pod of a process other than not, followed by watch
+// until there is one.
+func podOf(ctx context.Context, t *testing.T, b *Backend, name, process, not string) *corev1.Pod {
+	t.Helper()
+	f, err := b.follow(ctx, selector(name), followJobs|followPods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.stop()
+	for {
+		var pods []*corev1.Pod
+		for _, p := range f.pods() {
+			i, isExec := completionIndex(p)
+			proc := "aggregator"
+			if isExec {
+				proc = "executor-" + strconv.Itoa(i+1)
+			}
+			if proc == process && p.Name != not && p.Status.Phase == corev1.PodRunning {
+				pods = append(pods, p)
+			}
+		}
+		if p := newest(pods); p != nil {
+			return p
+		}
+		if err := f.next(ctx); err != nil {
+			t.Fatalf("no running pod of %s: %v", process, err)
+		}
+	}
+}
+
+// terminate sets a pod's status as the kubelet does when its container
+// exits.
+func terminate(ctx context.Context, t *testing.T, cs kubernetes.Interface, p *corev1.Pod, phase corev1.PodPhase, code int32, reason string) {
+	t.Helper()
+	p = p.DeepCopy()
+	p.Status.Phase = phase
+	c := p.Spec.Containers[0].Name
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: c, Image: p.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason,
+			StartedAt: metav1.Now(), FinishedAt: metav1.Now()}}}}
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady || p.Status.Conditions[i].Type == corev1.ContainersReady {
+			p.Status.Conditions[i].Status = corev1.ConditionFalse
+		}
+	}
+	if _, err := cs.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("pod %s to %s: %v", p.Name, phase, err)
+	}
+}

@@ -21,8 +21,10 @@ func selector(name string) string { return job.LabelJob + "=" + name }
 // managedSelector selects every object the launcher made.
 const managedSelector = job.LabelManagedBy + "=" + job.ManagedBy
 
-// Status reports the job's processes from its Jobs and pods.
-func (b *Backend) Status(ctx context.Context, name string) (backend.Status, error) {
+// Look reports the job's processes from its Jobs and pods (two lists; the
+// pods' own conditions say whether they are ready, so probe changes
+// nothing).
+func (b *Backend) Look(ctx context.Context, name string, _ bool) (backend.Status, error) {
 	if err := b.validName(name); err != nil {
 		return backend.Status{}, err
 	}
@@ -41,8 +43,8 @@ func (b *Backend) Status(ctx context.Context, name string) (backend.Status, erro
 	return computeStatus(name, ptrs(jl.Items), ptrs(pl.Items)), nil
 }
 
-// List reports one Status per aggregator Job the launcher made.
-func (b *Backend) List(ctx context.Context) ([]backend.Status, error) {
+// LookAll reports one Status per aggregator Job the launcher made.
+func (b *Backend) LookAll(ctx context.Context) ([]backend.Status, error) {
 	opts := metav1.ListOptions{LabelSelector: managedSelector}
 	jl, err := b.cs.BatchV1().Jobs(b.ns).List(ctx, opts)
 	if err != nil {
@@ -126,7 +128,7 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 	}
 
 	// The aggregator: its Job decides success and final failure.
-	ps := slot{name: "aggregator", pods: aggPods, limit: 0}
+	ps := slot{name: backend.AggregatorProcess, pods: aggPods, limit: 0}
 	if agg != nil {
 		if agg.Spec.BackoffLimit != nil && agg.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyNever {
 			ps.limit = int(*agg.Spec.BackoffLimit)
@@ -167,7 +169,6 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 		}
 		st.Processes = append(st.Processes, s.status())
 	}
-	st.Phase = backend.Summarize(st.Processes)
 	return st
 }
 
@@ -200,18 +201,18 @@ func (s slot) status() backend.ProcessStatus {
 		}
 		return out
 	}
+	out.Where = "pod " + p.Name
+	if p.Status.Phase != corev1.PodPending || started(p) {
+		out.LogRef = p.Name
+	}
 	out.Restarts = failedPods
 	if p.Status.Phase == corev1.PodFailed {
 		out.Restarts-- // this attempt is not a restart yet
 	}
-	var cs *corev1.ContainerStatus
-	for i := range p.Status.ContainerStatuses {
-		c := &p.Status.ContainerStatuses[i]
+	for _, c := range p.Status.ContainerStatuses {
 		out.Restarts += int(c.RestartCount)
-		if cs == nil {
-			cs = c
-		}
 	}
+	cs := containerStatus(p)
 	if cs != nil && cs.State.Terminated != nil {
 		code := int(cs.State.Terminated.ExitCode)
 		out.ExitCode = &code
@@ -245,6 +246,18 @@ func (s slot) status() backend.ProcessStatus {
 		out.Phase = backend.Unknown
 		out.Message = p.Status.Reason
 	}
+	if out.Restarts > 0 && p.Status.Phase != corev1.PodFailed && out.Message == "" {
+		// A new pod replaced a failed one: how the last one ended.
+		var last *corev1.Pod
+		for _, q := range s.pods {
+			if q.Status.Phase == corev1.PodFailed && (last == nil || last.CreationTimestamp.Before(&q.CreationTimestamp)) {
+				last = q
+			}
+		}
+		if last != nil {
+			out.Message = "restarted after " + failureMessage(last, containerStatus(last))
+		}
+	}
 	if s.failed != "" && out.Phase != backend.Succeeded && out.Phase != backend.Failed {
 		// The Job gave up (e.g. an in-place restarting aggregator past its
 		// backoff limit) while the pod is still being torn down.
@@ -252,6 +265,14 @@ func (s slot) status() backend.ProcessStatus {
 		out.Message = strings.TrimPrefix(out.Message+"; "+s.failed, "; ")
 	}
 	return out
+}
+
+// containerStatus is the status of the pod's (one) container.
+func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
+	if len(p.Status.ContainerStatuses) == 0 {
+		return nil
+	}
+	return &p.Status.ContainerStatuses[0]
 }
 
 // newest is the pod created last (the current attempt).
@@ -312,10 +333,7 @@ func pendingReason(p *corev1.Pod, cs *corev1.ContainerStatus) string {
 func failureMessage(p *corev1.Pod, cs *corev1.ContainerStatus) string {
 	if cs != nil && cs.State.Terminated != nil {
 		t := cs.State.Terminated
-		msg := fmt.Sprintf("exit code %d", t.ExitCode)
-		if t.Reason != "" {
-			msg += " (" + t.Reason + ")"
-		}
+		msg := backend.ExitMessage(int(t.ExitCode), t.Reason)
 		if m := strings.TrimSpace(t.Message); m != "" {
 			if i := strings.LastIndexByte(m, '\n'); i >= 0 {
 				m = m[i+1:] // the last line of the log: usually the error
@@ -388,4 +406,14 @@ func parseIndexes(s string) map[int]bool {
 		}
 	}
 	return out
+}
+
+// started: the container has run (or runs), so it has output to show.
+func started(p *corev1.Pod) bool {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Running != nil || c.State.Terminated != nil || c.LastTerminationState.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -15,11 +15,11 @@ import (
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 
-// Stop deletes every object with the job's label (its Jobs with background
+// Delete deletes every object with the job's label (its Jobs with background
 // propagation, ConfigMap, Service and any pod left) and follows them by
 // watch until none is left. The namespace stays. A job with no object at
 // all is ErrNotFound.
-func (b *Backend) Stop(ctx context.Context, name string) error {
+func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err := b.validName(name); err != nil {
 		return err
 	}

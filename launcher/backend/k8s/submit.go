@@ -15,10 +15,10 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
-// Submit creates the job: the Namespace if missing, the aggregator Job
+// Create makes the job: the Namespace if missing, the aggregator Job
 // (first: its uid makes the owner references), then the ConfigMap, the
 // Service and the executors Job. On error it deletes what it created.
-func (b *Backend) Submit(ctx context.Context, s *job.Spec) (err error) {
+func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	objs, err := buildObjects(s, b.ns)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,6 +228,64 @@ func TestFailedExecutor(t *testing.T) {
 	_, err := b.Wait(c, s.Name, backend.UntilDone)
 	if err == nil || !strings.Contains(err.Error(), "executor-") || !strings.Contains(err.Error(), "exit code 1") {
 		t.Fatalf("Wait = %v, want an executor failure with exit code 1", err)
+	}
+}
+
+// TestExecutorKilled: an executor killed during the job (its process, as
+// the OOM killer would; its supervisor records exit code 137): the
+// aggregator re-issues its tasks and finishes every round, so the job
+// succeeded, with a Degraded condition naming the executor.
+func TestExecutorKilled(t *testing.T) {
+	b := newBackend(t)
+	const rounds = 300
+	s, _ := newJob(t, "local_killed", rounds, "")
+	c := ctx(t)
+	if err := b.Submit(c, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background(), s.Name) })
+	if _, err := b.Wait(c, s.Name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.readState(s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := st.Processes[2].Pid // executor-2's supervisor
+	// The executor is the supervisor's child, started by any of its threads.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", sup))
+	var children []string
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		children = append(children, strings.Fields(string(data))...)
+	}
+	if len(children) != 1 {
+		t.Skipf("executor-2's supervisor (pid %d) has children %v, want one (no /proc?)", sup, children)
+	}
+	pid, err := strconv.Atoi(children[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := b.Status(c, s.Name); err != nil || now.Round != nil && *now.Round >= rounds {
+		t.Fatalf("status after the kill: %+v %v; the job must still run (make it longer?)", now, err)
+	}
+	done, err := b.Wait(c, s.Name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("Wait(UntilDone): %v", err)
+	}
+	if done.Phase != backend.Succeeded || done.Round == nil || *done.Round != rounds {
+		t.Errorf("phase %s round %v, want Succeeded at round %d", done.Phase, done.Round, rounds)
+	}
+	if p := done.Processes[2]; p.Phase != backend.Failed || p.ExitCode == nil || *p.ExitCode != 137 {
+		t.Errorf("executor-2: %+v, want Failed with exit code 137", p)
+	}
+	d, _ := done.Condition(backend.Degraded)
+	degraded := d.Message
+	if !strings.Contains(degraded, "executor-2") || !strings.Contains(degraded, "exit code 137 (killed)") {
+		t.Errorf("conditions %+v, want Degraded naming executor-2 and exit code 137 (killed)", done.Conditions)
 	}
 }
 

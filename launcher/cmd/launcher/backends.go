@@ -7,17 +7,62 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/docker"
 	"github.com/fedscale/fedscale-go/launcher/backend/k8s"
+	"github.com/fedscale/fedscale-go/launcher/backend/local"
 	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
-func init() {
-	remoteBackends[job.BackendDocker] = func(g *globals) (backend.Backend, error) {
-		return docker.New(docker.Options{Log: g.log})
+// backends is every backend the command knows, in the order commands
+// without --backend search them: each builds its provider from the flags
+// (backend.Lifecycle, embedded in each, does the rest). A remote one's New
+// contacts nothing, so what fails there is the way to the engine or
+// cluster (an unreadable kubeconfig, a bad DOCKER_HOST).
+var backends = []struct {
+	name   string
+	remote bool
+	open   func(*globals) (backend.Backend, error)
+}{
+	{job.BackendLocal, false, func(g *globals) (backend.Backend, error) {
+		return opened(local.New(local.Options{StateDir: g.stateDir, BinDir: g.binDir, Log: g.log}))
+	}},
+	{job.BackendDocker, true, func(g *globals) (backend.Backend, error) {
+		return opened(docker.New(docker.Options{Log: g.log}))
+	}},
+	{job.BackendK8s, true, func(g *globals) (backend.Backend, error) {
+		return opened(k8s.New(k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace, Log: g.log}))
+	}},
+}
+
+// opened keeps a failed constructor's nil pointer out of the interface.
+func opened[B backend.Backend](b B, err error) (backend.Backend, error) {
+	if err != nil {
+		return nil, err
 	}
-	remoteBackends[job.BackendK8s] = func(g *globals) (backend.Backend, error) {
-		return k8s.New(k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace})
+	return b, nil
+}
+
+// backendOrder is the search order when no --backend is given.
+var backendOrder = func() []string {
+	var names []string
+	for _, b := range backends {
+		names = append(names, b.name)
 	}
+	return names
+}()
+
+// open builds one backend.
+func (g *globals) open(name string) (backend.Backend, error) {
+	for _, b := range backends {
+		if b.name != name {
+			continue
+		}
+		be, err := b.open(g)
+		if b.remote {
+			err = cli.WithCode(cli.ExitUnreachable, err)
+		}
+		return be, err
+	}
+	return nil, cli.Usagef("--backend %q: want docker, k8s or local", name)
 }
 
 // planner is a backend for --dry-run: it must work without a kubeconfig.

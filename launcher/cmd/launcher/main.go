@@ -17,7 +17,6 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/local"
 	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
-	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
@@ -69,27 +68,6 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 		logsCommand(&g, stdout), listCommand(&g, stdout), cli.VersionCommand("launcher", stdout))
 	return root
 }
-
-// open builds one backend.
-func (g *globals) open(name string) (backend.Backend, error) {
-	switch name {
-	case job.BackendLocal:
-		return local.New(local.Options{StateDir: g.stateDir, BinDir: g.binDir})
-	}
-	if f, ok := remoteBackends[name]; ok {
-		// New contacts nothing: what fails is the way to the engine or
-		// cluster (an unreadable kubeconfig, a bad DOCKER_HOST).
-		b, err := f(g)
-		return b, cli.WithCode(cli.ExitUnreachable, err)
-	}
-	return nil, cli.Usagef("--backend %q: want docker, k8s or local", name)
-}
-
-// remoteBackends are registered by the files that import their packages.
-var remoteBackends = map[string]func(*globals) (backend.Backend, error){}
-
-// backendOrder is the search order when no --backend is given.
-var backendOrder = []string{job.BackendLocal, job.BackendDocker, job.BackendK8s}
 
 // find locates the backend that knows job name: --backend when given, else
 // the first reachable backend that has it.

@@ -127,7 +127,11 @@ func printStatus(w io.Writer, output string, jobs []backend.Status, detail bool)
 		return tw.Flush()
 	}
 	j := jobs[0]
-	fmt.Fprintf(tw, "job %s on %s: %s, round %s, top-1 %s\n\n", j.Job, j.Backend, j.Phase, intOr(j.Round), floatOr(j.Accuracy))
+	fmt.Fprintf(tw, "job %s on %s: %s, round %s, top-1 %s\n", j.Job, j.Backend, j.Phase, intOr(j.Round), floatOr(j.Accuracy))
+	for _, c := range j.Conditions {
+		fmt.Fprintf(tw, "%s: %s\n", c.Type, c.Message)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "PROCESS\tPHASE\tREADY\tRESTARTS\tEXIT\tMESSAGE")
 	for _, p := range j.Processes {
 		exit := "-"
