@@ -5,8 +5,9 @@
 // style runs and laptops use.
 //
 // The files: state.go (a job's folder), submit.go (Plan, Create),
-// status.go (liveness, probes, Look), wait.go (Watch), logs.go (OpenLog),
-// stop.go (Delete), supervise.go (the supervisor).
+// status.go (probes, Look), wait.go (Watch), logs.go (OpenLog), stop.go
+// (Delete), supervise.go (the supervisor), lock.go (a supervisor's
+// liveness: a flock it holds, so nothing reads /proc and macOS works).
 //
 // A job's state is a folder under the state directory holding the job file
 // the processes read, the supervisors' pids and their exit files. The

@@ -409,9 +409,13 @@ func TestProbeOtherInstance(t *testing.T) {
 	if p.HealthPort, err = strconv.Atoi(port); err != nil {
 		t.Fatal(err)
 	}
-	if p.StartTicks, err = startTicks(p.Pid); err != nil {
+	// The process runs: its lock is held (here, by the test).
+	p.LockFile = filepath.Join(t.TempDir(), "aggregator.lock")
+	lock, err := lockFile(p.LockFile)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lock.Close()
 	b := &Backend{}
 	for _, tc := range []struct {
 		instance string
@@ -436,3 +440,69 @@ func TestProbeOtherInstance(t *testing.T) {
 }
 
 func ptr(i int) *int { return &i }
+
+// TestSupervisorLock: a supervisor's lock is held from before it starts
+// until it exits, whichever way; Stop's SIGTERM reaches the process through
+// it, and its exit status is recorded. No /proc: what runs on macOS.
+func TestSupervisorLock(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	b, err := New(Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := procState{Name: "executor-1", Log: filepath.Join(dir, "x.log"), ExitFile: filepath.Join(dir, "x.exit"),
+		LockFile: filepath.Join(dir, "x.lock"), Argv: []string{sh, "-c", "echo started; exec sleep 60"}}
+	if p.Pid, err = b.startSupervisor(p); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(p) {
+		t.Fatal("the supervisor's lock is not held right after it started")
+	}
+	// A second lock of the same file fails while the supervisor runs.
+	if _, err := lockFile(p.LockFile); err == nil {
+		t.Error("locked the running supervisor's lock file")
+	}
+	// Once the process runs, the supervisor forwards SIGTERM (before, the
+	// signal ends the supervisor itself).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if out, _ := os.ReadFile(p.Log); strings.Contains(string(out), "started") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the supervised process did not start within 30s")
+		}
+	}
+	if err := b.kill(&state{Processes: []procState{p}}); err != nil {
+		t.Fatal(err)
+	}
+	if alive(p) {
+		t.Error("alive after stop")
+	}
+	e, err := readExit(p.ExitFile)
+	if err != nil || e.Code != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit %+v, %v; want the code of SIGTERM", e, err)
+	}
+	// State from before lock files: the pid alone.
+	if old := (procState{Pid: os.Getpid()}); !alive(old) {
+		t.Error("a running pid without a lock file counts as gone")
+	}
+}
+
+// TestOtherPlatforms: the backend and its tests build for macOS, which
+// has flock but no /proc.
+func TestOtherPlatforms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go vet for other platforms")
+	}
+	for _, goos := range []string{"darwin"} {
+		cmd := exec.Command("go", "vet", ".")
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH=arm64", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("GOOS=%s go vet: %v\n%s", goos, err, out)
+		}
+	}
+}

@@ -32,8 +32,8 @@ type state struct {
 
 type procState struct {
 	Name       string   `json:"name"`
-	Pid        int      `json:"pid"`        // the supervisor's; it leads its own process group
-	StartTicks uint64   `json:"startTicks"` // /proc start time, so a reused pid is not mistaken for ours
+	Pid        int      `json:"pid"`                // the supervisor's; it leads its own process group
+	LockFile   string   `json:"lockFile,omitempty"` // held by the supervisor while it runs (lock.go)
 	HealthPort int      `json:"healthPort"`
 	Log        string   `json:"log"`
 	ExitFile   string   `json:"exitFile"`

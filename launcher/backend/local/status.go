@@ -8,7 +8,6 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -16,44 +15,6 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/progress"
 	"github.com/fedscale/fedscale-go/runtime/health"
 )
-
-// startTicks is field 22 of /proc/PID/stat: when the process started.
-func startTicks(pid int) (uint64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
-// alive reports whether the recorded supervisor still runs (and is ours).
-func alive(p procState) bool {
-	t, err := startTicks(p.Pid)
-	if err != nil {
-		return false
-	}
-	if p.StartTicks != 0 && t != p.StartTicks {
-		return false
-	}
-	// A zombie (exited, not yet reaped by its parent) counts as gone.
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/stat")
-	if err == nil {
-		s := string(data)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == 'Z' {
-			return false
-		}
-	}
-	return true
-}
 
 var probeClient = &http.Client{Timeout: 500 * time.Millisecond}
 

@@ -98,27 +98,47 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 			Name: p.Name, HealthPort: p.HealthPort,
 			Log:      filepath.Join(outDir, p.Name+".log"),
 			ExitFile: filepath.Join(dir, p.Name+".exit"),
+			LockFile: filepath.Join(dir, p.Name+".lock"),
 			Argv:     append([]string{bins[p.Component]}, p.Args...),
 		}
-		spec, _ := json.Marshal(superviseArgs{ExitFile: ps.ExitFile, LogFile: ps.Log, Argv: ps.Argv})
-		cmd := exec.Command(b.opts.Self)
-		cmd.Env = append(without(without(os.Environ(), SuperviseEnv), health.InstanceEnv),
-			SuperviseEnv+"="+string(spec), health.InstanceEnv+"="+instance)
-		// Its own session: the job outlives this launcher and a terminal's
-		// Ctrl-C; stop signals the whole group.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
+		if ps.Pid, err = b.startSupervisor(ps, health.InstanceEnv+"="+instance); err != nil {
 			return fmt.Errorf("local backend: starting %s: %w", p.Name, err)
 		}
-		ps.Pid = cmd.Process.Pid
-		ps.StartTicks, _ = startTicks(ps.Pid)
-		_ = cmd.Process.Release()
 		st.Processes = append(st.Processes, ps)
 		if err := writeState(dir, st); err != nil {
 			return err
 		}
 	}
 	return ctx.Err()
+}
+
+// startSupervisor starts p's supervisor, in a session of its own (the job
+// outlives this launcher and a terminal's Ctrl-C; stop signals the whole
+// group), holding p's lock, with env added to this process's environment.
+// It returns the supervisor's pid.
+func (b *Backend) startSupervisor(p procState, env ...string) (int, error) {
+	lock, err := lockFile(p.LockFile)
+	if err != nil {
+		return 0, err
+	}
+	// The supervisor's inherited descriptor keeps the lock once this one
+	// is closed.
+	defer lock.Close()
+	spec, err := json.Marshal(superviseArgs{ExitFile: p.ExitFile, LogFile: p.Log, Argv: p.Argv, Lock: true})
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(b.opts.Self)
+	cmd.Env = append(without(without(os.Environ(), SuperviseEnv), health.InstanceEnv), SuperviseEnv+"="+string(spec))
+	cmd.Env = append(cmd.Env, env...)
+	cmd.ExtraFiles = []*os.File{lock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	return pid, nil
 }
 
 // checkPorts fails, naming the port and the job file key it comes from,

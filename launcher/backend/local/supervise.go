@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 )
 
@@ -29,6 +30,8 @@ type superviseArgs struct {
 	LogFile  string   `json:"logFile"`
 	Dir      string   `json:"dir"`
 	Argv     []string `json:"argv"`
+	// Lock: descriptor lockFD is the process's lock, held (lock.go).
+	Lock bool `json:"lock,omitempty"`
 }
 
 // MaybeSupervise runs the supervisor and exits when this process was started
@@ -43,7 +46,13 @@ func MaybeSupervise() {
 		fmt.Fprintf(os.Stderr, "launcher supervisor: bad %s: %v\n", SuperviseEnv, err)
 		os.Exit(2)
 	}
-	os.Exit(supervise(a))
+	var lock *os.File
+	if a.Lock {
+		lock = inheritedLock()
+	}
+	code := supervise(a)
+	runtime.KeepAlive(lock) // held until the exit itself
+	os.Exit(code)
 }
 
 func supervise(a superviseArgs) int {
