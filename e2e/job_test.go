@@ -213,7 +213,7 @@ func (j *tcJob) run(ctx context.Context, p job.Process, strategy wait.Strategy) 
 		testcontainers.WithName(docker.ContainerName(j.spec.Name, p.Name)),
 		testcontainers.WithCmd(p.Args...),
 		testcontainers.WithLabels(labels),
-		testcontainers.WithEnv(map[string]string{docker.EnvHome: job.ContainerHome}),
+		testcontainers.WithEnv(map[string]string{job.EnvHome: job.ContainerHome}),
 		testcontainers.WithFiles(files...),
 		network.WithNetwork(aliases, j.net),
 		testcontainers.WithExposedPorts(portSpec(p.HealthPort)),

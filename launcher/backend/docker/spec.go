@@ -14,10 +14,6 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/config"
 )
 
-// EnvHome is set in every container so $FEDSCALE_HOME in job files expands
-// to where data_path is mounted.
-const EnvHome = "FEDSCALE_HOME"
-
 // LabelHealthPort records, on each container, the port of its process's
 // /healthz, /readyz and /metrics inside the container, so status and wait
 // find the published host port without re-deriving it.
@@ -128,7 +124,7 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 		cfg := &container.Config{
 			Hostname:     name,
 			User:         user,
-			Env:          []string{EnvHome + "=" + job.ContainerHome},
+			Env:          []string{job.EnvHome + "=" + job.ContainerHome},
 			Cmd:          proc.Args,
 			Image:        proc.Image,
 			Labels:       labels,

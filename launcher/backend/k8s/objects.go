@@ -20,9 +20,6 @@ import (
 const (
 	// GPUResource is the extended resource the NVIDIA device plugin offers.
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
-	// EnvHome is set in every container so $FEDSCALE_HOME in job files
-	// expands to where the original images had FedScale.
-	EnvHome = "FEDSCALE_HOME"
 	// AnnotationExecutors on the aggregator Job records num_executors, so
 	// status lists every executor even when their Job is gone.
 	AnnotationExecutors = "fedscale.dev/executors"
@@ -234,7 +231,7 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 		Image:           image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Args:            args,
-		Env:             []corev1.EnvVar{{Name: EnvHome, Value: job.ContainerHome}},
+		Env:             []corev1.EnvVar{{Name: job.EnvHome, Value: job.ContainerHome}},
 		Ports:           ports,
 		// Start-up (loading traces and the data index) may take minutes
 		// before /healthz answers; liveness only counts after it has.
