@@ -84,17 +84,26 @@ var (
 
 // workspace holds the packing buffers of one Gemm call.
 type workspace struct {
-	a    []float32 // mcBlock*kcBlock: packed op(A) block
-	b    []float32 // kcBlock*ncBlock: packed op(B) block
+	a    []float32 // packed op(A) block, up to mcBlock*kcBlock
+	b    []float32 // packed op(B) block, up to kcBlock*ncBlock
 	tile [mr * nr]float32
 }
 
-var workspaces = sync.Pool{New: func() any {
-	return &workspace{
-		a: make([]float32, mcBlock*kcBlock),
-		b: make([]float32, kcBlock*ncBlock),
+// workspaces pools the packing buffers. They grow to the blocks of the
+// products they serve, so the small products of small models do not pin
+// the 2 MiB a full op(B) block takes in every pooled workspace.
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+// reserve grows the packing buffers to the blocks of an m×n×k product.
+func (ws *workspace) reserve(m, n, k int) {
+	kb := min(k, kcBlock)
+	if need := (min(m, mcBlock) + mr - 1) / mr * mr * kb; len(ws.a) < need {
+		ws.a = make([]float32, need)
 	}
-}}
+	if need := (min(n, ncBlock) + nr - 1) / nr * nr * kb; len(ws.b) < need {
+		ws.b = make([]float32, need)
+	}
+}
 
 // Gemm sets C = op(A)·op(B), or adds op(A)·op(B) to C when accumulate is
 // true. op(A) is m×k with A(i,p) = a[i*lda+p], or a[p*lda+i] when transA;
@@ -154,6 +163,7 @@ func gemm(kern microKernel, transA, transB bool, m, n, k int, a []float32, lda i
 func blocked(kern microKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate, transC bool) {
 	ws := workspaces.Get().(*workspace)
 	defer workspaces.Put(ws)
+	ws.reserve(m, n, k)
 	for j0 := 0; j0 < n; j0 += ncBlock {
 		nb := min(ncBlock, n-j0)
 		for p0 := 0; p0 < k; p0 += kcBlock {
