@@ -53,6 +53,15 @@ type Options struct {
 	// ExecutorWait bounds how long the job waits with no executor at all
 	// connected, at the start or after losing all of them (default 10m).
 	ExecutorWait time.Duration
+	// TaskTimeout, when positive, is every task's deadline (--task-timeout);
+	// zero derives it from the measured task times: TaskTimeoutFactor
+	// times the median time a task kind takes, never under
+	// TaskTimeoutFloor (default DefaultTaskTimeoutFloor), and 10 minutes
+	// before any task of the kind has finished. A task past its deadline
+	// is queued again for another executor and counts as a failure of the
+	// one that held it.
+	TaskTimeout      time.Duration
+	TaskTimeoutFloor time.Duration
 	// HelloTimeout bounds how long a new connection may take to say Hello
 	// before it is closed (default 30s), so connections that never do
 	// cannot pile up.
@@ -151,6 +160,15 @@ func New(opt Options) (*Aggregator, error) {
 	}
 	if opt.FinishedGrace <= 0 {
 		opt.FinishedGrace = DefaultFinishedGrace
+	}
+	if opt.TaskTimeout < 0 {
+		return nil, fmt.Errorf("task timeout %s (--task-timeout): want 0 (from the measured task times) or more", opt.TaskTimeout)
+	}
+	if opt.TaskTimeoutFloor < 0 {
+		return nil, fmt.Errorf("task timeout floor %s: want 0 (the default, %s) or more", opt.TaskTimeoutFloor, DefaultTaskTimeoutFloor)
+	}
+	if opt.TaskTimeoutFloor == 0 {
+		opt.TaskTimeoutFloor = DefaultTaskTimeoutFloor
 	}
 	if opt.ExecutorTimeout <= opt.HeartbeatInterval {
 		// Every executor would be declared lost between two heartbeats,

@@ -373,12 +373,15 @@ func rawSession(t *testing.T, j *job, hello *pb.Hello) (pb.Aggregator_SessionCli
 
 func helloFor(t *testing.T, c config.Conf, rank int32) *pb.Hello {
 	_, ds := testData(t)
-	counts := make([]int64, len(ds.Train.ClientSamples))
-	for i, s := range ds.Train.ClientSamples {
-		counts[i] = int64(len(s))
-	}
 	return &pb.Hello{ProtocolVersion: pb.ProtocolVersion, Rank: rank, JobName: c.JobName, Incarnation: "raw", Slots: 2,
 		Data: executor.DataInfo(ds)}
+}
+
+// clientSamples is client's training sample count in the test data: what
+// a result's num_samples must say.
+func clientSamples(t *testing.T, client int64) int64 {
+	_, ds := testData(t)
+	return int64(len(ds.Train.ClientSamples[client]))
 }
 
 // An executor that stops talking (a hung process) is declared lost after
@@ -420,7 +423,7 @@ func TestDuplicateResultRejected(t *testing.T) {
 	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
 	sent := map[int64]bool{}
 	serveRaw(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
-		r := &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}
+		r := &pb.TrainResult{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: clientSamples(t, tt.GetClientId())}
 		if sent[tt.GetTaskId()] {
 			return []*pb.TrainResult{r}
 		}
@@ -502,24 +505,30 @@ func startAggregatorB(b *testing.B, c config.Conf, executors int) *job {
 }
 
 // A result that names a live task of its executor but describes another
-// one comes from a broken executor: the job stops with the reason instead
-// of waiting forever for the task.
-func TestMismatchedResultFailsJob(t *testing.T) {
+// one comes from a broken executor: the task goes to another executor, the
+// broken one is evicted once it keeps failing, and the job finishes with
+// the model an honest job trains.
+func TestMismatchedResultEvictsExecutor(t *testing.T) {
 	c := baseConf(t)
-	j := startAggregator(t, c, 1, nil)
-	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
-	serveRaw(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
-		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId() + 1, NumSamples: 10}}
-	})
-	<-j.done
-	if j.err == nil || !strings.Contains(j.err.Error(), "with a train result for round 1") {
-		t.Fatalf("job error = %v, want one naming the mismatched result", j.err)
-	}
+	runAttack(t, c, attack{
+		train: func(tt *pb.TrainTask, params tensor.List) []*pb.ExecutorMessage {
+			r := honestResult(t, tt)
+			r.ClientId++
+			return append(updateMsgs(tt.GetTaskId(), params), trainMsg(r))
+		},
+		eval:    blindEval,
+		evicted: true,
+		want:    []string{"with a train result for round 1"},
+	}, honestModel(t, c))
 }
 
-// An update that does not arrive whole, or arrives out of order, stops the
-// job with the reason instead of aggregating a partial model.
-func TestMalformedUpdateFailsJob(t *testing.T) {
+// An update that does not arrive whole, or arrives out of order, is
+// refused instead of aggregated: the task goes to another executor, the
+// executor that sent it is evicted once it keeps failing, and the job
+// finishes with the model an honest job trains.
+func TestMalformedUpdateEvictsExecutor(t *testing.T) {
+	c := baseConf(t)
+	want := honestModel(t, c)
 	for _, tc := range []struct {
 		name   string
 		update func(id int64, params tensor.List) []*pb.UpdateChunk
@@ -537,16 +546,18 @@ func TestMalformedUpdateFailsJob(t *testing.T) {
 		}, "overruns the model's 3925 values"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := baseConf(t)
-			j := startAggregator(t, c, 1, nil)
-			s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
-			serveRawUpdates(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
-				return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}}
-			}, tc.update)
-			<-j.done
-			if j.err == nil || !strings.Contains(j.err.Error(), tc.want) {
-				t.Fatalf("job error = %v, want one containing %q", j.err, tc.want)
-			}
+			runAttack(t, baseConf(t), attack{
+				train: func(tt *pb.TrainTask, params tensor.List) []*pb.ExecutorMessage {
+					var out []*pb.ExecutorMessage
+					for _, c := range tc.update(tt.GetTaskId(), params) {
+						out = append(out, &pb.ExecutorMessage{Body: &pb.ExecutorMessage_UpdateChunk{UpdateChunk: c}})
+					}
+					return append(out, trainMsg(honestResult(t, tt)))
+				},
+				eval:    blindEval,
+				evicted: true,
+				want:    []string{tc.want},
+			}, want)
 		})
 	}
 }

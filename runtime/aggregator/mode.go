@@ -22,12 +22,16 @@ import (
 // New chooses the implementation once (newMode). Its methods run on the
 // event loop, like state's.
 type mode interface {
-	// admit checks the data description d that executor rank reports at
-	// Hello against job, the job's own (the first executor's; nil while
-	// none has registered), and remembers what this mode needs of it.
-	// started is true once the client registry is built. d has at least
-	// one client. On error nothing is remembered.
-	admit(job *pb.DataInfo, rank int32, d *pb.DataInfo, started bool) error
+	// agreement is what every executor's data description must agree on
+	// (state.agree takes the job's from a majority of the ranks, and
+	// refuses the others).
+	agreement(d *pb.DataInfo) dataKey
+	// admit checks what this mode requires of executor rank's data
+	// description d on its own, once d agrees with the job's (when there
+	// is one yet), and remembers what this mode needs of it. started is
+	// true once the client registry is built. d has at least one client.
+	// On error nothing is remembered.
+	admit(rank int32, d *pb.DataInfo, started bool) error
 	// clients returns the training samples of every client, in client id
 	// order. It is called once every rank has registered.
 	clients(job *pb.DataInfo) []int64
@@ -59,20 +63,15 @@ type simulation struct {
 	testBsz   int
 }
 
-// admit requires every executor to agree with the first: a mismatch would
-// silently train on different clients.
-func (simulation) admit(job *pb.DataInfo, _ int32, d *pb.DataInfo, _ bool) error {
-	if job == nil {
-		return nil
-	}
-	if d.GetFingerprint() != job.GetFingerprint() || len(d.GetClientSamples()) != len(job.GetClientSamples()) ||
-		d.GetTestSamples() != job.GetTestSamples() || d.GetClasses() != job.GetClasses() {
-		return fmt.Errorf("loaded different data (%d clients, %d test samples, %d classes, digest %.12s) than the first executor (%d clients, %d test samples, %d classes, digest %.12s): point every executor at the same data_dir",
-			len(d.GetClientSamples()), d.GetTestSamples(), d.GetClasses(), d.GetFingerprint(),
-			len(job.GetClientSamples()), job.GetTestSamples(), job.GetClasses(), job.GetFingerprint())
-	}
-	return nil
+// agreement is the whole data set: executors that disagree would
+// silently train different clients.
+func (simulation) agreement(d *pb.DataInfo) dataKey {
+	k := inputKey(d)
+	k.clients, k.test, k.digest = len(d.GetClientSamples()), d.GetTestSamples(), d.GetFingerprint()
+	return k
 }
+
+func (simulation) admit(int32, *pb.DataInfo, bool) error { return nil }
 
 func (simulation) clients(job *pb.DataInfo) []int64 { return job.GetClientSamples() }
 
@@ -115,17 +114,17 @@ type deployment struct {
 	infos     map[int32]*pb.DataInfo // each executor's own data, by rank
 }
 
-// admit requires one client with samples per executor and, of all of them,
-// only the model's input and output sizes to agree; a rank that rejoins
-// after the registry is built must bring as many training samples as
-// before.
-func (m *deployment) admit(job *pb.DataInfo, rank int32, d *pb.DataInfo, started bool) error {
+// agreement is only the model's input and output sizes: each device has
+// data of its own. Devices rarely hold every class, so job_conf.num_classes
+// should name the model's size.
+func (*deployment) agreement(d *pb.DataInfo) dataKey { return inputKey(d) }
+
+// admit requires one client with samples per executor; a rank that
+// rejoins after the registry is built must bring as many training samples
+// as before.
+func (m *deployment) admit(rank int32, d *pb.DataInfo, started bool) error {
 	if len(d.GetClientSamples()) != 1 || d.GetClientSamples()[0] < 1 {
 		return fmt.Errorf("a deployment executor must hold exactly one client with samples")
-	}
-	if job != nil && (d.GetClasses() != job.GetClasses() || d.GetHeight() != job.GetHeight() || d.GetWidth() != job.GetWidth() || d.GetChannels() != job.GetChannels()) {
-		return fmt.Errorf("has %d classes of %dx%d images but the first executor has %d classes of %dx%d: set job_conf.num_classes so every client's model has the same size",
-			d.GetClasses(), d.GetWidth(), d.GetHeight(), job.GetClasses(), job.GetWidth(), job.GetHeight())
 	}
 	if old := m.infos[rank]; old != nil && old.GetClientSamples()[0] != d.GetClientSamples()[0] && started {
 		return fmt.Errorf("rejoined with %d training samples, it registered with %d", d.GetClientSamples()[0], old.GetClientSamples()[0])
@@ -160,4 +159,27 @@ func (m *deployment) fingerprint(w io.Writer) {
 	for r := 1; r <= m.executors; r++ {
 		fmt.Fprintf(w, " %d=%s", r, m.infos[int32(r)].GetFingerprint())
 	}
+}
+
+// dataKey is the part of a data description that executors must agree
+// on: the model's input and output sizes and, in simulation, the data set
+// (its client and test counts and digest; zero in deployment).
+type dataKey struct {
+	classes, channels, height, width int32
+	clients                          int
+	test                             int64
+	digest                           string
+}
+
+// inputKey is d's model input and output sizes.
+func inputKey(d *pb.DataInfo) dataKey {
+	return dataKey{classes: d.GetClasses(), channels: d.GetChannels(), height: d.GetHeight(), width: d.GetWidth()}
+}
+
+func (k dataKey) String() string {
+	s := fmt.Sprintf("%d classes of %dx%dx%d inputs", k.classes, k.channels, k.height, k.width)
+	if k.digest != "" {
+		s = fmt.Sprintf("%d clients, %d test samples, %s, digest %.12s", k.clients, k.test, s, k.digest)
+	}
+	return s
 }

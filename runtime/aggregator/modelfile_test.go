@@ -119,7 +119,7 @@ func TestModelInitFile(t *testing.T) {
 		if first == nil {
 			first = params
 		}
-		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}}
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: clientSamples(t, tt.GetClientId())}}
 	})
 	j.wait(t)
 	sameValues(t, "round 1's model", init, first)
@@ -312,7 +312,7 @@ func TestModelFileResNet18(t *testing.T) {
 		t.Fatal(err)
 	}
 	go serveRaw(s, func(tt *pb.TrainTask, params tensor.List) []*pb.TrainResult {
-		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: 10}}
+		return []*pb.TrainResult{{Round: tt.GetRound(), TaskId: tt.GetTaskId(), ClientId: tt.GetClientId(), NumSamples: clientSamples(t, tt.GetClientId())}}
 	})
 	r := <-done
 	if r.err != nil {

@@ -27,7 +27,7 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		top1:       g(health.Top1Metric, "Top-1 accuracy of the last evaluation."),
 		clock:      g("virtual_clock_seconds", "Simulated time of the job."),
 		roundsDone: c("rounds_completed_total", "Rounds aggregated."),
-		reissued:   c("tasks_reissued_total", "Tasks re-issued after their executor was lost."),
+		reissued:   c("tasks_reissued_total", "Tasks re-issued after their executor was lost or failed them."),
 		rejected:   c("results_rejected_total", "Late or duplicate results rejected."),
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: health.MetricsNamespace, Name: "tasks_issued_total",
 			Help: "Tasks sent to executors."}, []string{"kind"}),

@@ -5,6 +5,7 @@ package aggregator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,75 @@ type task struct {
 	// owner pins the task to one executor rank (deployment mode: the
 	// client's data lives there); 0 means any executor.
 	owner int32
+	// assignedAt is when it was sent to assigned. Its deadline counts from
+	// then, or from assigned's last accepted result if that came later.
+	assignedAt time.Time
+	// failures counts the times this work, under earlier ids, failed or
+	// missed its deadline; avoid lists the ranks it failed on, which get it
+	// again only while no other executor is connected.
+	failures int
+	avoid    []int32
+	// expired marks a task that missed its deadline and was queued again
+	// under a new id. It stays in its session's busy set, holding the
+	// slot, until its late result arrives or the session ends, so a stuck
+	// executor is not handed more work.
+	expired bool
+}
+
+// what names the task's work for the log: "client 7", "test shard 3".
+func (t *task) what() string {
+	if t.kind == trainKind {
+		return fmt.Sprintf("client %d", t.client)
+	}
+	return fmt.Sprintf("test shard %d", t.shard)
+}
+
+// Limits on failing executors and tasks, and on how long a task may take.
+const (
+	// maxTaskFailures is how many times one task may fail (a failure
+	// reported, a result refused, a deadline missed) before it is given
+	// up for the round.
+	maxTaskFailures = 3
+	// maxStrikes is how many tasks in a row an executor may fail before
+	// it is evicted; an accepted result starts the count again.
+	maxStrikes = 3
+	// TaskTimeoutFactor times the median service time of a task kind is a
+	// task's deadline (never under the floor; see Options.TaskTimeout).
+	TaskTimeoutFactor = 10
+	// DefaultTaskTimeoutFloor is Options.TaskTimeoutFloor's default.
+	DefaultTaskTimeoutFloor = 30 * time.Second
+	// unmeasuredTaskTimeout bounds a task of a kind none of which has
+	// finished yet (nothing measured: the model may be large, the
+	// machines slow).
+	unmeasuredTaskTimeout = 10 * time.Minute
+)
+
+// serviceTimes holds the latest service times of one task kind: for each
+// accepted result, the time since its task was assigned or since its
+// executor's previous accepted result, whichever is later (tasks queued
+// behind others on an executor are not charged for the wait).
+type serviceTimes struct {
+	d    [64]time.Duration
+	n    int // entries filled
+	next int // the next entry to overwrite
+}
+
+func (w *serviceTimes) add(d time.Duration) {
+	w.d[w.next] = d
+	w.next = (w.next + 1) % len(w.d)
+	w.n = min(w.n+1, len(w.d))
+}
+
+// median is the median of the recorded times; false when none is. A
+// median, not a maximum: one executor slowing its answers down cannot
+// stretch every deadline.
+func (w *serviceTimes) median() (time.Duration, bool) {
+	if w.n == 0 {
+		return 0, false
+	}
+	d := slices.Clone(w.d[:w.n])
+	slices.Sort(d)
+	return d[len(d)/2], true
 }
 
 // scheduler owns who runs what: the connected executors' sessions, the
@@ -62,9 +132,12 @@ type scheduler struct {
 	queue  []*task         // tasks not yet assigned, in creation order
 	nextID int64
 
-	reissued      int       // tasks re-issued after their executor was lost
+	reissued      int       // tasks re-issued: their executor was lost, or failed them
 	lastExecutor  time.Time // when the last executor registered, or the last one left
 	warnedNoExecs bool
+
+	banned  map[int32]string // evicted ranks, with the reason: their Hello is refused
+	service [2]serviceTimes  // by taskKind
 }
 
 // newScheduler returns a scheduler with no executors and no tasks.
@@ -75,6 +148,7 @@ func newScheduler(e *env) scheduler {
 		sessions: map[int32]*session{},
 		everSeen: map[int32]bool{},
 		tasks:    map[int64]*task{},
+		banned:   map[int32]string{},
 	}
 }
 
@@ -143,6 +217,146 @@ func (sc *scheduler) complete(s *session, t *task) {
 	delete(s.busy, t.id)
 }
 
+// accepted records that s's result for t, just completed, was accepted at
+// now: s's failures in a row start again, and the service time counts
+// toward the deadlines.
+func (sc *scheduler) accepted(s *session, t *task, now time.Time) {
+	since := t.assignedAt
+	if s.progress.After(since) {
+		since = s.progress
+	}
+	sc.service[t.kind].add(now.Sub(since))
+	s.progress = now
+	s.strikes = 0
+}
+
+// release frees the slot of an expired task of s once its late result
+// arrives; false if s holds no expired task id.
+func (sc *scheduler) release(s *session, id int64) bool {
+	if t := s.busy[id]; t != nil && t.expired {
+		delete(s.busy, id)
+		return true
+	}
+	return false
+}
+
+// timeout is how long a task of kind may run: TaskTimeout when set, else
+// TaskTimeoutFactor times the median service time of the kind, never less
+// than TaskTimeoutFloor; before any task of the kind has finished,
+// unmeasuredTaskTimeout (or the floor, if longer).
+func (sc *scheduler) timeout(kind taskKind) time.Duration {
+	if sc.opt.TaskTimeout > 0 {
+		return sc.opt.TaskTimeout
+	}
+	m, ok := sc.service[kind].median()
+	if !ok {
+		return max(sc.opt.TaskTimeoutFloor, unmeasuredTaskTimeout)
+	}
+	return max(sc.opt.TaskTimeoutFloor, TaskTimeoutFactor*m)
+}
+
+// overrun is a task past its deadline, with the limit it missed.
+type overrun struct {
+	s     *session
+	t     *task
+	limit time.Duration
+}
+
+// overdueTasks returns, in rank then task id order, the live tasks whose
+// executor has been working on them, with no accepted result in between,
+// for longer than their timeout at now.
+func (sc *scheduler) overdueTasks(now time.Time) []overrun {
+	var out []overrun
+	for _, r := range sc.ranks() {
+		s := sc.sessions[r]
+		var ids []int64
+		for id, t := range s.busy {
+			if !t.expired {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			t := s.busy[id]
+			since := t.assignedAt
+			if s.progress.After(since) {
+				since = s.progress
+			}
+			if limit := sc.timeout(t.kind); now.Sub(since) > limit {
+				out = append(out, overrun{s, t, limit})
+			}
+		}
+	}
+	return out
+}
+
+// expire retires t, which s holds, for missing its deadline; it keeps
+// its slot on s until its late result arrives (release).
+func (sc *scheduler) expire(s *session, t *task) {
+	delete(sc.tasks, t.id)
+	t.expired = true
+}
+
+// failed records that s did not do t, which is already retired (complete)
+// or expired: a strike for s, and t queued again under a new id for
+// another executor where one is connected, unless t has now failed
+// maxTaskFailures times: then it is returned for the caller to give up.
+// evict, when not empty, is why s must be evicted: too many failures in a
+// row, or every slot it has held by a task past its deadline (it is
+// stuck, and would never be handed work again).
+func (sc *scheduler) failed(s *session, t *task) (gaveUp *task, evict string) {
+	s.strikes++
+	t.failures++
+	if !slices.Contains(t.avoid, s.rank) {
+		t.avoid = append(t.avoid, s.rank)
+	}
+	if t.failures >= maxTaskFailures {
+		gaveUp = t
+	} else {
+		sc.add(sc.again(t))
+		sc.reissued++
+		sc.prom.reissued.Inc()
+	}
+	switch {
+	case s.strikes >= maxStrikes:
+		evict = fmt.Sprintf("%d tasks in a row failed", s.strikes)
+	case s.free() <= 0 && s.stuck():
+		evict = fmt.Sprintf("stuck: all %d of its slots hold tasks past their deadline", s.slots)
+	}
+	return gaveUp, evict
+}
+
+// ban refuses s's rank for the rest of the job, with reason; the caller
+// drops s.
+func (sc *scheduler) ban(s *session, reason string) {
+	sc.banned[s.rank] = reason
+	sc.log.Errorf("Evicted executor %d: %s; its rank is refused for the rest of the job", s.rank, reason)
+}
+
+// allBanned reports whether every rank of the job has been evicted.
+func (sc *scheduler) allBanned() bool { return len(sc.banned) >= sc.opt.Executors }
+
+// again is a new task for old's work, carrying its failures, to be given
+// an id by add.
+func (sc *scheduler) again(old *task) *task {
+	return &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end, owner: old.owner,
+		failures: old.failures, avoid: slices.Clone(old.avoid)}
+}
+
+// shuns reports whether t should not go to rank: it failed there, and an
+// executor it has not failed on is connected.
+func (sc *scheduler) shuns(t *task, rank int32) bool {
+	if !slices.Contains(t.avoid, rank) {
+		return false
+	}
+	for r := range sc.sessions {
+		if !slices.Contains(t.avoid, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // dispatch hands queued tasks, in queue order, to executors with free
 // slots: a pinned task only to its owner, any other round-robin over the
 // connected ranks in rank order. Each executor is sent model (as version)
@@ -170,7 +384,7 @@ func (sc *scheduler) dispatch(model tensor.List, version int64, lr float64) {
 		} else {
 			for i := 0; i < len(ranks); i++ {
 				cand := sc.sessions[ranks[(next+i)%len(ranks)]]
-				if cand.free() > 0 {
+				if cand.free() > 0 && !sc.shuns(t, cand.rank) {
 					s = cand
 					next = (next + i + 1) % len(ranks)
 					break
@@ -200,6 +414,7 @@ func (sc *scheduler) assign(s *session, t *task, model tensor.List, version int6
 		s.modelVersion = version
 	}
 	t.assigned = s
+	t.assignedAt = sc.now()
 	s.busy[t.id] = t
 	switch t.kind {
 	case trainKind:
@@ -236,21 +451,18 @@ func (sc *scheduler) remove(s *session, reason string) {
 // round). Results for the old ids are rejected from then on.
 func (sc *scheduler) reissue(s *session, reason string, round int) {
 	var ids []int64
-	for id := range s.busy {
-		ids = append(ids, id)
+	for id, t := range s.busy {
+		if !t.expired { // already queued again
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var what []string
 	for _, id := range ids {
 		old := s.busy[id]
 		delete(sc.tasks, id)
-		t := &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end, owner: old.owner}
-		sc.add(t)
-		if t.kind == trainKind {
-			what = append(what, fmt.Sprintf("client %d", t.client))
-		} else {
-			what = append(what, fmt.Sprintf("test shard %d", t.shard))
-		}
+		sc.add(sc.again(old))
+		what = append(what, old.what())
 	}
 	s.busy = map[int64]*task{}
 	sc.reissued += len(ids)

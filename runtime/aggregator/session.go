@@ -32,6 +32,10 @@ type session struct {
 	// are still queued behind it.
 	lastRecv atomic.Int64
 	gone     bool
+	// strikes counts the tasks in a row it failed (see scheduler.failed);
+	// progress is when its last accepted result arrived.
+	strikes  int
+	progress time.Time
 
 	// The outbox is unbounded so the event loop never blocks on a slow
 	// executor; liveness checks catch an executor that stops reading.
@@ -44,15 +48,12 @@ type session struct {
 	reason  string
 }
 
+// newSession is the session of h, whose slots checkHello has bounded.
 func newSession(h *pb.Hello, now time.Time) *session {
-	slots := int(h.GetSlots())
-	if slots < 1 {
-		slots = 1
-	}
 	return &session{
 		rank:         h.GetRank(),
 		incarnation:  h.GetIncarnation(),
-		slots:        slots,
+		slots:        int(h.GetSlots()),
 		busy:         map[int64]*task{},
 		modelVersion: -1,
 		lastSeen:     now,
@@ -62,6 +63,35 @@ func newSession(h *pb.Hello, now time.Time) *session {
 }
 
 func (s *session) free() int { return s.slots - len(s.busy) }
+
+// stuck reports whether every task s holds is past its deadline.
+func (s *session) stuck() bool {
+	for _, t := range s.busy {
+		if !t.expired {
+			return false
+		}
+	}
+	return len(s.busy) > 0
+}
+
+// checkHello bounds what a Hello claims about the process before anything
+// is kept or logged: its slots and the length and characters of its
+// incarnation.
+func checkHello(h *pb.Hello) error {
+	if n := h.GetSlots(); n < 1 || n > pb.MaxSlots {
+		return status.Errorf(codes.InvalidArgument, "Hello: slots %d is outside 1..%d", n, pb.MaxSlots)
+	}
+	inc := h.GetIncarnation()
+	if len(inc) > pb.MaxIncarnationBytes {
+		return status.Errorf(codes.InvalidArgument, "Hello: incarnation of %d bytes, at most %d", len(inc), pb.MaxIncarnationBytes)
+	}
+	for _, c := range []byte(inc) {
+		if c < 0x21 || c > 0x7e {
+			return status.Errorf(codes.InvalidArgument, "Hello: incarnation %q has a character that is not printable ASCII", inc)
+		}
+	}
+	return nil
+}
 
 // send queues m for the executor without blocking.
 func (s *session) send(m *pb.AggregatorMessage) {
@@ -146,6 +176,9 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 	if v := hello.GetProtocolVersion(); v != pb.ProtocolVersion {
 		return status.Errorf(codes.FailedPrecondition,
 			"executor speaks protocol version %d, this aggregator speaks version %d: run matching builds", v, pb.ProtocolVersion)
+	}
+	if err := checkHello(hello); err != nil {
+		return err
 	}
 	s := newSession(hello, a.now())
 	reply := make(chan error, 1)

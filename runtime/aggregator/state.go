@@ -6,9 +6,11 @@ package aggregator
 // checkpoint.go.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +54,13 @@ type state struct {
 	initModel  tensor.List
 	initDigest string
 
-	data     *pb.DataInfo // the first executor's data description
+	// data is the job's data description, agreed by a majority of the
+	// ranks (agree); until then claims holds each rank's latest.
+	data   *pb.DataInfo
+	claims map[int32]*pb.DataInfo
+	// samples is every client's training sample count, from data: what a
+	// result's num_samples must say.
+	samples  []int64
 	registry *selection.Registry
 	server   aggregate.Server
 
@@ -147,8 +155,7 @@ func (e evMessage) apply(st *state) {
 	case *pb.ExecutorMessage_EvalResult:
 		st.evalResult(s, b.EvalResult)
 	case *pb.ExecutorMessage_TaskFailure:
-		f := b.TaskFailure
-		st.fail(fmt.Errorf("executor %d failed task %d of round %d: %s", s.rank, f.GetTaskId(), f.GetRound(), f.GetError()))
+		st.taskFailure(s, b.TaskFailure)
 	case *pb.ExecutorMessage_Hello:
 		st.log.Warnf("Executor %d sent a second Hello on one session; ignored", s.rank)
 	}
@@ -177,6 +184,9 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 	if r := h.GetRank(); r < 1 || int(r) > st.opt.Executors {
 		return status.Errorf(codes.FailedPrecondition, "executor rank %d is outside 1..%d (the job's num_executors)", r, st.opt.Executors)
 	}
+	if why, ok := st.sched.banned[h.GetRank()]; ok {
+		return status.Errorf(codes.FailedPrecondition, "executor %d was evicted from this job (%s)", h.GetRank(), why)
+	}
 	mode := config.Mode(h.GetMode())
 	if mode == "" {
 		mode = config.Simulation // the proto3 default: an executor that did not say
@@ -201,7 +211,7 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 			WeightDecay: st.conf.WeightDecay,
 			LossDecay:   st.conf.LossDecay,
 			TestBsz:     int32(st.conf.TestBsz),
-			Classes:     st.data.GetClasses(),
+			Classes:     h.GetData().GetClasses(), // the job's, once agreed: checkData
 		},
 	}}})
 	if old != nil {
@@ -217,6 +227,10 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 			s.rank, s.incarnation, s.slots, len(h.GetData().GetClientSamples()), h.GetData().GetTestSamples())
 	}
 	if st.phase == waiting && st.model == nil && st.sched.registered() == st.opt.Executors {
+		if err := st.agree(); err != nil {
+			st.fail(err)
+			return nil
+		}
 		if err := st.start(); err != nil {
 			st.fail(err)
 			return nil
@@ -227,20 +241,102 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 	return nil
 }
 
-// checkData admits executor rank's data description through the mode
-// (which says how executors must agree) and fixes the job's from the first
-// executor.
+// checkData admits executor rank's data description d: its counts and
+// sizes must be possible, it must fit what the job file says
+// (num_classes), agree with the job's data once a majority of the ranks
+// has fixed that (agree; until then d is kept as rank's claim), and pass
+// the mode's own checks. A refused description changes nothing: one
+// executor's claim never locks the others out.
 func (st *state) checkData(rank int32, d *pb.DataInfo) error {
 	if d == nil || len(d.GetClientSamples()) == 0 {
 		return fmt.Errorf("reports no training clients")
 	}
-	if err := st.mode.admit(st.data, rank, d, st.registry != nil); err != nil {
+	for i, n := range d.GetClientSamples() {
+		if n < 0 {
+			return fmt.Errorf("reports client %d with %d training samples", i, n)
+		}
+	}
+	if d.GetTestSamples() < 0 || d.GetClasses() < 1 || d.GetChannels() < 1 || d.GetHeight() < 1 || d.GetWidth() < 1 {
+		return fmt.Errorf("reports impossible data: %d test samples, %d classes of %dx%dx%d inputs",
+			d.GetTestSamples(), d.GetClasses(), d.GetChannels(), d.GetHeight(), d.GetWidth())
+	}
+	if n := st.conf.NumClasses; n > 0 && int64(d.GetClasses()) != int64(n) {
+		return fmt.Errorf("has %d classes but job_conf.num_classes is %d", d.GetClasses(), n)
+	}
+	if st.data != nil {
+		if got, want := st.mode.agreement(d), st.mode.agreement(st.data); got != want {
+			return fmt.Errorf("loaded other data (%s) than the job's (%s, which most executors agreed on): point every executor at the same data_dir", got, want)
+		}
+	}
+	if err := st.mode.admit(rank, d, st.registry != nil); err != nil {
 		return err
 	}
 	if st.data == nil {
-		st.data = d
+		if st.claims == nil {
+			st.claims = map[int32]*pb.DataInfo{}
+		}
+		st.claims[rank] = d
 	}
 	return nil
+}
+
+// agree fixes the job's data description once every rank has registered:
+// the one a strict majority of the ranks reported (the lowest such rank's
+// message). Connected executors with another description are dropped,
+// and refused when they come back with it. Without a majority the job
+// fails, naming who reported what: nothing tells the right data from the
+// wrong.
+func (st *state) agree() error {
+	if st.data != nil {
+		return nil
+	}
+	n := int32(st.opt.Executors)
+	groups := map[dataKey][]int32{}
+	var order []dataKey // by lowest rank
+	for r := int32(1); r <= n; r++ {
+		k := st.mode.agreement(st.claims[r])
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var agreed dataKey
+	for _, k := range order {
+		if 2*len(groups[k]) > int(n) {
+			agreed = k
+			st.data = st.claims[groups[k][0]]
+		}
+	}
+	if st.data == nil {
+		var who []string
+		for _, k := range order {
+			who = append(who, fmt.Sprintf("executor(s) %s loaded %s", joinRanks(groups[k]), k))
+		}
+		return fmt.Errorf("the executors disagree on the data and no majority of the %d agrees: %s; point every executor at the same data_dir",
+			n, strings.Join(who, "; "))
+	}
+	for _, k := range order {
+		if k == agreed {
+			continue
+		}
+		for _, r := range groups[k] {
+			reason := fmt.Sprintf("loaded other data (%s) than the job's (%s, which executors %s agree on)", k, agreed, joinRanks(groups[agreed]))
+			st.log.Errorf("Refusing executor %d: it %s; point it at the same data_dir", r, reason)
+			if s := st.sched.sessions[r]; s != nil {
+				st.dropSession(s, reason)
+			}
+		}
+	}
+	st.claims = nil
+	return nil
+}
+
+func joinRanks(ranks []int32) string {
+	s := make([]string, len(ranks))
+	for i, r := range ranks {
+		s[i] = strconv.Itoa(int(r))
+	}
+	return strings.Join(s, ", ")
 }
 
 // start builds the client registry and the initial model (or resumes the
@@ -280,7 +376,7 @@ func (st *state) start() error {
 	if e := reg.Eligible(); c.NumParticipants > e {
 		st.log.Warnf("job_conf.num_participants is %d but only %d clients are eligible: each round trains at most %d", c.NumParticipants, e, e)
 	}
-	st.registry, st.server, st.model = reg, srv, params
+	st.registry, st.server, st.model, st.samples = reg, srv, params, samples
 	st.prom.clients.Set(float64(reg.Eligible()))
 	st.log.Infof("Registered %d clients (%d eligible), model %s with %d parameters, %d test samples",
 		len(samples), reg.Eligible(), c.Model, params.NumElements(), d.GetTestSamples())
@@ -424,7 +520,8 @@ func (st *state) updateChunk(s *session, c *pb.UpdateChunk) {
 		t.update = pb.NewAssembly(st.model.ZerosLike())
 	}
 	if err := t.update.Add(c.GetOffset(), c.GetData()); err != nil {
-		st.fail(fmt.Errorf("executor %d returned a malformed update for client %d: %w", s.rank, t.client, err))
+		st.sched.complete(s, t)
+		st.taskFailed(s, t, fmt.Sprintf("malformed update: %v", err))
 	}
 }
 
@@ -434,25 +531,15 @@ func (st *state) trainResult(s *session, r *pb.TrainResult) {
 		st.reject(s, "train", r.GetRound(), r.GetTaskId())
 		return
 	}
-	if t.kind != trainKind || int64(t.round) != r.GetRound() || t.client != r.GetClientId() {
-		// The task is live and this executor holds it, yet the result
-		// describes another one: a broken executor, not a late message.
-		// Rejecting it would strand the task, so stop with the reason.
-		st.fail(fmt.Errorf("executor %d answered task %d (round %d, client %d) with a train result for round %d, client %d",
-			s.rank, t.id, t.round, t.client, r.GetRound(), r.GetClientId()))
-		return
-	}
 	st.sched.complete(s, t)
-	if t.update == nil || !t.update.Complete() {
-		var got, want int64
-		if t.update != nil {
-			got, want = t.update.Progress()
-		} else {
-			want = int64(st.model.NumElements())
-		}
-		st.fail(fmt.Errorf("executor %d returned a malformed update for client %d: %d of the model's %d values arrived", s.rank, t.client, got, want))
+	if why := st.checkTrain(t, r); why != "" {
+		// The task is live and this executor holds it, yet the result is
+		// not one an honest executor sends: the executor's failure, not
+		// the job's.
+		st.taskFailed(s, t, why)
 		return
 	}
+	st.sched.accepted(s, t, st.now())
 	st.trainResults[t.client] = trainResult{r: r, w: t.update.List()}
 	if len(st.trainResults) == len(st.kept) {
 		st.finishTraining()
@@ -461,21 +548,53 @@ func (st *state) trainResult(s *session, r *pb.TrainResult) {
 	st.dispatch()
 }
 
+// checkTrain says what is wrong with r as the result of t, a training
+// task its executor held, or "" when nothing is: it must describe t, bring
+// the whole update, claim the client's true sample count (the FedAvg
+// weight: the aggregator knows it, a claim cannot buy weight) and a loss
+// that is not negative. A non-finite loss or update is not refused here:
+// honest training diverges too, and such an update is left out at
+// aggregation.
+func (st *state) checkTrain(t *task, r *pb.TrainResult) string {
+	if t.kind != trainKind || int64(t.round) != r.GetRound() || t.client != r.GetClientId() {
+		return fmt.Sprintf("answered task %d (round %d, client %d) with a train result for round %d, client %d",
+			t.id, t.round, t.client, r.GetRound(), r.GetClientId())
+	}
+	if t.update == nil || !t.update.Complete() {
+		var got, want int64
+		if t.update != nil {
+			got, want = t.update.Progress()
+		} else {
+			want = int64(st.model.NumElements())
+		}
+		return fmt.Sprintf("malformed update for client %d: %d of the model's %d values arrived", t.client, got, want)
+	}
+	if want := st.samples[t.client]; r.GetNumSamples() != want {
+		return fmt.Sprintf("claimed %d training samples for client %d, which has %d", r.GetNumSamples(), t.client, want)
+	}
+	if r.GetMovingLoss() < 0 {
+		return fmt.Sprintf("reported a negative training loss %v for client %d", r.GetMovingLoss(), t.client)
+	}
+	return ""
+}
+
 func (st *state) finishTraining() {
 	c := st.conf
 	updates := make([]aggregate.Update, 0, len(st.kept))
-	losses := make([]float64, 0, len(st.kept))
 	// st.kept is in client-id order: the aggregation order never depends
 	// on which executor finished first.
 	for _, k := range st.kept {
 		res := st.trainResults[k.Client]
 		r, w := res.r, res.w
-		if err := w.CheckFinite(); err != nil {
+		err := w.CheckFinite()
+		if loss := r.GetMovingLoss(); err == nil && !finite(loss) {
+			err = fmt.Errorf("training loss %v", loss)
+		}
+		if err != nil {
 			st.log.Warnf("Round %d: client %d diverged (%v); its update is left out", st.round, k.Client, err)
 			continue
 		}
 		updates = append(updates, aggregate.Update{ClientID: k.Client, Weights: w, NumSamples: r.GetNumSamples(), Loss: r.GetMovingLoss()})
-		losses = append(losses, r.GetMovingLoss())
 	}
 	switch {
 	case len(updates) == 0 && len(st.kept) > 0:
@@ -485,12 +604,19 @@ func (st *state) finishTraining() {
 		// Deployment mode: every participant's device went away.
 		st.log.Warnf("Round %d: no participant reported; the model is unchanged", st.round)
 	default:
-		next, err := st.server.Step(st.model, updates, st.lr)
+		next, kept, err := st.step(updates)
 		if err != nil {
 			st.fail(fmt.Errorf("round %d: aggregation: %w", st.round, err))
 			return
 		}
-		st.model = next
+		if next != nil {
+			st.model = next
+		}
+		updates = kept
+	}
+	losses := make([]float64, len(updates))
+	for i, u := range updates {
+		losses[i] = u.Loss
 	}
 	st.version = int64(st.round)
 	st.trainResults = nil
@@ -506,7 +632,7 @@ func (st *state) finishTraining() {
 	st.prom.clock.Set(st.clock)
 	rec := fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: wall, Participants: len(updates), Planned: st.planned, LearningRate: st.lr}
 	if len(losses) > 0 {
-		rec.Loss = &loss
+		rec.Loss = st.metric("training loss", loss)
 	}
 	st.pendingRecord = &rec
 	if st.round%c.EvalInterval == 0 || st.round >= c.Rounds {
@@ -515,6 +641,41 @@ func (st *state) finishTraining() {
 	}
 	st.flushRecord()
 	st.startTraining(st.round + 1)
+}
+
+// step aggregates updates, leaving out each update the policy refuses as
+// its client's fault (aggregate.ClientError), one at a time, and returns
+// the next model (nil when every update was refused: the model stays) and
+// the updates it holds.
+func (st *state) step(updates []aggregate.Update) (tensor.List, []aggregate.Update, error) {
+	for {
+		next, err := st.server.Step(st.model, updates, st.lr)
+		var ce *aggregate.ClientError
+		if err == nil || !errors.As(err, &ce) {
+			return next, updates, err
+		}
+		i := slices.IndexFunc(updates, func(u aggregate.Update) bool { return u.ClientID == ce.ClientID })
+		if i < 0 {
+			return nil, nil, err
+		}
+		st.log.Warnf("Round %d: client %d's update is left out: %v", st.round, ce.ClientID, ce.Err)
+		updates = slices.Delete(slices.Clone(updates), i, i+1)
+		if len(updates) == 0 {
+			st.log.Warnf("Round %d: every update was left out; the model is unchanged", st.round)
+			return nil, nil, nil
+		}
+	}
+}
+
+// metric is v for the metrics file, or nil, with a warning naming what,
+// when v is NaN or infinite: such a value is left out of its line (which
+// is still written), never written as a number JSON cannot hold.
+func (st *state) metric(what string, v float64) *float64 {
+	if !finite(v) {
+		st.log.Warnf("Round %d: the %s is %v; metrics.jsonl leaves it out", st.round, what, v)
+		return nil
+	}
+	return &v
 }
 
 func (st *state) wall() float64 {
@@ -556,18 +717,36 @@ func (st *state) evalResult(s *session, r *pb.EvalResult) {
 		st.reject(s, "eval", r.GetRound(), r.GetTaskId())
 		return
 	}
-	if t.kind != evalKind || int64(t.round) != r.GetRound() || int32(t.shard) != r.GetShard() {
-		st.fail(fmt.Errorf("executor %d answered task %d (round %d, test shard %d) with an eval result for round %d, shard %d",
-			s.rank, t.id, t.round, t.shard, r.GetRound(), r.GetShard()))
-		return
-	}
-	if r.GetCount() != t.end-t.start {
-		st.fail(fmt.Errorf("executor %d evaluated %d samples of shard %d, want %d", s.rank, r.GetCount(), t.shard, t.end-t.start))
-		return
-	}
 	st.sched.complete(s, t)
+	if why := checkEval(t, r); why != "" {
+		st.taskFailed(s, t, why)
+		return
+	}
+	st.sched.accepted(s, t, st.now())
 	st.evalResults[t.shard] = r
 	st.maybeFinishEval()
+}
+
+// checkEval says what is wrong with r as the result of t, an evaluation
+// task its executor held, or "" when nothing is: it must describe t, count
+// exactly t's samples, and claim between 0 and that many top-1 and top-5
+// hits, and a loss sum that is not negative. A non-finite loss sum is not
+// refused (an honest model can overflow); the test loss is then left out
+// of the metrics.
+func checkEval(t *task, r *pb.EvalResult) string {
+	n := t.end - t.start
+	switch {
+	case t.kind != evalKind || int64(t.round) != r.GetRound() || int32(t.shard) != r.GetShard():
+		return fmt.Sprintf("answered task %d (round %d, test shard %d) with an eval result for round %d, shard %d",
+			t.id, t.round, t.shard, r.GetRound(), r.GetShard())
+	case r.GetCount() != n:
+		return fmt.Sprintf("evaluated %d samples of shard %d, want %d", r.GetCount(), t.shard, n)
+	case r.GetTop1() < 0 || r.GetTop1() > n || r.GetTop5() < 0 || r.GetTop5() > n:
+		return fmt.Sprintf("claimed %d top-1 and %d top-5 hits of shard %d's %d samples", r.GetTop1(), r.GetTop5(), t.shard, n)
+	case r.GetLossSum() < 0:
+		return fmt.Sprintf("reported a negative test loss sum %v for shard %d", r.GetLossSum(), t.shard)
+	}
+	return ""
 }
 
 // maybeFinishEval combines the evaluation once every shard has reported or
@@ -596,7 +775,7 @@ func (st *state) maybeFinishEval() {
 		acc1, acc5, loss := float64(top1)/float64(count), float64(top5)/float64(count), lossSum/float64(count)
 		st.log.Infof("%s", fedlog.TestLine(st.round, st.clock, acc1, acc5, loss))
 		st.prom.top1.Set(acc1)
-		st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, &loss
+		st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, st.metric("test loss", loss)
 	} else {
 		st.log.Warnf("Round %d: no executor was available to evaluate the model", st.round)
 	}
@@ -619,11 +798,60 @@ func (st *state) maybeFinishEval() {
 }
 
 // reject counts a result for a task its executor does not hold (late,
-// duplicate or for a re-issued task) and drops it.
+// duplicate, for a task re-issued or given up, or never issued) and drops
+// it. The task it may have meant stays with its deadline. A late result
+// for a task that expired frees the slot that task held.
 func (st *state) reject(s *session, kind string, round, id int64) {
 	st.rejected++
 	st.prom.rejected.Inc()
 	st.log.Warnf("Rejected a late or duplicate %s result from executor %d (round %d, task %d)", kind, s.rank, round, id)
+	if st.sched.release(s, id) {
+		st.dispatch()
+	}
+}
+
+// taskFailure is an executor reporting that it could not do a task.
+func (st *state) taskFailure(s *session, f *pb.TaskFailure) {
+	t := st.sched.held(s, f.GetTaskId())
+	if t == nil {
+		st.reject(s, "failure", f.GetRound(), f.GetTaskId())
+		return
+	}
+	st.sched.complete(s, t)
+	msg := f.GetError()
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	st.taskFailed(s, t, fmt.Sprintf("reported %q", msg))
+}
+
+// taskFailed handles a task that s held and did not do (why): a failure
+// it reported, a result that was refused, a missed deadline. The task is
+// already retired (or expired). s gets a strike and may be evicted; the
+// task goes to another executor, or after maxTaskFailures is given up for
+// the round like a client whose device went away.
+func (st *state) taskFailed(s *session, t *task, why string) {
+	st.log.Warnf("Executor %d failed %s of round %d (task %d, failure %d of %d): %s",
+		s.rank, t.what(), t.round, t.id, t.failures+1, maxTaskFailures, why)
+	gaveUp, evict := st.sched.failed(s, t)
+	if evict != "" {
+		st.evict(s, evict+"; last: "+why)
+	}
+	if gaveUp != nil {
+		st.giveUp([]*task{gaveUp}, fmt.Sprintf("after %d failures", gaveUp.failures))
+		return
+	}
+	st.dispatch()
+}
+
+// evict bans s's rank and drops it, re-issuing its tasks; the job fails
+// once every rank is evicted.
+func (st *state) evict(s *session, reason string) {
+	st.sched.ban(s, reason)
+	st.dropSession(s, "evicted: "+reason)
+	if st.sched.allBanned() {
+		st.fail(fmt.Errorf("every executor was evicted; the last, executor %d: %s", s.rank, reason))
+	}
 }
 
 // ---- executors coming and going ----
@@ -662,8 +890,19 @@ func (st *state) abandonOrphans() {
 	if len(orphans) == 0 {
 		return
 	}
+	st.giveUp(orphans, "the executor holding the data is not connected")
+}
+
+// giveUp drops tasks, already retired, from the current round or
+// evaluation (why they are given up is logged): a training task's client
+// leaves the round, an evaluation task's test shard is left out of the
+// metrics; either may complete the round or the evaluation.
+func (st *state) giveUp(tasks []*task, why string) {
+	if st.done {
+		return
+	}
 	var gone []string
-	for _, t := range orphans {
+	for _, t := range tasks {
 		if t.kind == trainKind {
 			kept := st.kept[:0]
 			for _, k := range st.kept {
@@ -675,10 +914,14 @@ func (st *state) abandonOrphans() {
 			gone = append(gone, fmt.Sprintf("client %d", t.client))
 		} else {
 			st.skipped[t.shard] = true
-			gone = append(gone, fmt.Sprintf("the test data of executor %d", t.owner))
+			if t.owner != 0 {
+				gone = append(gone, fmt.Sprintf("the test data of executor %d", t.owner))
+			} else {
+				gone = append(gone, t.what())
+			}
 		}
 	}
-	st.log.Warnf("Round %d: giving up %s: the executor holding the data is not connected", st.round, strings.Join(gone, ", "))
+	st.log.Warnf("Round %d: giving up %s: %s", st.round, strings.Join(gone, ", "), why)
 	switch st.phase {
 	case training:
 		if len(st.trainResults) == len(st.kept) {
@@ -695,6 +938,16 @@ func (st *state) checkLiveness() {
 	now := st.now()
 	for _, l := range st.sched.silent(now) {
 		st.dropSession(l.s, l.reason)
+	}
+	for _, o := range st.sched.overdueTasks(now) {
+		if st.done {
+			return
+		}
+		if st.sched.held(o.s, o.t.id) != o.t {
+			continue // re-issued already: its executor was evicted or lost in this loop
+		}
+		st.sched.expire(o.s, o.t)
+		st.taskFailed(o.s, o.t, fmt.Sprintf("no result within %s", o.limit))
 	}
 	if st.done {
 		return
@@ -735,7 +988,12 @@ func (st *state) result() Result {
 		r.ModelFile = st.modelPath()
 	}
 	if st.last.Top1 != nil {
-		r.Top1, r.Top5, r.TestLoss = *st.last.Top1, *st.last.Top5, *st.last.TestLoss
+		r.Top1, r.Top5, r.TestLoss = *st.last.Top1, *st.last.Top5, math.NaN()
+		if st.last.TestLoss != nil {
+			r.TestLoss = *st.last.TestLoss
+		}
 	}
 	return r
 }
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

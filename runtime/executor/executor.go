@@ -128,6 +128,8 @@ func New(opt Options) (*Executor, error) {
 		return nil, fmt.Errorf("slots: at least 1 task at a time, got %d", opt.Slots)
 	case opt.Slots == 0:
 		opt.Slots = 1
+	case opt.Slots > pb.MaxSlots:
+		return nil, fmt.Errorf("slots: at most %d tasks at a time, got %d", pb.MaxSlots, opt.Slots)
 	}
 	if opt.ConnectTimeout <= 0 {
 		opt.ConnectTimeout = 2 * time.Minute
@@ -331,15 +333,24 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 	defer e.opt.Health.SetReady(false, "not connected to the aggregator")
 
 	s := &run{e: e, stream: stream, models: map[int64]*version{}, newest: -1, tasks: make(chan queued, 4096), training: w.GetTraining()}
-	var wg sync.WaitGroup
+	var workers, hb sync.WaitGroup
 	for i := 0; i < e.opt.Slots; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.worker(ctx) }()
+		workers.Add(1)
+		go func() { defer workers.Done(); s.worker(ctx) }()
 	}
-	defer func() { cancel(); close(s.tasks); wg.Wait() }()
-	wg.Add(1)
+	defer func() {
+		cancel()
+		close(s.tasks)
+		hb.Wait()
+		// A worker inside a task cannot be interrupted (a training step,
+		// a read from storage that hangs): give the workers a moment to
+		// finish, then leave them. Nothing they make can be sent any
+		// more, and a signal must end the process promptly.
+		waitFor(&workers, workerGrace)
+	}()
+	hb.Add(1)
 	go func() {
-		defer wg.Done()
+		defer hb.Done()
 		s.heartbeat(ctx, time.Duration(w.GetHeartbeatIntervalMs())*time.Millisecond)
 	}()
 
@@ -359,9 +370,13 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 				return true, fmt.Errorf("model version %d: %w", b.ModelChunk.GetVersion(), err)
 			}
 		case *pb.AggregatorMessage_Train:
-			s.tasks <- s.queue(m, b.Train.GetModelVersion())
+			if !s.enqueue(ctx, m, b.Train.GetModelVersion()) {
+				return false, nil
+			}
 		case *pb.AggregatorMessage_Eval:
-			s.tasks <- s.queue(m, b.Eval.GetModelVersion())
+			if !s.enqueue(ctx, m, b.Eval.GetModelVersion()) {
+				return false, nil
+			}
 		case *pb.AggregatorMessage_Shutdown:
 			s.closeSend()
 			return true, e.shutdown(b.Shutdown)
@@ -378,6 +393,22 @@ func (e *Executor) shutdown(sd *pb.Shutdown) error {
 		return nil
 	}
 	return fmt.Errorf("aggregator stopped the job: %s", sd.GetReason())
+}
+
+// workerGrace is how long a session that ends waits for its workers to
+// finish the task they are in.
+const workerGrace = time.Second
+
+// waitFor waits for wg for at most d.
+func waitFor(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // checkWelcome holds the aggregator's settings to the job file's rules
@@ -572,6 +603,19 @@ func (s *run) queue(m *pb.AggregatorMessage, v int64) queued {
 	return queued{m: m, v: v, params: ver.params, release: true}
 }
 
+// enqueue hands a task to the workers; false when ctx ends first (the
+// workers may all be stuck in tasks, the queue full).
+func (s *run) enqueue(ctx context.Context, m *pb.AggregatorMessage, v int64) bool {
+	q := s.queue(m, v)
+	select {
+	case s.tasks <- q:
+		return true
+	case <-ctx.Done():
+		s.done(q)
+		return false
+	}
+}
+
 // done drops a finished task's reference to its model version.
 func (s *run) done(q queued) {
 	if !q.release {
@@ -648,6 +692,9 @@ func (s *run) worker(ctx context.Context) {
 		s.mu.Lock()
 		s.busy--
 		s.mu.Unlock()
+		if err != nil && ctx.Err() != nil {
+			continue // the session is over: nobody to tell (train keeps no slot on error)
+		}
 		if err != nil {
 			s.e.log.Errorf("Task %d of round %d failed: %v", id, round, err)
 			reply = &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TaskFailure{TaskFailure: &pb.TaskFailure{Round: round, TaskId: id, Error: err.Error()}}}

@@ -65,9 +65,9 @@ func maxConnections(n, executors int) (int, error) {
 
 func main() {
 	var (
-		heartbeat, timeout, wait, grace, helloTimeout time.Duration
-		noResume                                      bool
-		maxConns                                      int
+		heartbeat, timeout, wait, grace, helloTimeout, taskTimeout time.Duration
+		noResume                                                   bool
+		maxConns                                                   int
 	)
 	cmd := &cobra.Command{
 		Use:           "aggregator --config JOB.yml",
@@ -81,6 +81,8 @@ func main() {
 	cmd.Flags().DurationVar(&heartbeat, "heartbeat", time.Second, "how often executors must report")
 	cmd.Flags().DurationVar(&timeout, "executor-timeout", 10*time.Second, "silence after which an executor is declared lost and its tasks re-issued")
 	cmd.Flags().DurationVar(&wait, "executor-wait", 10*time.Minute, "how long to wait with no executor connected before failing")
+	cmd.Flags().DurationVar(&taskTimeout, "task-timeout", 0, fmt.Sprintf("how long one task may take before it is given to another executor (0: %dx the median measured task time, at least %s)",
+		aggregator.TaskTimeoutFactor, aggregator.DefaultTaskTimeoutFloor))
 	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists or the job finished")
 	cmd.Flags().DurationVar(&grace, "finished-grace", aggregator.DefaultFinishedGrace, "on a job that already finished: how long to tell executors that connect so before exiting")
 	cmd.Flags().IntVar(&maxConns, "max-connections", 0, "connections open at once on ps_port; more wait to be accepted (0: 2*executors+16, see DefaultMaxConnections)")
@@ -119,7 +121,7 @@ func main() {
 			return fmt.Errorf("--hello-timeout must be positive, got %s", helloTimeout)
 		}
 		opt := aggregator.Options{Conf: conf, Executors: executors, Log: log, HeartbeatInterval: heartbeat,
-			ExecutorTimeout: timeout, ExecutorWait: wait, HelloTimeout: helloTimeout, Resume: !noResume, FinishedGrace: grace}
+			ExecutorTimeout: timeout, ExecutorWait: wait, HelloTimeout: helloTimeout, TaskTimeout: taskTimeout, Resume: !noResume, FinishedGrace: grace}
 		// The original falls back to equal devices when its default
 		// device_conf_file (/tmp/client.cfg) is absent; a file the job
 		// names explicitly must load.

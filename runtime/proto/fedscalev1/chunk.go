@@ -19,6 +19,15 @@ const ChunkValues = 1 << 18
 // count (a few bytes each: 16 MiB is millions of clients).
 const MaxMessageBytes = 16 << 20
 
+// MaxSlots bounds the tasks an executor may ask to run at once (Hello's
+// slots): the aggregator refuses a Hello outside 1..MaxSlots, and an
+// executor refuses to start with more.
+const MaxSlots = 1024
+
+// MaxIncarnationBytes bounds Hello's incarnation, an executor process's
+// id that the aggregator logs.
+const MaxIncarnationBytes = 64
+
 // Layout returns wire tensors with l's names and shapes and no values: the
 // tensors of a Model announcement.
 func Layout(l tensor.List) []*Tensor {
