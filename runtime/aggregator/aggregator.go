@@ -2,7 +2,9 @@
 // executors and their clients, selects each round's participants from the
 // device traces on a virtual clock, hands out training and evaluation tasks,
 // aggregates the results in a fixed order, evaluates, checkpoints, and
-// survives executors that die or hang.
+// survives executors that die, hang or misbehave: it checks every claim it
+// can, re-issues what a bad executor failed and evicts one that keeps
+// failing (state.taskFailed).
 //
 // All job state is owned by one event-loop goroutine; gRPC stream handlers
 // only translate messages into events. That keeps the round logic free of

@@ -112,8 +112,9 @@ func (w *serviceTimes) median() (time.Duration, bool) {
 
 // scheduler owns who runs what: the connected executors' sessions, the
 // table of live tasks and the queue of those not yet handed out, dispatch
-// to sessions with free slots, re-issue of a lost executor's tasks,
-// liveness and the deadlines for executors that stay away. It decides
+// to sessions with free slots, re-issue of a lost executor's tasks and of
+// failed ones, task deadlines, strikes and eviction of executors that keep
+// failing, liveness and the deadlines for executors that stay away. It decides
 // nothing about rounds: state creates the tasks, consumes their results
 // and reacts when tasks are given up.
 //
@@ -221,11 +222,7 @@ func (sc *scheduler) complete(s *session, t *task) {
 // now: s's failures in a row start again, and the service time counts
 // toward the deadlines.
 func (sc *scheduler) accepted(s *session, t *task, now time.Time) {
-	since := t.assignedAt
-	if s.progress.After(since) {
-		since = s.progress
-	}
-	sc.service[t.kind].add(now.Sub(since))
+	sc.service[t.kind].add(now.Sub(s.workingOn(t)))
 	s.progress = now
 	s.strikes = 0
 }
@@ -267,6 +264,7 @@ type overrun struct {
 // for longer than their timeout at now.
 func (sc *scheduler) overdueTasks(now time.Time) []overrun {
 	var out []overrun
+	limits := [...]time.Duration{trainKind: sc.timeout(trainKind), evalKind: sc.timeout(evalKind)}
 	for _, r := range sc.ranks() {
 		s := sc.sessions[r]
 		var ids []int64
@@ -278,11 +276,7 @@ func (sc *scheduler) overdueTasks(now time.Time) []overrun {
 		slices.Sort(ids)
 		for _, id := range ids {
 			t := s.busy[id]
-			since := t.assignedAt
-			if s.progress.After(since) {
-				since = s.progress
-			}
-			if limit := sc.timeout(t.kind); now.Sub(since) > limit {
+			if limit := limits[t.kind]; now.Sub(s.workingOn(t)) > limit {
 				out = append(out, overrun{s, t, limit})
 			}
 		}

@@ -64,6 +64,16 @@ func newSession(h *pb.Hello, now time.Time) *session {
 
 func (s *session) free() int { return s.slots - len(s.busy) }
 
+// workingOn is when s started on t, as far as the aggregator can tell:
+// when t was assigned, or when s's last accepted result arrived if that
+// is later (tasks queued behind others are not charged for the wait).
+func (s *session) workingOn(t *task) time.Time {
+	if s.progress.After(t.assignedAt) {
+		return s.progress
+	}
+	return t.assignedAt
+}
+
 // stuck reports whether every task s holds is past its deadline.
 func (s *session) stuck() bool {
 	for _, t := range s.busy {
