@@ -42,16 +42,33 @@ type task struct {
 	// assignedAt is when it was sent to assigned. Its deadline counts from
 	// then, or from assigned's last accepted result if that came later.
 	assignedAt time.Time
-	// failures counts the times this work, under earlier ids, failed or
-	// missed its deadline; avoid lists the ranks it failed on, which get it
-	// again only while no other executor is connected.
-	failures int
-	avoid    []int32
-	// expired marks a task that missed its deadline and was queued again
-	// under a new id. It stays in its session's busy set, holding the
-	// slot, until its late result arrives or the session ends, so a stuck
-	// executor is not handed more work.
-	expired bool
+	// work is what the task does, shared by every copy of it: a task that
+	// fails or misses its deadline is copied, under a new id, for another
+	// executor, and the first copy whose result is accepted ends them all.
+	work *work
+	// expiredAt is when it last missed its deadline (zero: never). It
+	// stays live, holding its slot: its executor may still answer first.
+	expiredAt time.Time
+}
+
+// work is one task's work across its copies.
+type work struct {
+	live     []*task // the live copies, oldest first
+	failures int     // copies that failed or missed their deadline
+	// avoid lists the ranks that failed it, which get it again only while
+	// no other executor is connected.
+	avoid []int32
+}
+
+// pending reports whether a live copy of w is still within its deadline
+// (queued, or running and not expired).
+func (w *work) pending() bool {
+	for _, c := range w.live {
+		if c.expiredAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // what names the task's work for the log: "client 7", "test shard 3".
@@ -68,8 +85,9 @@ const (
 	// reported, a result refused, a deadline missed) before it is given
 	// up for the round.
 	maxTaskFailures = 3
-	// maxStrikes is how many tasks in a row an executor may fail before
-	// it is evicted; an accepted result starts the count again.
+	// maxStrikes is how many tasks in a row an executor may fail, or how
+	// many deadlines it may miss, before it is evicted; an accepted result
+	// starts the count again.
 	maxStrikes = 3
 	// TaskTimeoutFactor times the median service time of a task kind is a
 	// task's deadline (never under the floor; see Options.TaskTimeout).
@@ -200,6 +218,10 @@ func (sc *scheduler) add(t *task) {
 	t.id = sc.nextID
 	sc.tasks[t.id] = t
 	sc.queue = append(sc.queue, t)
+	if t.work == nil {
+		t.work = &work{}
+	}
+	t.work.live = append(t.work.live, t)
 }
 
 // held returns the live task id if s holds it, else nil: a result for a
@@ -212,29 +234,26 @@ func (sc *scheduler) held(s *session, id int64) *task {
 	return t
 }
 
-// complete retires t, which s held, freeing its slot.
-func (sc *scheduler) complete(s *session, t *task) {
+// retire ends t: it is no longer live, its slot (if assigned) is free,
+// and a result for it is rejected from then on.
+func (sc *scheduler) retire(t *task) {
 	delete(sc.tasks, t.id)
-	delete(s.busy, t.id)
+	if t.assigned != nil {
+		delete(t.assigned.busy, t.id)
+	}
+	t.work.live = slices.DeleteFunc(t.work.live, func(c *task) bool { return c == t })
 }
 
-// accepted records that s's result for t, just completed, was accepted at
-// now: s's failures in a row start again, and the service time counts
-// toward the deadlines.
+// accepted ends t's work, whose result from s was accepted at now: every
+// live copy is retired, s's failures in a row start again, and the
+// service time counts toward the deadlines.
 func (sc *scheduler) accepted(s *session, t *task, now time.Time) {
 	sc.service[t.kind].add(now.Sub(s.workingOn(t)))
 	s.progress = now
 	s.strikes = 0
-}
-
-// release frees the slot of an expired task of s once its late result
-// arrives; false if s holds no expired task id.
-func (sc *scheduler) release(s *session, id int64) bool {
-	if t := s.busy[id]; t != nil && t.expired {
-		delete(s.busy, id)
-		return true
+	for len(t.work.live) > 0 {
+		sc.retire(t.work.live[0])
 	}
-	return false
 }
 
 // timeout is how long a task of kind may run: TaskTimeout when set, else
@@ -261,22 +280,25 @@ type overrun struct {
 
 // overdueTasks returns, in rank then task id order, the live tasks whose
 // executor has been working on them, with no accepted result in between,
-// for longer than their timeout at now.
+// for longer than their timeout at now (again, for a task that expired
+// before: a timeout after that).
 func (sc *scheduler) overdueTasks(now time.Time) []overrun {
 	var out []overrun
 	limits := [...]time.Duration{trainKind: sc.timeout(trainKind), evalKind: sc.timeout(evalKind)}
 	for _, r := range sc.ranks() {
 		s := sc.sessions[r]
 		var ids []int64
-		for id, t := range s.busy {
-			if !t.expired {
-				ids = append(ids, id)
-			}
+		for id := range s.busy {
+			ids = append(ids, id)
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
 			t := s.busy[id]
-			if limit := limits[t.kind]; now.Sub(s.workingOn(t)) > limit {
+			since := s.workingOn(t)
+			if t.expiredAt.After(since) {
+				since = t.expiredAt
+			}
+			if limit := limits[t.kind]; now.Sub(since) > limit {
 				out = append(out, overrun{s, t, limit})
 			}
 		}
@@ -284,40 +306,64 @@ func (sc *scheduler) overdueTasks(now time.Time) []overrun {
 	return out
 }
 
-// expire retires t, which s holds, for missing its deadline; it keeps
-// its slot on s until its late result arrives (release).
-func (sc *scheduler) expire(s *session, t *task) {
-	delete(sc.tasks, t.id)
-	t.expired = true
+// missed records that t, which s holds, passed its deadline at now: a
+// strike for s, one however many of its tasks expire at once (a slow
+// executor with many slots is not evicted for one slow spell). The first
+// time, it is a failure of t's work (see failure); t stays live, since s
+// may still answer first.
+func (sc *scheduler) missed(s *session, t *task, now time.Time) (gaveUp *task, evict string) {
+	first := t.expiredAt.IsZero()
+	t.expiredAt = now
+	if !s.struckAt.Equal(now) {
+		s.strikes++
+		s.struckAt = now
+	}
+	if first {
+		gaveUp = sc.failure(s, t)
+	}
+	return gaveUp, sc.evictReason(s)
 }
 
-// failed records that s did not do t, which is already retired (complete)
-// or expired: a strike for s, and t queued again under a new id for
-// another executor where one is connected, unless t has now failed
-// maxTaskFailures times: then it is returned for the caller to give up.
-// evict, when not empty, is why s must be evicted: too many failures in a
-// row, or every slot it has held by a task past its deadline (it is
-// stuck, and would never be handed work again).
+// failed records that s did not do t, which it holds: a failure it
+// reported or a result that was refused. t is retired, s gets a strike,
+// and the work goes on as failure says.
 func (sc *scheduler) failed(s *session, t *task) (gaveUp *task, evict string) {
+	sc.retire(t)
 	s.strikes++
-	t.failures++
-	if !slices.Contains(t.avoid, s.rank) {
-		t.avoid = append(t.avoid, s.rank)
+	return sc.failure(s, t), sc.evictReason(s)
+}
+
+// failure counts a failure of t's work on s's executor. Unless a copy is
+// still within its deadline, the work is copied under a new id for
+// another executor or, after maxTaskFailures, given up: every live copy
+// is retired and t returned, for the caller to drop from the round.
+func (sc *scheduler) failure(s *session, t *task) (gaveUp *task) {
+	w := t.work
+	w.failures++
+	if !slices.Contains(w.avoid, s.rank) {
+		w.avoid = append(w.avoid, s.rank)
 	}
-	if t.failures >= maxTaskFailures {
-		gaveUp = t
-	} else {
-		sc.add(sc.again(t))
-		sc.reissued++
-		sc.prom.reissued.Inc()
+	if w.pending() {
+		return nil
 	}
-	switch {
-	case s.strikes >= maxStrikes:
-		evict = fmt.Sprintf("%d tasks in a row failed", s.strikes)
-	case s.free() <= 0 && s.stuck():
-		evict = fmt.Sprintf("stuck: all %d of its slots hold tasks past their deadline", s.slots)
+	if w.failures >= maxTaskFailures {
+		for len(w.live) > 0 {
+			sc.retire(w.live[0])
+		}
+		return t
 	}
-	return gaveUp, evict
+	sc.add(sc.again(t))
+	sc.reissued++
+	sc.prom.reissued.Inc()
+	return nil
+}
+
+// evictReason is why s must be evicted, "" while it need not.
+func (sc *scheduler) evictReason(s *session) string {
+	if s.strikes >= maxStrikes {
+		return fmt.Sprintf("%d tasks in a row failed or missed their deadline", s.strikes)
+	}
+	return ""
 }
 
 // ban refuses s's rank for the rest of the job, with reason; the caller
@@ -330,21 +376,20 @@ func (sc *scheduler) ban(s *session, reason string) {
 // allBanned reports whether every rank of the job has been evicted.
 func (sc *scheduler) allBanned() bool { return len(sc.banned) >= sc.opt.Executors }
 
-// again is a new task for old's work, carrying its failures, to be given
-// an id by add.
+// again is a new copy of old's work, to be given an id by add.
 func (sc *scheduler) again(old *task) *task {
 	return &task{kind: old.kind, round: old.round, client: old.client, shard: old.shard, start: old.start, end: old.end, owner: old.owner,
-		failures: old.failures, avoid: slices.Clone(old.avoid)}
+		work: old.work}
 }
 
 // shuns reports whether t should not go to rank: it failed there, and an
 // executor it has not failed on is connected.
 func (sc *scheduler) shuns(t *task, rank int32) bool {
-	if !slices.Contains(t.avoid, rank) {
+	if !slices.Contains(t.work.avoid, rank) {
 		return false
 	}
 	for r := range sc.sessions {
-		if !slices.Contains(t.avoid, r) {
+		if !slices.Contains(t.work.avoid, r) {
 			return true
 		}
 	}
@@ -440,29 +485,30 @@ func (sc *scheduler) remove(s *session, reason string) {
 	}
 }
 
-// reissue queues again, under new ids in the order of their old ones, the
-// tasks that the removed session s held, and logs the loss (reason, in
-// round). Results for the old ids are rejected from then on.
+// reissue retires the tasks that the removed session s held and queues
+// their work again, under new ids in the order of the old ones (unless
+// another copy is still within its deadline), and logs the loss (reason,
+// in round). Results for the old ids are rejected from then on.
 func (sc *scheduler) reissue(s *session, reason string, round int) {
 	var ids []int64
-	for id, t := range s.busy {
-		if !t.expired { // already queued again
-			ids = append(ids, id)
-		}
+	for id := range s.busy {
+		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var what []string
 	for _, id := range ids {
 		old := s.busy[id]
-		delete(sc.tasks, id)
-		sc.add(sc.again(old))
-		what = append(what, old.what())
+		sc.retire(old)
+		if !old.work.pending() {
+			sc.add(sc.again(old))
+			what = append(what, old.what())
+		}
 	}
 	s.busy = map[int64]*task{}
-	sc.reissued += len(ids)
-	sc.prom.reissued.Add(float64(len(ids)))
-	if len(ids) > 0 {
-		sc.log.Warnf("Executor %d lost (%s) in round %d; re-issuing %d task(s): %s", s.rank, reason, round, len(ids), strings.Join(what, ", "))
+	sc.reissued += len(what)
+	sc.prom.reissued.Add(float64(len(what)))
+	if len(what) > 0 {
+		sc.log.Warnf("Executor %d lost (%s) in round %d; re-issuing %d task(s): %s", s.rank, reason, round, len(what), strings.Join(what, ", "))
 	} else {
 		sc.log.Warnf("Executor %d lost (%s)", s.rank, reason)
 	}
@@ -487,7 +533,7 @@ func (sc *scheduler) orphans() []*task {
 			rest = append(rest, t)
 			continue
 		}
-		delete(sc.tasks, t.id)
+		sc.retire(t)
 		gone = append(gone, t)
 	}
 	sc.queue = rest

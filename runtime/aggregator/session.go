@@ -32,9 +32,11 @@ type session struct {
 	// are still queued behind it.
 	lastRecv atomic.Int64
 	gone     bool
-	// strikes counts the tasks in a row it failed (see scheduler.failed);
-	// progress is when its last accepted result arrived.
+	// strikes counts the tasks in a row it failed and the deadlines it
+	// missed (see scheduler.failed, missed); struckAt is when a deadline
+	// last struck; progress is when its last accepted result arrived.
 	strikes  int
+	struckAt time.Time
 	progress time.Time
 
 	// The outbox is unbounded so the event loop never blocks on a slow
@@ -72,16 +74,6 @@ func (s *session) workingOn(t *task) time.Time {
 		return s.progress
 	}
 	return t.assignedAt
-}
-
-// stuck reports whether every task s holds is past its deadline.
-func (s *session) stuck() bool {
-	for _, t := range s.busy {
-		if !t.expired {
-			return false
-		}
-	}
-	return len(s.busy) > 0
 }
 
 // checkHello bounds what a Hello claims about the process before anything

@@ -520,8 +520,7 @@ func (st *state) updateChunk(s *session, c *pb.UpdateChunk) {
 		t.update = pb.NewAssembly(st.model.ZerosLike())
 	}
 	if err := t.update.Add(c.GetOffset(), c.GetData()); err != nil {
-		st.sched.complete(s, t)
-		st.taskFailed(s, t, fmt.Sprintf("malformed update: %v", err))
+		st.taskFailed(s, t, fmt.Sprintf("malformed update: %v", err), false)
 	}
 }
 
@@ -531,12 +530,11 @@ func (st *state) trainResult(s *session, r *pb.TrainResult) {
 		st.reject(s, "train", r.GetRound(), r.GetTaskId())
 		return
 	}
-	st.sched.complete(s, t)
 	if why := st.checkTrain(t, r); why != "" {
 		// The task is live and this executor holds it, yet the result is
 		// not one an honest executor sends: the executor's failure, not
 		// the job's.
-		st.taskFailed(s, t, why)
+		st.taskFailed(s, t, why, false)
 		return
 	}
 	st.sched.accepted(s, t, st.now())
@@ -717,9 +715,8 @@ func (st *state) evalResult(s *session, r *pb.EvalResult) {
 		st.reject(s, "eval", r.GetRound(), r.GetTaskId())
 		return
 	}
-	st.sched.complete(s, t)
 	if why := checkEval(t, r); why != "" {
-		st.taskFailed(s, t, why)
+		st.taskFailed(s, t, why, false)
 		return
 	}
 	st.sched.accepted(s, t, st.now())
@@ -798,16 +795,13 @@ func (st *state) maybeFinishEval() {
 }
 
 // reject counts a result for a task its executor does not hold (late,
-// duplicate, for a task re-issued or given up, or never issued) and drops
-// it. The task it may have meant stays with its deadline. A late result
-// for a task that expired frees the slot that task held.
+// duplicate, for work another copy finished or that was given up, or
+// never issued) and drops it. The task it may have meant stays with its
+// deadline.
 func (st *state) reject(s *session, kind string, round, id int64) {
 	st.rejected++
 	st.prom.rejected.Inc()
 	st.log.Warnf("Rejected a late or duplicate %s result from executor %d (round %d, task %d)", kind, s.rank, round, id)
-	if st.sched.release(s, id) {
-		st.dispatch()
-	}
 }
 
 // taskFailure is an executor reporting that it could not do a task.
@@ -817,28 +811,34 @@ func (st *state) taskFailure(s *session, f *pb.TaskFailure) {
 		st.reject(s, "failure", f.GetRound(), f.GetTaskId())
 		return
 	}
-	st.sched.complete(s, t)
 	msg := f.GetError()
 	if len(msg) > 200 {
 		msg = msg[:200] + "..."
 	}
-	st.taskFailed(s, t, fmt.Sprintf("reported %q", msg))
+	st.taskFailed(s, t, fmt.Sprintf("reported %q", msg), false)
 }
 
-// taskFailed handles a task that s held and did not do (why): a failure
-// it reported, a result that was refused, a missed deadline. The task is
-// already retired (or expired). s gets a strike and may be evicted; the
-// task goes to another executor, or after maxTaskFailures is given up for
-// the round like a client whose device went away.
-func (st *state) taskFailed(s *session, t *task, why string) {
-	st.log.Warnf("Executor %d failed %s of round %d (task %d, failure %d of %d): %s",
-		s.rank, t.what(), t.round, t.id, t.failures+1, maxTaskFailures, why)
-	gaveUp, evict := st.sched.failed(s, t)
+// taskFailed handles a task that s holds and did not do (why): a failure
+// it reported or a result that was refused, or (missed) its deadline
+// passing. s gets a strike and may be evicted; the work goes to another
+// executor (a task past its deadline stays s's too, which may still
+// answer first), or after maxTaskFailures is given up for the round like
+// a client whose device went away.
+func (st *state) taskFailed(s *session, t *task, why string, missed bool) {
+	var gaveUp *task
+	var evict string
+	if missed {
+		gaveUp, evict = st.sched.missed(s, t, st.now())
+	} else {
+		gaveUp, evict = st.sched.failed(s, t)
+	}
+	st.log.Warnf("Executor %d failed %s of round %d (task %d; strike %d of %d): %s",
+		s.rank, t.what(), t.round, t.id, s.strikes, maxStrikes, why)
 	if evict != "" {
 		st.evict(s, evict+"; last: "+why)
 	}
 	if gaveUp != nil {
-		st.giveUp([]*task{gaveUp}, fmt.Sprintf("after %d failures", gaveUp.failures))
+		st.giveUp([]*task{gaveUp}, fmt.Sprintf("after %d failures", gaveUp.work.failures))
 		return
 	}
 	st.dispatch()
@@ -944,10 +944,9 @@ func (st *state) checkLiveness() {
 			return
 		}
 		if st.sched.held(o.s, o.t.id) != o.t {
-			continue // re-issued already: its executor was evicted or lost in this loop
+			continue // retired already in this loop: its executor was evicted, or its work given up
 		}
-		st.sched.expire(o.s, o.t)
-		st.taskFailed(o.s, o.t, fmt.Sprintf("no result within %s", o.limit))
+		st.taskFailed(o.s, o.t, fmt.Sprintf("no result within %s", o.limit), true)
 	}
 	if st.done {
 		return
