@@ -22,16 +22,42 @@ build:
 
 ## infra: the daemons the integration tests use: buildkitd and a Kubernetes
 ## control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok
-## with fake GPU nodes), all built from their Go modules into a version-keyed
-## cache on first use (about 15-25 minutes cold on 2 cores, seconds after),
-## and the Docker engine (when installed; .ci/run installs it).
+## with fake GPU nodes) with one real node (containerd, kubelet, CoreDNS;
+## root only), all built from their Go modules into a version-keyed cache on
+## first use (in parallel; about 15-25 minutes cold on 2 cores, seconds
+## after), and the Docker engine (when installed; .ci/run installs it).
 infra:
+	@./scripts/devinfra.sh tools $$(./scripts/devinfra.sh infra-tools) >/dev/null
 	@./scripts/buildkitd.sh start >/dev/null
 	@./scripts/kube.sh start >/dev/null
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh start >/dev/null; \
+		else echo "make: not root: no real node (its tests will skip; CI runs as root)"; fi
 	@./scripts/dockerd.sh start || echo "make: no Docker engine: Docker tests will skip (CI installs it: scripts/dockerd.sh install)"
 
+## infra-stop: stops what `make infra` started: the real node (drained;
+## its bridges, iptables rules, mounts and processes removed), the control
+## plane (etcd wiped) and buildkitd. The Docker engine stays.
+infra-stop:
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh stop; fi
+	@./scripts/kube.sh stop
+	@./scripts/buildkitd.sh stop
+
 # The addresses the integration tests read (see internal/infratest).
-INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig)
+INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig) \
+	FEDSCALE_NODE_CONTAINERD=$$(./scripts/node.sh status >/dev/null 2>&1 && ./scripts/node.sh addr)
+
+.PHONY: infra-stop kubeconfig images-node
+
+## kubeconfig: the test cluster's kubeconfig path (`make -s kubeconfig`).
+kubeconfig:
+	@./scripts/kube.sh kubeconfig
+
+## images-node: both runtime images for this machine on the real node
+## (fsbuild's OCI layout imported into its containerd; nothing is pulled).
+images-node: infra
+	@rm -rf $(BIN)/oci-node
+	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) run ./builder/cmd/fsbuild all --output oci=$(BIN)/oci-node
+	./scripts/node.sh import $(BIN)/oci-node
 
 ## test: everything CI runs: formatting, vet, staticcheck, shellcheck,
 ## actionlint, unit and integration tests, the race detector on concurrent
@@ -121,9 +147,10 @@ actionlint:
 ## built by fsbuild into the Docker engine, whole federated jobs on real MNIST
 ## in containers through testcontainers-go (full job, killed executor,
 ## restarted aggregator) and through `launcher --backend docker`; a leak check
-## at the end. FEDSCALE_E2E_SCALE=1 adds the 1+8-executor job.
+## at the end; a whole job on the real Kubernetes node (as root).
+## FEDSCALE_E2E_SCALE=1 adds the 1+8-executor job.
 e2e: infra
-	BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) $(GO) test -count=1 -v -timeout 30m ./e2e/
+	$(INFRA_ENV) $(GO) test -count=1 -v -timeout 30m ./e2e/
 
 .PHONY: golden golden-check bench-torch bench-fedscale
 

@@ -24,6 +24,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/fedscale/fedscale-go/builder/build"
+	"github.com/fedscale/fedscale-go/internal/devinfra"
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/runtime/data"
@@ -65,8 +66,12 @@ type suite struct {
 	data      string // data_path: bind-mounted at /FedScale/benchmark, writable by uid 65532
 	launcher  string // the launcher binary, built from this tree
 	docker    *client.Client
-	ready     bool  // setup ran and succeeded
-	err       error // setup failed
+	// node is the real Kubernetes node's containerd address when it runs;
+	// nodeImages are the images imported there.
+	node       string
+	nodeImages []string
+	ready      bool  // setup ran and succeeded
+	err        error // setup failed
 }
 
 var env = suite{runID: newRunID()}
@@ -189,7 +194,7 @@ func (s *suite) setup() (err error) {
 	go func() {
 		defer wg.Done()
 		t0 := time.Now()
-		_, imgErr = build.Run(ctx, build.Options{
+		imgErr = s.buildImages(ctx, build.Options{
 			Components: build.Components,
 			SourceDir:  s.repo,
 			Repo:       "fedscale-e2e",
@@ -210,6 +215,34 @@ func (s *suite) setup() (err error) {
 		return fmt.Errorf("building the images: %w", imgErr)
 	}
 	return restErr
+}
+
+// buildImages builds the images once and loads them into the Docker
+// engine and, when the real Kubernetes node runs, into its containerd
+// (through an OCI layout, as `make images-node` does).
+func (s *suite) buildImages(ctx context.Context, opts build.Options) error {
+	res, err := build.Build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	if err := build.Publish(ctx, opts, res.Images); err != nil {
+		return err
+	}
+	addr := os.Getenv("FEDSCALE_NODE_CONTAINERD")
+	if addr == "" {
+		return nil
+	}
+	opts.Output = build.Output{Kind: build.OutputOCI, Path: filepath.Join(s.tmp, "oci")}
+	if err := build.Publish(ctx, opts, res.Images); err != nil {
+		return err
+	}
+	refs, err := devinfra.ImportLayout(ctx, addr, opts.Output.Path)
+	if err != nil {
+		return fmt.Errorf("importing the images into the real node: %w", err)
+	}
+	s.node, s.nodeImages = addr, refs
+	return nil
 }
 
 // prepareData builds fsdata and the launcher, and converts the MNIST subset
@@ -409,6 +442,11 @@ func (s *suite) teardown() {
 			}
 		}
 		s.docker.Close()
+	}
+	if s.node != "" {
+		if err := devinfra.RemoveImages(ctx, s.node, s.nodeImages...); err != nil {
+			logf("removing the images from the real node: %v", err)
+		}
 	}
 	if s.tmp != "" {
 		if err := os.RemoveAll(s.tmp); err != nil {

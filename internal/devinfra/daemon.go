@@ -117,12 +117,17 @@ func (s State) PID(d Daemon) int {
 
 // ours: pid runs d's binary with d's Mark among its arguments.
 func ours(pid int, d Daemon) bool {
+	argv, ok := cmdline(pid)
+	return ok && ownedBy(argv, d)
+}
+
+// cmdline is pid's command line.
+func cmdline(pid int) ([]string, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
+	if err != nil || len(b) == 0 {
+		return nil, false
 	}
-	argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	return ownedBy(argv, d)
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), true
 }
 
 // ownedBy is ours on a command line: argv[0] names d's binary and the

@@ -147,6 +147,13 @@ func (k *Kube) stack() *Stack {
 				"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 				"--service-cluster-ip-range=10.96.0.0/16",
 				"--endpoint-reconciler-type=none",
+				// Logs and exec of the real node's pods (node.go): the
+				// apiserver reaches its kubelet at its InternalIP (the node
+				// name resolves nowhere) with a certificate of our CA.
+				"--kubelet-client-certificate=" + pki(kubeletClient.name+".crt"),
+				"--kubelet-client-key=" + pki(kubeletClient.name+".key"),
+				"--kubelet-certificate-authority=" + pki("ca.crt"),
+				"--kubelet-preferred-address-types=InternalIP,Hostname",
 				"--allow-privileged=true",
 				"--profiling=false"},
 			Ready: k.apiReady,
@@ -375,6 +382,9 @@ func (k *Kube) prepare(context.Context) error {
 	}
 	if made {
 		k.Log.Info("made a CA, serving certificate, service-account keys and admin token in " + k.pki().Dir)
+	}
+	if err := k.pki().ensureLeaf(kubeletClient, time.Now()); err != nil {
+		return err
 	}
 	if err := k.writeKubeconfig(); err != nil {
 		return err

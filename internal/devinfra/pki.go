@@ -86,20 +86,8 @@ func (p PKI) Make(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	srvDER, err := sign(&x509.Certificate{
-		Subject:               pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(pkiLifetime),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IPAddresses:           APIServerNames.IPs,
-		DNSNames:              APIServerNames.DNS,
-	}, ca, srvKey.Public(), caKey)
+	srvDER, srvKey, err := leaf{cn: "kube-apiserver", ips: APIServerNames.IPs, dns: APIServerNames.DNS,
+		use: x509.ExtKeyUsageServerAuth}.issue(ca, caKey, now)
 	if err != nil {
 		return err
 	}
@@ -273,4 +261,106 @@ func (p PKI) Token() (string, error) {
 		return "", errors.New(p.path("admin.token") + " holds no usable token")
 	}
 	return t, nil
+}
+
+// leaf is a certificate the CA issues: the apiserver's, and those beside
+// the PKI's own files, <name>.crt and <name>.key, checked and reissued at
+// each start (a new CA invalidates them).
+type leaf struct {
+	name string
+	cn   string
+	orgs []string
+	ips  []net.IP
+	dns  []string
+	use  x509.ExtKeyUsage
+}
+
+// The kubelet's leaves: the apiserver's client certificate for kubelets
+// (logs, exec; group system:masters, so the kubelet's webhook
+// authorisation allows it) and the real node's serving certificate.
+var (
+	kubeletClient  = leaf{name: "kubelet-client", cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}, use: x509.ExtKeyUsageClientAuth}
+	kubeletServing = leaf{name: "kubelet", cn: NodeName, ips: []net.IP{net.ParseIP(nodeIP)}, dns: []string{NodeName}, use: x509.ExtKeyUsageServerAuth}
+)
+
+// issue makes l's key (ECDSA P-256) and its certificate signed by ca.
+func (l leaf) issue(ca *x509.Certificate, caKey crypto.Signer, now time.Time) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := sign(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: l.cn, Organization: l.orgs},
+		NotBefore:             now.Add(-time.Hour), // tolerate a little clock skew
+		NotAfter:              now.Add(pkiLifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:           []x509.ExtKeyUsage{l.use},
+		BasicConstraintsValid: true,
+		IPAddresses:           l.ips,
+		DNSNames:              l.dns,
+	}, ca, key.Public(), caKey)
+	return der, key, err
+}
+
+// ensureLeaf keeps l when it chains to the CA for its use until at least
+// pkiMargin after now and matches its key, and issues it anew otherwise.
+func (p PKI) ensureLeaf(l leaf, now time.Time) error {
+	if p.verifyLeaf(l, now) == nil {
+		return nil
+	}
+	caPair, err := tls.LoadX509KeyPair(p.path("ca.crt"), p.path("ca.key"))
+	if err != nil {
+		return fmt.Errorf("the CA in %s: %w", p.Dir, err)
+	}
+	ca, err := x509.ParseCertificate(caPair.Certificate[0])
+	if err != nil {
+		return err
+	}
+	caKey, ok := caPair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("%s: not a signing key", p.path("ca.key"))
+	}
+	der, key, err := l.issue(ca, caKey, now)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	// The key first: a certificate without its key fails verifyLeaf.
+	if err := writeFileAtomic(p.path(l.name+".key"), pemBlock("PRIVATE KEY", keyDER), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(p.path(l.name+".crt"), pemBlock("CERTIFICATE", der), 0o644)
+}
+
+func (p PKI) verifyLeaf(l leaf, now time.Time) error {
+	caPEM, err := os.ReadFile(p.path("ca.crt"))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s: no certificate", p.path("ca.crt"))
+	}
+	pair, err := tls.LoadX509KeyPair(p.path(l.name+".crt"), p.path(l.name+".key"))
+	if err != nil {
+		return err
+	}
+	c, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return err
+	}
+	for _, at := range []time.Time{now, now.Add(pkiMargin)} {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{l.use}}); err != nil {
+			return fmt.Errorf("%s: %w", p.path(l.name+".crt"), err)
+		}
+	}
+	for _, ip := range l.ips {
+		if err := c.VerifyHostname(ip.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,6 +27,7 @@ var (
 	_ Service = (*BuildKit)(nil)
 	_ Service = (*Kube)(nil)
 	_ Service = (*Docker)(nil)
+	_ Service = (*Node)(nil)
 )
 
 // Check is a probe on what a stack's daemons manage together (the nodes
@@ -55,8 +57,13 @@ const probeTimeout = 5 * time.Second
 // process and its Ready probe passes: a stack to reuse as it is.
 func (st *Stack) Healthy(ctx context.Context) error {
 	for _, d := range st.Daemons {
-		if st.State.PID(d) == 0 {
+		pid := st.State.PID(d)
+		if pid == 0 {
 			return fmt.Errorf("%s is not running", d.Name)
+		}
+		// One an older tree started with other arguments is restarted.
+		if args, ok := cmdline(pid); ok && !slices.Equal(args[1:], d.Args) {
+			return fmt.Errorf("%s runs with other arguments than this tree gives it", d.Name)
 		}
 		if d.Ready == nil {
 			continue
@@ -284,4 +291,23 @@ func (st *Stack) Status() (lines []string, ok bool) {
 		}
 	}
 	return lines, ok
+}
+
+// TableTools lists the tools of the table that the services' daemons run,
+// once each in order, so that one Toolbox.Dirs builds them all, groups in
+// parallel, before any service starts.
+func TableTools(svcs ...Service) []string {
+	var names []string
+	for _, s := range svcs {
+		st, ok := s.(interface{ stack() *Stack })
+		if !ok {
+			continue
+		}
+		for _, d := range st.stack().Daemons {
+			if _, ok := LookupTool(d.Tool); ok && !slices.Contains(names, d.Tool) {
+				names = append(names, d.Tool)
+			}
+		}
+	}
+	return names
 }

@@ -45,9 +45,14 @@ var toolGroups = map[string]toolGroup{
 	"buildkit": {"buildkit", "github.com/moby/buildkit", func(v string) []string {
 		return []string{"github.com/moby/buildkit/version.Version=" + v}
 	}},
-	"kubernetes":  {"k8s", "k8s.io/kubernetes", kubernetesStamp},
-	"etcd":        {"k8s", "go.etcd.io/etcd/server/v3", nil},
-	"kwok":        {"kwok", "sigs.k8s.io/kwok", nil},
+	"kubernetes": {"k8s", "k8s.io/kubernetes", kubernetesStamp},
+	"etcd":       {"k8s", "go.etcd.io/etcd/server/v3", nil},
+	"kwok":       {"kwok", "sigs.k8s.io/kwok", nil},
+	// CoreDNS with only the plugins a test cluster's DNS needs (the stock
+	// build's plugin list pulls in the cloud providers' SDKs).
+	"coredns": {"coredns", "github.com/coredns/coredns", func(v string) []string {
+		return []string{"github.com/coredns/coredns/coremain.GitCommit=" + v}
+	}},
 	"staticcheck": {"staticcheck", "honnef.co/go/tools", nil},
 	"actionlint": {"actionlint", "github.com/rhysd/actionlint", func(v string) []string {
 		return []string{"github.com/rhysd/actionlint.version=" + v}
@@ -62,10 +67,12 @@ var tools = []Tool{
 	{Name: "kube-controller-manager", Group: "kubernetes", Package: "k8s.io/kubernetes/cmd/kube-controller-manager"},
 	{Name: "kube-scheduler", Group: "kubernetes", Package: "k8s.io/kubernetes/cmd/kube-scheduler"},
 	{Name: "kubectl", Group: "kubernetes", Package: "k8s.io/kubernetes/cmd/kubectl"},
+	{Name: "kubelet", Group: "kubernetes", Package: "k8s.io/kubernetes/cmd/kubelet"},
 	// go build names a binary after the last path element that is not a
 	// major version suffix: go.etcd.io/etcd/server/v3 becomes "server".
 	{Name: "etcd", Group: "etcd", Package: "go.etcd.io/etcd/server/v3", Out: "server"},
 	{Name: "kwok", Group: "kwok", Package: "sigs.k8s.io/kwok/cmd/kwok"},
+	{Name: "coredns", Group: "coredns", Package: "github.com/fedscale/fedscale-go/tools/coredns"},
 	{Name: "staticcheck", Group: "staticcheck", Package: "honnef.co/go/tools/cmd/staticcheck"},
 	{Name: "actionlint", Group: "actionlint", Package: "github.com/rhysd/actionlint/cmd/actionlint"},
 }

@@ -88,7 +88,7 @@ func TestToolCacheKeying(t *testing.T) {
 	if n := len(builds[0].tools); n != 2 {
 		t.Errorf("the kubernetes group builds %d tools, want kube-apiserver and kube-scheduler", n)
 	}
-	if _, err := tb.plan([]string{"kubelet"}); err == nil || !strings.Contains(err.Error(), `unknown tool "kubelet" (known: buildkitd`) {
+	if _, err := tb.plan([]string{"kube-proxy"}); err == nil || !strings.Contains(err.Error(), `unknown tool "kube-proxy" (known: buildkitd`) {
 		t.Errorf("an unknown tool: %v", err)
 	}
 }

@@ -3,7 +3,8 @@
 // registry (go-containerregistry's pkg/registry, referrers API on), the
 // Docker engine, and a Kubernetes control plane (etcd, kube-apiserver,
 // controller-manager, scheduler and kwok's fake GPU nodes, found through
-// $FEDSCALE_KUBECONFIG). `make test` / .ci/run start the daemons with
+// $FEDSCALE_KUBECONFIG) with one real node (its containerd found through
+// $FEDSCALE_NODE_CONTAINERD). `make test` / .ci/run start the daemons with
 // scripts/buildkitd.sh, scripts/kube.sh and scripts/dockerd.sh (package
 // internal/devinfra). Outside CI a missing daemon skips the test; under
 // CI=true it fails it, since CI must provide everything.
@@ -100,6 +101,19 @@ func Kube(t testing.TB) string {
 		t.Fatalf("FEDSCALE_KUBECONFIG is set but: %v", err)
 	}
 	return path
+}
+
+// Node returns the address of the real test node's containerd (a node of
+// the Kube cluster that runs pods for real: internal/devinfra's Node,
+// labelled and tainted devinfra.NodeLabel). It also needs the cluster.
+func Node(t testing.TB) (containerd string) {
+	t.Helper()
+	Kube(t)
+	addr := needs(t, "the real Kubernetes node", "FEDSCALE_NODE_CONTAINERD", "scripts/node.sh start, as root")
+	if fi, err := os.Stat(addr); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("FEDSCALE_NODE_CONTAINERD is set but %s is not a socket (%v)", addr, err)
+	}
+	return addr
 }
 
 // FreePorts returns a port p on 127.0.0.1 such that p..p+n are all free now:

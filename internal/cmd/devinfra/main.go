@@ -3,8 +3,11 @@
 // scripts/ exec it, keeping their verbs and outputs:
 //
 //	devinfra tools NAME...                        # the bin folder of each group, one per line
+//	devinfra infra-tools                          # the tools `make infra` runs, for one parallel build
 //	devinfra buildkitd start|stop|status|addr      # start prints the address last
 //	devinfra kube start|stop|status|kubeconfig     # start prints the kubeconfig path last
+//	devinfra node start|stop|status|addr           # the real node; start prints containerd's address last
+//	devinfra node import OCI-LAYOUT...             # fsbuild's images into the node's containerd
 //	devinfra dockerd install|start|stop|status
 //
 // Progress goes to stderr; stdout carries only what callers parse.
@@ -34,7 +37,7 @@ import (
 const module = "github.com/fedscale/fedscale-go"
 
 // errUsage: a bad command line (exit status 2).
-var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | dockerd install|start|stop|status")
+var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | infra-tools | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | node start|stop|status|addr|import DIR... | dockerd install|start|stop|status")
 
 // errDown: status found the daemon not running (exit status 1, no message).
 var errDown = errors.New("not running")
@@ -102,14 +105,24 @@ func run(ctx context.Context, root string, args []string, stdout io.Writer) erro
 		}
 		return say(stdout, strings.Join(dirs, "\n"))
 	}
-	if len(args) != 2 {
+	if group == "infra-tools" {
+		return infraTools(root, tools, log, stdout)
+	}
+	if len(args) < 2 {
 		return errUsage
 	}
 	svc, extra, err := service(ctx, group, root, tools, log, stdout)
 	if err != nil {
 		return err
 	}
-	switch verb := args[1]; verb {
+	verb, rest := args[1], args[2:]
+	if f, ok := extra[verb]; ok {
+		return f(rest)
+	}
+	if len(rest) > 0 {
+		return errUsage
+	}
+	switch verb {
 	case "start":
 		out, err := svc.Start(ctx)
 		if err != nil || out == "" {
@@ -128,37 +141,84 @@ func run(ctx context.Context, root string, args []string, stdout io.Writer) erro
 		}
 		return nil
 	default:
-		if f, ok := extra[verb]; ok {
-			return f()
-		}
 		return errUsage
 	}
 }
 
 // service is the group's Service and its verbs beyond start, stop and
 // status.
-func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, log *slog.Logger, stdout io.Writer) (devinfra.Service, map[string]func() error, error) {
+func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, log *slog.Logger, stdout io.Writer) (devinfra.Service, map[string]func(args []string) error, error) {
 	switch group {
 	case "buildkitd":
 		b, err := devinfra.BuildKitFromEnv(tools, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return b, map[string]func() error{"addr": func() error { return say(stdout, b.Addr()) }}, nil
+		return b, map[string]func([]string) error{"addr": noArgs(func() error { return say(stdout, b.Addr()) })}, nil
 	case "kube":
 		k, err := devinfra.KubeFromEnv(root, tools, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return k, map[string]func() error{"kubeconfig": func() error { return say(stdout, k.Kubeconfig()) }}, nil
+		return k, map[string]func([]string) error{"kubeconfig": noArgs(func() error { return say(stdout, k.Kubeconfig()) })}, nil
+	case "node":
+		k, err := devinfra.KubeFromEnv(root, tools, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		n := devinfra.NewNode(k, log)
+		return n, map[string]func([]string) error{
+			"addr": noArgs(func() error { return say(stdout, n.Containerd()) }),
+			"import": func(dirs []string) error {
+				if len(dirs) == 0 {
+					return errUsage
+				}
+				for _, d := range dirs {
+					refs, err := devinfra.ImportLayout(ctx, n.Containerd(), d)
+					if err != nil {
+						return err
+					}
+					log.Info("imported " + strings.Join(refs, " ") + " into the node's containerd")
+				}
+				return nil
+			},
+		}, nil
 	case "dockerd":
 		d, err := devinfra.DockerFromEnv(log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return d, map[string]func() error{"install": func() error { return d.Install(ctx) }}, nil
+		return d, map[string]func([]string) error{"install": noArgs(func() error { return d.Install(ctx) })}, nil
 	}
 	return nil, nil, errUsage
+}
+
+// infraTools prints the tools `make infra` starts (the node's only for
+// root, who alone can run it), for one parallel build of them all.
+func infraTools(root string, tools *devinfra.Toolbox, log *slog.Logger, stdout io.Writer) error {
+	b, err := devinfra.BuildKitFromEnv(tools, log)
+	if err != nil {
+		return err
+	}
+	k, err := devinfra.KubeFromEnv(root, tools, log)
+	if err != nil {
+		return err
+	}
+	svcs := []devinfra.Service{b, k}
+	if os.Geteuid() == 0 {
+		svcs = append(svcs, devinfra.NewNode(k, log))
+	}
+	return say(stdout, strings.Join(devinfra.TableTools(svcs...), " "))
+}
+
+// noArgs is a verb that takes no arguments.
+func noArgs(f func() error) func([]string) error {
+	return func(args []string) error {
+		if len(args) > 0 {
+			return errUsage
+		}
+		return f()
+	}
 }
 
 func say(w io.Writer, s string) error { _, err := fmt.Fprintln(w, s); return err }

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -56,6 +57,11 @@ type Options struct {
 	// Log receives Wait's warnings (an executor that died while the job
 	// goes on); nil discards them.
 	Log *slog.Logger
+	// NodeSelector and Tolerations are added to every pod of the job:
+	// they place it on a pool of nodes (a tainted one included). Empty:
+	// wherever the scheduler likes.
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
 }
 
 // Backend runs jobs on a Kubernetes cluster: the primitives here
@@ -67,6 +73,7 @@ type Backend struct {
 	ns         string
 	server     string // API server URL, for messages
 	kubeconfig string // which kubeconfig was used, for messages
+	placement  placement
 	requests   atomic.Int64
 }
 
@@ -106,7 +113,8 @@ func New(opts Options) (*Backend, error) {
 			}
 		}
 	}
-	b := &Backend{ns: opts.Namespace, server: cfg.Host, kubeconfig: used}
+	b := &Backend{ns: opts.Namespace, server: cfg.Host, kubeconfig: used,
+		placement: placement{nodeSelector: opts.NodeSelector, tolerations: opts.Tolerations}}
 	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{Log: opts.Log})
 	if b.ns == "" {
 		b.ns = DefaultNamespace

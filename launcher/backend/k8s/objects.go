@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"unicode/utf8"
 
@@ -285,6 +286,24 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 		spec.Tolerations = []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 	}
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: pl}, Spec: spec}
+}
+
+// placement is where the job's pods may run (Options.NodeSelector and
+// Tolerations), added to both pod templates after the component's own
+// (the GPU toleration).
+type placement struct {
+	nodeSelector map[string]string
+	tolerations  []corev1.Toleration
+}
+
+func (p placement) apply(o *objects) {
+	for _, j := range []*batchv1.Job{o.Aggregator, o.Executors} {
+		spec := &j.Spec.Template.Spec
+		if len(p.nodeSelector) > 0 {
+			spec.NodeSelector = maps.Clone(p.nodeSelector)
+		}
+		spec.Tolerations = append(spec.Tolerations, p.tolerations...)
+	}
 }
 
 func keyItems(keys []string) []corev1.KeyToPath {

@@ -20,6 +20,7 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	if err != nil {
 		return err
 	}
+	b.placement.apply(objs)
 	fmt.Fprintf(w, "# Kubernetes objects of job %s in namespace %s (%d executors%s).\n", s.Name, b.ns, s.Executors, map[bool]string{true: ", one GPU each", false: ""}[s.UseCUDA])
 	fmt.Fprintf(w, "# At submit, the Secret gets the job's CA certificate and one certificate and key\n")
 	fmt.Fprintf(w, "# per process, made then and never printed; the ConfigMap, the Secret, the\n")
