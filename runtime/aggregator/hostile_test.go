@@ -349,15 +349,16 @@ func TestHostileExecutorIsolated(t *testing.T) {
 		{"one late answer", attack{train: lazyTrain(t, nil), eval: lateOnce(blindEval, 3*time.Second),
 			want: []string{"no result within ", "strike 1 of 3"}}},
 		{"NaN test loss", attack{train: lazyTrain(t, nil), eval: evalWith(func(r *pb.EvalResult) { r.LossSum = math.NaN() }),
-			want: []string{"the test loss is NaN; metrics.jsonl leaves it out"}}},
+			want: []string{"the test loss is NaN; metrics.jsonl records it under non_finite"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, _ := runAttack(t, attackConf(t), tc.a, honest)
 			if tc.name == "NaN test loss" {
-				// The evaluated rounds' lines are written, without the loss.
+				// The evaluated rounds' lines are written, the loss recorded
+				// as non-finite beside the accuracy.
 				for _, r := range readMetrics(t, res.MetricsFile) {
-					if r.Round%2 == 0 && (r.Top1 == nil || r.TestLoss != nil) {
-						t.Errorf("round %d: top_1 %v test_loss %v, want the accuracy and no loss", r.Round, r.Top1, r.TestLoss)
+					if r.Round%2 == 0 && (r.Top1 == nil || r.TestLoss != nil || r.NonFinite["test_loss"] != "NaN") {
+						t.Errorf("round %d: top_1 %v test_loss %v non_finite %v, want the accuracy and test_loss NaN under non_finite", r.Round, r.Top1, r.TestLoss, r.NonFinite)
 					}
 				}
 			}

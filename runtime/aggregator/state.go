@@ -630,7 +630,7 @@ func (st *state) finishTraining() {
 	st.prom.clock.Set(st.clock)
 	rec := fedlog.Record{Round: st.round, VirtualClock: st.clock, WallClock: wall, Participants: len(updates), Planned: st.planned, LearningRate: st.lr}
 	if len(losses) > 0 {
-		rec.Loss = st.metric("training loss", loss)
+		rec.Loss = st.metric(&rec, "loss", loss)
 	}
 	st.pendingRecord = &rec
 	if st.round%c.EvalInterval == 0 || st.round >= c.Rounds {
@@ -665,15 +665,14 @@ func (st *state) step(updates []aggregate.Update) (tensor.List, []aggregate.Upda
 	}
 }
 
-// metric is v for the metrics file, or nil, with a warning naming what,
-// when v is NaN or infinite: such a value is left out of its line (which
-// is still written), never written as a number JSON cannot hold.
-func (st *state) metric(what string, v float64) *float64 {
+// metric sets one of rec's values: v, or, with a warning, its record
+// under non_finite when v is NaN or infinite (JSON cannot hold it as a
+// number; the line is still written).
+func (st *state) metric(rec *fedlog.Record, key string, v float64) *float64 {
 	if !finite(v) {
-		st.log.Warnf("Round %d: the %s is %v; metrics.jsonl leaves it out", st.round, what, v)
-		return nil
+		st.log.Warnf("Round %d: the %s is %v; metrics.jsonl records it under non_finite", st.round, strings.ReplaceAll(key, "_", " "), v)
 	}
-	return &v
+	return rec.Value(key, v)
 }
 
 func (st *state) wall() float64 {
@@ -772,7 +771,7 @@ func (st *state) maybeFinishEval() {
 		acc1, acc5, loss := float64(top1)/float64(count), float64(top5)/float64(count), lossSum/float64(count)
 		st.log.Infof("%s", fedlog.TestLine(st.round, st.clock, acc1, acc5, loss))
 		st.prom.top1.Set(acc1)
-		st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, st.metric("test loss", loss)
+		st.pendingRecord.Top1, st.pendingRecord.Top5, st.pendingRecord.TestLoss = &acc1, &acc5, st.metric(st.pendingRecord, "test_loss", loss)
 	} else {
 		st.log.Warnf("Round %d: no executor was available to evaluate the model", st.round)
 	}

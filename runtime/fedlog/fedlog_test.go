@@ -3,6 +3,7 @@ package fedlog
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +102,35 @@ func TestPlain(t *testing.T) {
 	sl.Debug("hidden")
 	if got, want := out.String(), "pushed x (2 referrers)\nslow image=a took=3s\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A NaN or infinite value never costs its line: it is recorded under
+// non_finite and the line is valid JSON.
+func TestRecordNonFinite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "metrics.jsonl")
+	m, err := OpenMetrics(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []float64{0.5, math.NaN(), math.Inf(1), math.Inf(-1)} {
+		r := Record{Round: i}
+		r.Loss = r.Value("loss", v)
+		if err := m.Write(r); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	m.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"round":0,"virtual_clock":0,"wall_clock":0,"participants":0,"loss":0.5}
+{"round":1,"virtual_clock":0,"wall_clock":0,"participants":0,"non_finite":{"loss":"NaN"}}
+{"round":2,"virtual_clock":0,"wall_clock":0,"participants":0,"non_finite":{"loss":"+Inf"}}
+{"round":3,"virtual_clock":0,"wall_clock":0,"participants":0,"non_finite":{"loss":"-Inf"}}
+`
+	if string(b) != want {
+		t.Errorf("metrics file:\n%s\nwant:\n%s", b, want)
 	}
 }

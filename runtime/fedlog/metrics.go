@@ -3,8 +3,10 @@ package fedlog
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 )
 
@@ -23,6 +25,23 @@ type Record struct {
 	Top5          *float64 `json:"top_5,omitempty"`
 	TestLoss      *float64 `json:"test_loss,omitempty"`
 	ReissuedTasks int      `json:"reissued_tasks,omitempty"`
+	// NonFinite records, by key ("loss", "test_loss"), a value that was
+	// NaN or infinite ("NaN", "+Inf", "-Inf"): JSON has no number for it,
+	// so its own field is left out and the line is still written.
+	NonFinite map[string]string `json:"non_finite,omitempty"`
+}
+
+// Value returns &v for one of r's optional fields, or nil after noting
+// v under key in NonFinite when v is NaN or infinite.
+func (r *Record) Value(key string, v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		if r.NonFinite == nil {
+			r.NonFinite = map[string]string{}
+		}
+		r.NonFinite[key] = strconv.FormatFloat(v, 'g', -1, 64)
+		return nil
+	}
+	return &v
 }
 
 // Metrics appends Records as JSON lines to a file.
