@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -156,6 +157,19 @@ type aggRun struct {
 	addr   string
 	agg    *proc
 	honest map[int]*proc
+	// hostile are the participants a row started; each ends with the
+	// aggregator at the latest.
+	hostile sync.WaitGroup
+}
+
+// join starts a hostile participant as rank (see participant).
+func (r *aggRun) join(rank int32, answer func(m *pb.AggregatorMessage, model tensor.List) []*pb.ExecutorMessage) {
+	r.hostile.Add(1)
+	go func() {
+		defer r.hostile.Done()
+		err := r.participant(rank, answer)
+		r.t.Logf("hostile executor %d: %v", rank, err)
+	}()
 }
 
 // startHonest starts the job's real executors of the ranks given (all
@@ -324,6 +338,104 @@ func closeAll(conns []net.Conn) {
 	}
 }
 
+// participant is a hostile executor that joins the job as rank with a
+// real executor's data: it keeps the model the aggregator sends, beats
+// its heart, and answers each task with what answer returns (nothing: it
+// sits on the task). It runs until the aggregator ends its session, whose
+// status it returns.
+func (r *aggRun) participant(rank int32, answer func(m *pb.AggregatorMessage, model tensor.List) []*pb.ExecutorMessage) error {
+	conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(r.creds(int(rank))),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	stream, err := pb.NewAggregatorClient(conn).Session(ctx)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex // Send is not safe for concurrent use
+	send := func(m *pb.ExecutorMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return stream.Send(m)
+	}
+	if err := send(r.s.helloAs(rank, nil)); err != nil {
+		return err
+	}
+	go func() {
+		for seq := int64(1); ctx.Err() == nil; seq++ {
+			_ = send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Seq: seq}}})
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	var model tensor.List
+	var asm *pb.Assembly
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch b := m.GetBody().(type) {
+		case *pb.AggregatorMessage_Model:
+			l, err := pb.ToLayout(b.Model.GetTensors())
+			if err != nil {
+				return err
+			}
+			asm = pb.NewAssembly(l.ZerosLike())
+		case *pb.AggregatorMessage_ModelChunk:
+			if err := asm.Add(b.ModelChunk.GetOffset(), b.ModelChunk.GetData()); err != nil {
+				return err
+			}
+			if asm.Complete() {
+				model = asm.List()
+			}
+		case *pb.AggregatorMessage_Shutdown:
+			mu.Lock()
+			_ = stream.CloseSend()
+			mu.Unlock()
+		case *pb.AggregatorMessage_Train, *pb.AggregatorMessage_Eval:
+			for _, out := range answer(m, model) {
+				if err := send(out); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// update is a task's honest-looking answer: for an evaluation, no hits;
+// for training, the model's values (edited by values, when given) in
+// chunks, then the result with the client's true sample count, edited by
+// result.
+func (s *hostileSuite) update(m *pb.AggregatorMessage, model tensor.List, values func([]*pb.ExecutorMessage) []*pb.ExecutorMessage, result func(*pb.TrainResult)) []*pb.ExecutorMessage {
+	if e := m.GetEval(); e != nil {
+		n := e.GetEnd() - e.GetStart()
+		return []*pb.ExecutorMessage{{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{
+			Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), LossSum: float64(n), Count: n}}}}
+	}
+	t := m.GetTrain()
+	var out []*pb.ExecutorMessage
+	_ = pb.Chunks(model, func(off int64, d []float32) error {
+		out = append(out, &pb.ExecutorMessage{Body: &pb.ExecutorMessage_UpdateChunk{UpdateChunk: &pb.UpdateChunk{TaskId: t.GetTaskId(), Offset: off, Data: d}}})
+		return nil
+	})
+	if values != nil {
+		out = values(out)
+	}
+	var samples int64
+	if c, all := t.GetClientId(), s.hello.GetData().GetClientSamples(); c >= 0 && c < int64(len(all)) {
+		samples = all[c]
+	}
+	res := &pb.TrainResult{Round: t.GetRound(), TaskId: t.GetTaskId(), ClientId: t.GetClientId(), MovingLoss: 0.5, MeanLoss: 0.5, NumSamples: samples}
+	if result != nil {
+		result(res)
+	}
+	return append(out, &pb.ExecutorMessage{Body: &pb.ExecutorMessage_TrainResult{TrainResult: res}})
+}
+
 // aggAttack is one attack on the real aggregator. attack returns an error
 // when the aggregator answered otherwise than expected; log is a line the
 // aggregator must print. After the attack the honest executors run the
@@ -331,6 +443,7 @@ func closeAll(conns []net.Conn) {
 type aggAttack struct {
 	name   string
 	flags  []string
+	honest []int // the ranks of the honest executors (default 1 and 2)
 	attack func(r *aggRun) error
 	log    string
 }
@@ -377,12 +490,9 @@ func (s *hostileSuite) aggAttacks() []aggAttack {
 			return wantStatus(r.exchange(r.creds(1), 2*hostileHelloTimeout), codes.DeadlineExceeded, "no Hello within")
 		}},
 		{name: "second Hello on one session", log: "Executor 1 sent a second Hello on one session; ignored", attack: func(r *aggRun) error {
-			r.startHonest(2) // the job waits for executor 1
-			if err := r.waitLog("Executor 2 registered"); err != nil {
-				return err
-			}
 			// Registered as rank 1 with its real data, the second Hello is
-			// ignored; the session stays open until it hangs up.
+			// ignored; the session stays open until it hangs up, and the
+			// job (waiting for executor 2) starts with the honest ones.
 			return r.exchange(r.creds(1), time.Second, s.helloAs(1, nil), s.helloAs(1, nil))
 		}},
 		{name: "Hello for a live rank", log: "Executor 1 rejoined (incarnation hostile", attack: func(r *aggRun) error {
@@ -398,6 +508,56 @@ func (s *hostileSuite) aggAttacks() []aggAttack {
 			}
 			return r.waitHonestLog(1, "replaced by a new connection (incarnation hostile); reconnecting")
 		}},
+		// A participant holding rank 2's certificate and the job's data
+		// answers its tasks badly; executor 1 alone must finish the job.
+		s.badParticipant("malformed update", "chunks arrive in order", func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+			return s.update(m, l, func(out []*pb.ExecutorMessage) []*pb.ExecutorMessage {
+				out[0].GetUpdateChunk().Offset = 1 // out of order
+				return out
+			}, nil)
+		}),
+		s.badParticipant("update short of the model", "values arrived", func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+			return s.update(m, l, func(out []*pb.ExecutorMessage) []*pb.ExecutorMessage {
+				c := out[len(out)-1].GetUpdateChunk()
+				c.Data = c.Data[:len(c.Data)-1]
+				return out
+			}, nil)
+		}),
+		s.badParticipant("num_samples lie", "claimed 1000000000 training samples", func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+			return s.update(m, l, nil, func(r *pb.TrainResult) { r.NumSamples = 1e9 })
+		}),
+		s.badParticipant("negative loss", "negative training loss", func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+			return s.update(m, l, nil, func(r *pb.TrainResult) { r.MovingLoss = -1 })
+		}),
+		s.badParticipant("top-1 above the sample count", "top-1", func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+			if e := m.GetEval(); e != nil {
+				n := e.GetEnd() - e.GetStart()
+				return []*pb.ExecutorMessage{{Body: &pb.ExecutorMessage_EvalResult{EvalResult: &pb.EvalResult{
+					Round: e.GetRound(), TaskId: e.GetTaskId(), Shard: e.GetShard(), LossSum: 1, Top1: n + 1, Top5: n + 1, Count: n}}}}
+			}
+			return s.update(m, l, nil, nil)
+		}),
+		s.badParticipant("task failures", "failed", func(m *pb.AggregatorMessage, _ tensor.List) []*pb.ExecutorMessage {
+			round, id := m.GetTrain().GetRound(), m.GetTrain().GetTaskId()
+			if e := m.GetEval(); e != nil {
+				round, id = e.GetRound(), e.GetTaskId()
+			}
+			return []*pb.ExecutorMessage{{Body: &pb.ExecutorMessage_TaskFailure{TaskFailure: &pb.TaskFailure{Round: round, TaskId: id, Error: "hostile"}}}}
+		}),
+		{name: "NaN losses", honest: []int{1}, log: "training loss NaN); its update is left out", attack: func(r *aggRun) error {
+			// Not refused (honest training diverges too): left out of the
+			// model and the metrics, round after round.
+			r.join(2, func(m *pb.AggregatorMessage, l tensor.List) []*pb.ExecutorMessage {
+				return s.update(m, l, nil, func(r *pb.TrainResult) { r.MovingLoss, r.MeanLoss = math.NaN(), math.NaN() })
+			})
+			if err := r.waitLog("Executor 2 registered"); err != nil {
+				return err
+			}
+			r.startHonest(1)
+			return nil
+		}},
+		withFlags(s.badParticipant("stuck executor", "stuck", func(*pb.AggregatorMessage, tensor.List) []*pb.ExecutorMessage { return nil }),
+			"--task-timeout", "1s"),
 		{name: "silent connections over the limit", attack: func(r *aggRun) error {
 			// Twice the limit, held open the whole job: the handshake
 			// timeout frees their slots and the executors get in.
@@ -448,6 +608,31 @@ func (s *hostileSuite) aggAttacks() []aggAttack {
 			return nil
 		}},
 	}
+}
+
+// badParticipant is the row of a participant (rank 2) that answers its
+// tasks with answer; the aggregator must log why it refused the answers
+// (want) and evict it, and executor 1 finish the job alone.
+func (s *hostileSuite) badParticipant(name, want string, answer func(*pb.AggregatorMessage, tensor.List) []*pb.ExecutorMessage) aggAttack {
+	return aggAttack{name: name, honest: []int{1}, log: "Evicted executor 2", attack: func(r *aggRun) error {
+		r.join(2, answer)
+		if err := r.waitLog("Executor 2 registered"); err != nil {
+			return err
+		}
+		r.startHonest(1)
+		if err := r.waitLog("Evicted executor 2"); err != nil {
+			return err
+		}
+		if out := r.agg.out.String(); !strings.Contains(out, want) {
+			return fmt.Errorf("the aggregator did not say %q", want)
+		}
+		return nil
+	}}
+}
+
+func withFlags(a aggAttack, flags ...string) aggAttack {
+	a.flags = append(a.flags, flags...)
+	return a
 }
 
 // creds are rank's certificate of the job.
@@ -554,8 +739,9 @@ func (s *hostileSuite) runAggAttack(t *testing.T, a aggAttack) {
 	if err := a.attack(r); err != nil {
 		t.Errorf("%s: %v", a.name, err)
 	}
-	r.startHonest()
+	r.startHonest(a.honest...)
 	got := r.agg.wait(ctx)
+	r.hostile.Wait()
 	hung, panics := got.hung, panicked(r.agg.out.String(), got)
 	if got.code != 0 {
 		t.Errorf("aggregator: exit %d (hung: %v), want 0: the honest executors must finish the job\n%s", got.code, got.hung, r.agg.out.String())
