@@ -34,6 +34,9 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/trace"
 )
 
+// DefaultHelloTimeout is Options.HelloTimeout's default.
+const DefaultHelloTimeout = 30 * time.Second
+
 // Options configures an Aggregator.
 type Options struct {
 	// Conf is the job's merged job_conf after command-line overrides.
@@ -65,8 +68,8 @@ type Options struct {
 	TaskTimeout      time.Duration
 	TaskTimeoutFloor time.Duration
 	// HelloTimeout bounds how long a new connection may take to say Hello
-	// before it is closed (default 30s), so connections that never do
-	// cannot pile up.
+	// before it is closed (default DefaultHelloTimeout), so connections
+	// that never do cannot pile up.
 	HelloTimeout time.Duration
 	// Resume picks up the job's last checkpoint when its configuration
 	// matches (default true through the command); on a job that finished
@@ -155,7 +158,7 @@ func New(opt Options) (*Aggregator, error) {
 		opt.ExecutorTimeout = 10 * time.Second
 	}
 	if opt.HelloTimeout <= 0 {
-		opt.HelloTimeout = 30 * time.Second
+		opt.HelloTimeout = DefaultHelloTimeout
 	}
 	if opt.ExecutorWait <= 0 {
 		opt.ExecutorWait = 10 * time.Minute

@@ -86,7 +86,7 @@ func main() {
 	cmd.Flags().BoolVar(&noResume, "no-resume", false, "start from round 0 even if a checkpoint of this job exists or the job finished")
 	cmd.Flags().DurationVar(&grace, "finished-grace", aggregator.DefaultFinishedGrace, "on a job that already finished: how long to tell executors that connect so before exiting")
 	cmd.Flags().IntVar(&maxConns, "max-connections", 0, "connections open at once on ps_port; more wait to be accepted (0: 2*executors+16, see DefaultMaxConnections)")
-	cmd.Flags().DurationVar(&helloTimeout, "hello-timeout", 30*time.Second, "how long a new connection may take for each of its handshake, opening its session and saying Hello before it is closed")
+	cmd.Flags().DurationVar(&helloTimeout, "hello-timeout", aggregator.DefaultHelloTimeout, "how long a new connection may take for each of its handshake, opening its session and saying Hello before it is closed")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if grace <= 0 {
 			return fmt.Errorf("--finished-grace must be positive, got %s", grace)

@@ -102,3 +102,15 @@ func TestToLayoutRejectsValues(t *testing.T) {
 		t.Fatal("negative dimension accepted")
 	}
 }
+
+// A shape whose element count wraps around int64 is too large, not empty.
+func TestShapeOverflow(t *testing.T) {
+	for _, shape := range [][]int64{{1 << 20, 1 << 20, 1 << 31}, {1 << 31, 1 << 31, 1 << 31, 1 << 31}, {1 << 31, 1 << 10}} {
+		if _, _, err := checkShape(&Tensor{Name: "w", Shape: shape}); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("shape %v: %v, want too large", shape, err)
+		}
+	}
+	if _, n, err := checkShape(&Tensor{Name: "w", Shape: []int64{0, 1 << 31, 1 << 31}}); err != nil || n != 0 {
+		t.Errorf("a zero dimension: %d, %v", n, err)
+	}
+}

@@ -30,6 +30,9 @@ func wireShape(s []int) []int64 {
 
 // checkShape returns a wire tensor's shape and element count, refusing
 // negative dimensions and counts no tensor of ours reaches.
+// maxTensorValues bounds one tensor's element count.
+const maxTensorValues = 1 << 40
+
 func checkShape(t *Tensor) ([]int, int64, error) {
 	shape := make([]int, len(t.GetShape()))
 	n := int64(1)
@@ -38,10 +41,12 @@ func checkShape(t *Tensor) ([]int, int64, error) {
 			return nil, 0, fmt.Errorf("tensor %q: invalid dimension %d", t.GetName(), d)
 		}
 		shape[j] = int(d)
-		n *= d
-		if n > 1<<40 {
+		// Checked before multiplying: n*d could wrap around to a small
+		// number (found by FuzzAggregatorMessage).
+		if d != 0 && n > maxTensorValues/d {
 			return nil, 0, fmt.Errorf("tensor %q: shape %v too large", t.GetName(), t.GetShape())
 		}
+		n *= d
 	}
 	return shape, n, nil
 }
