@@ -225,6 +225,12 @@ func Addr(c config.Conf) string {
 	return net.JoinHostPort(c.PsIP, strconv.Itoa(c.PsPort))
 }
 
+// oversized is the error for a message from the aggregator over
+// pb.MaxMessageBytes.
+func oversized(err error) error {
+	return fmt.Errorf("the aggregator sent a message over the %d-byte limit (%s): it is not this protocol's aggregator, or it is broken", pb.MaxMessageBytes, status.Convert(err).Message())
+}
+
 // errPermanent marks failures that reconnecting cannot fix.
 type errPermanent struct{ error }
 
@@ -310,6 +316,8 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		switch status.Code(err) {
 		case codes.FailedPrecondition, codes.InvalidArgument:
 			return false, errPermanent{fmt.Errorf("aggregator refused executor %d: %s", e.opt.Rank, status.Convert(err).Message())}
+		case codes.ResourceExhausted:
+			return false, errPermanent{oversized(err)}
 		}
 		return false, err
 	}
@@ -357,6 +365,11 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 	for {
 		m, err := stream.Recv()
 		if err != nil {
+			// Models and updates travel in chunks: a message over the limit
+			// is a broken or hostile aggregator, not a network fault.
+			if status.Code(err) == codes.ResourceExhausted {
+				return true, oversized(err)
+			}
 			e.log.Warnf("Lost the aggregator: %s; reconnecting", status.Convert(err).Message())
 			return false, nil
 		}

@@ -931,7 +931,7 @@ func (s *hostileSuite) execAttacks() []execAttack {
 			code: 1, want: "values for a version that was not announced"},
 		{name: "announcement during another", serve: withModel(good, good), code: 1, want: "announced while version 1 was still arriving"},
 		{name: "oversized message", serve: badWelcome(func(w *pb.Welcome) { w.JobName = strings.Repeat("x", pb.MaxMessageBytes) }),
-			code: 1, want: "unreachable for 3s"},
+			code: 1, want: "the aggregator sent a message over the 16777216-byte limit"},
 		{name: "silent aggregator", serve: func(_ *hostileSuite, _ *pb.Hello, stream pb.Aggregator_SessionServer) error {
 			<-stream.Context().Done()
 			return nil
