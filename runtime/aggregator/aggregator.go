@@ -142,8 +142,8 @@ func New(opt Options) (*Aggregator, error) {
 	if err := opt.Conf.Validate(); err != nil {
 		return nil, err
 	}
-	if opt.Executors < 1 {
-		return nil, fmt.Errorf("executors: expected at least 1, got %d", opt.Executors)
+	if opt.Executors < 1 || opt.Executors > config.MaxExecutors {
+		return nil, fmt.Errorf("executors: expected 1..%d, got %d", config.MaxExecutors, opt.Executors)
 	}
 	if err := model.CheckName(opt.Conf.Model); err != nil {
 		return nil, fmt.Errorf("job_conf.model: %w", err)

@@ -59,6 +59,9 @@ func (st *state) checkpoint() *pb.Checkpoint {
 }
 
 func (st *state) restore(ck *pb.Checkpoint) error {
+	if r := ck.GetRound(); r < 0 || int64(int(r)) != r {
+		return fmt.Errorf("round %d is out of range", r)
+	}
 	m, err := pb.ToTensors(ck.GetModel())
 	if err != nil {
 		return fmt.Errorf("model: %w", err)

@@ -290,7 +290,7 @@ func (st *state) agree() error {
 	if st.data != nil {
 		return nil
 	}
-	n := int32(st.opt.Executors)
+	n := int32(st.opt.Executors) // New bounds it by config.MaxExecutors
 	groups := map[dataKey][]int32{}
 	var order []dataKey // by lowest rank
 	for r := int32(1); r <= n; r++ {

@@ -22,6 +22,9 @@ import (
 const (
 	MaxBatch      = 1 << 16
 	MaxLocalSteps = 1 << 20
+	// MaxExecutors bounds num_executors: ranks travel as int32 and each
+	// executor gets a certificate, a port and a Kubernetes index.
+	MaxExecutors = 1 << 16
 )
 
 // Mode is experiment_mode: how clients map to executors.
@@ -516,6 +519,9 @@ func (c *Conf) issues() []issue {
 		{"batch_size", c.BatchSize, MaxBatch},
 		{"test_bsz", c.TestBsz, MaxBatch},
 		{"local_steps", c.LocalSteps, MaxLocalSteps},
+		{"num_executors", c.NumExecutors, MaxExecutors},
+		// The wire's DataInfo.classes is an int32.
+		{"num_classes", c.NumClasses, math.MaxInt32},
 	} {
 		if p.v > p.max {
 			add(p.key, "job_conf.%s must be at most %d, got %d", p.key, p.max, p.v)

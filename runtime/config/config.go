@@ -196,6 +196,9 @@ func (j *Job) executors() (int, string, error) {
 	if first.n < 1 {
 		return 0, first.name, fmt.Errorf("executor count: %s gives %d executors; need at least 1", first.name, first.n)
 	}
+	if first.n > MaxExecutors {
+		return 0, first.name, fmt.Errorf("executor count: %s gives %d executors; at most %d are supported", first.name, first.n, MaxExecutors)
+	}
 	for _, s := range srcs[1:] {
 		if s.n != first.n {
 			return 0, s.name, fmt.Errorf("executor count: %s gives %d but %s gives %d; make them agree or drop one", first.name, first.n, s.name, s.n)

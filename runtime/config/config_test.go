@@ -295,6 +295,10 @@ var parseErrorCases = []struct {
 	{"worker_ips no host", "worker_ips:\n  - :[1]\n", "expected host:[n,...]"},
 	{"worker_ips zero", "worker_ips:\n  - h:[0]\n", "worker_ips gives 0 executors; need at least 1"},
 	{"worker_ips map", "worker_ips: {a: 1}\n", "worker_ips: expected a list, got a map"},
+	{"num_executors over the bound", "num_executors: 65537\n", "conf.yml:1: executor count: num_executors gives 65537 executors; at most 65536 are supported"},
+	{"job_conf num_executors over the bound", conf("num_executors: 70000"), "job_conf.num_executors must be at most 65536, got 70000"},
+	{"worker_ips over the bound", "worker_ips:\n  - a:[65536]\n  - b:[1]\n", "worker_ips gives 65537 executors; at most 65536 are supported"},
+	{"num_classes over int32", conf("num_classes: 4294967306"), "job_conf.num_classes must be at most 2147483647, got 4294967306"},
 	{"executor sources disagree", "num_executors: 3\nworker_ips: ['h:[2]']\n", "executor count: num_executors gives 3 but worker_ips gives 2"},
 	{"image flag injection", "executor_image: --privileged\n", "executor_image must be a name without spaces that does not start with '-'"},
 	{"setup_commands map", "setup_commands: {a: b}\n", "setup_commands: expected a list, got a map"},
@@ -486,6 +490,8 @@ func TestExecutors(t *testing.T) {
 		{"worker_ips vs executor_configs", Job{WorkerIPs: hosts, Conf: withConf("executor_configs", "a:[1]")}, 0, "worker_ips gives 4 but job_conf.executor_configs gives 1"},
 		{"bad executor_configs", Job{Conf: withConf("executor_configs", "a")}, 0, "job_conf.executor_configs"},
 		{"zero processes", Job{WorkerIPs: []WorkerHost{{"a", []int{0}}}}, 0, "need at least 1"},
+		{"over MaxExecutors", Job{NumExecutors: MaxExecutors + 1, Conf: Default()}, 0, "num_executors gives 65537 executors; at most 65536"},
+		{"at MaxExecutors", Job{NumExecutors: MaxExecutors, Conf: Default()}, MaxExecutors, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

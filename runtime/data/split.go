@@ -164,7 +164,7 @@ func (s *Split) parse(r io.Reader) ([]int, error) {
 			s.ClientNames = append(s.ClientNames, client)
 			s.ClientSamples = append(s.ClientSamples, nil)
 		}
-		idx := int32(len(s.Paths))
+		idx := int32(len(s.Paths)) // MaxMapFileBytes keeps the rows (7+ bytes each) below 2^31
 		s.Paths = append(s.Paths, path)
 		s.Labels = append(s.Labels, int32(label))
 		s.Clients = append(s.Clients, ci)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"path/filepath"
@@ -117,8 +118,8 @@ type Executor struct {
 
 // New loads the data and returns an executor ready to Run.
 func New(opt Options) (*Executor, error) {
-	if opt.Rank < 1 {
-		return nil, fmt.Errorf("rank: executors are numbered from 1, got %d", opt.Rank)
+	if opt.Rank < 1 || opt.Rank > config.MaxExecutors {
+		return nil, fmt.Errorf("rank: executors are numbered 1..%d, got %d", config.MaxExecutors, opt.Rank)
 	}
 	if opt.Backend == nil {
 		return nil, errors.New("executor: no compute backend")
@@ -163,6 +164,9 @@ func New(opt Options) (*Executor, error) {
 		// the model's size so all executors agree.
 		if n < ds.Classes {
 			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, opt.Conf.DataDir, ds.Classes-1)
+		}
+		if n > math.MaxInt32 { // Hello carries it as an int32
+			return nil, fmt.Errorf("job_conf.num_classes must be at most %d, got %d", math.MaxInt32, n)
 		}
 		classes = n
 	} else if classes < ds.Classes {
@@ -212,7 +216,7 @@ func DataInfo(ds *data.Dataset) *pb.DataInfo {
 	return &pb.DataInfo{
 		ClientSamples: counts,
 		TestSamples:   int64(ds.Test.Len()),
-		Classes:       int32(ds.Classes),
+		Classes:       int32(ds.Classes), // labels are at most data.MaxLabel
 		Channels:      int32(c),
 		Height:        int32(height),
 		Width:         int32(width),

@@ -20,7 +20,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
@@ -244,8 +243,8 @@ func healthAddr(c ctr) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	port, ok := network.PortFrom(uint16(n), network.TCP)
-	if !ok {
+	port, err := tcpPort(n) // a label outside 1..65535 would wrap in uint16
+	if err != nil {
 		return "", false
 	}
 	for _, bd := range c.info.NetworkSettings.Ports[port] {

@@ -180,7 +180,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	execLabels[job.LabelComponent] = componentExecutor
 	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA, execTLS)
 	execPod.Spec.RestartPolicy = corev1.RestartPolicyNever
-	n := int32(s.Executors)
+	n := int32(s.Executors) // job.Executors bounds it by config.MaxExecutors
 	execJob := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(ExecutorsName(s.Name), ns, execLabels, nil),
