@@ -19,9 +19,12 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 	"github.com/fedscale/fedscale-go/runtime/config"
@@ -121,8 +124,9 @@ type Aggregator struct {
 
 // env is what every part of the aggregator reads and none changes after
 // New: the options, the job's configuration, the log, the metrics, the
-// wall clock and the log folder. The Aggregator, its state and the
-// scheduler share one.
+// wall clock and the log folder; and the evicted ranks, which the loop
+// adds to and sessions read (bans is safe for both). The Aggregator, its
+// state and the scheduler share one.
 type env struct {
 	opt    Options
 	conf   config.Conf
@@ -130,6 +134,36 @@ type env struct {
 	now    func() time.Time
 	prom   *promMetrics
 	logDir string
+	bans   *bans
+}
+
+// bans are the evicted ranks, with the reason. Sessions read them too, so
+// an evicted rank is refused even once the loop has ended.
+type bans struct {
+	mu sync.Mutex
+	m  map[int32]string
+}
+
+func (b *bans) add(rank int32, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m[rank] = why
+}
+
+func (b *bans) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m)
+}
+
+// refused is the error for a Hello of an evicted rank, nil for any other.
+func (b *bans) refused(rank int32) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if why, ok := b.m[rank]; ok {
+		return status.Errorf(codes.FailedPrecondition, "executor %d was evicted from this job (%s)", rank, why)
+	}
+	return nil
 }
 
 // modelPath is ModelPath.
@@ -202,6 +236,7 @@ func New(opt Options) (*Aggregator, error) {
 		now:    opt.Now,
 		prom:   newPromMetrics(opt.Metrics),
 		logDir: opt.Conf.LogDir(),
+		bans:   &bans{m: map[int32]string{}},
 	}
 	a := &Aggregator{
 		env:     e,

@@ -155,8 +155,7 @@ type scheduler struct {
 	lastExecutor  time.Time // when the last executor registered, or the last one left
 	warnedNoExecs bool
 
-	banned  map[int32]string // evicted ranks, with the reason: their Hello is refused
-	service [2]serviceTimes  // by taskKind
+	service [2]serviceTimes // by taskKind
 }
 
 // newScheduler returns a scheduler with no executors and no tasks.
@@ -167,7 +166,6 @@ func newScheduler(e *env) scheduler {
 		sessions: map[int32]*session{},
 		everSeen: map[int32]bool{},
 		tasks:    map[int64]*task{},
-		banned:   map[int32]string{},
 	}
 }
 
@@ -369,12 +367,12 @@ func (sc *scheduler) evictReason(s *session) string {
 // ban refuses s's rank for the rest of the job, with reason; the caller
 // drops s.
 func (sc *scheduler) ban(s *session, reason string) {
-	sc.banned[s.rank] = reason
+	sc.bans.add(s.rank, reason)
 	sc.log.Errorf("Evicted executor %d: %s; its rank is refused for the rest of the job", s.rank, reason)
 }
 
 // allBanned reports whether every rank of the job has been evicted.
-func (sc *scheduler) allBanned() bool { return len(sc.banned) >= sc.opt.Executors }
+func (sc *scheduler) allBanned() bool { return sc.bans.len() >= sc.opt.Executors }
 
 // again is a new copy of old's work, to be given an id by add.
 func (sc *scheduler) again(old *task) *task {

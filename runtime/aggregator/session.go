@@ -182,6 +182,11 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 	if err := checkHello(hello); err != nil {
 		return err
 	}
+	// Here as well as in the loop: after the job's end the loop no longer
+	// answers, and an evicted rank must still hear why it is refused.
+	if err := a.bans.refused(hello.GetRank()); err != nil {
+		return err
+	}
 	s := newSession(hello, a.now())
 	reply := make(chan error, 1)
 	if !a.post(evHello{s: s, hello: hello, reply: reply}) {

@@ -184,8 +184,8 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 	if r := h.GetRank(); r < 1 || int(r) > st.opt.Executors {
 		return status.Errorf(codes.FailedPrecondition, "executor rank %d is outside 1..%d (the job's num_executors)", r, st.opt.Executors)
 	}
-	if why, ok := st.sched.banned[h.GetRank()]; ok {
-		return status.Errorf(codes.FailedPrecondition, "executor %d was evicted from this job (%s)", h.GetRank(), why)
+	if err := st.bans.refused(h.GetRank()); err != nil {
+		return err
 	}
 	mode := config.Mode(h.GetMode())
 	if mode == "" {
