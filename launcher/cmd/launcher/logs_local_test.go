@@ -1,14 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
@@ -18,27 +14,12 @@ import (
 func TestLocalLogsAndCompletion(t *testing.T) {
 	bin := buildAll(t)
 	state, home := t.TempDir(), t.TempDir()
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 8, PerClient: 20, Test: 40, Classes: 4, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(home, "conf.yml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`num_executors: 2
-job_conf:
-    - job_name: cli_logs
-    - log_path: %s
-    - ps_port: %d
-    - data_set: synthetic
-    - grey_input: True
-    - data_dir: %s/data
-    - model: logistic
+	file := writeLocalJob(t, home, jobtest.SynthOptions{Clients: 8, PerClient: 20, Test: 40, Classes: 4, Seed: 3}, 2, "num_executors: 2\n", `    - job_name: cli_logs
     - num_participants: 4
     - rounds: 2
     - eval_interval: 1
     - local_steps: 2
-    - batch_size: 10
-    - test_bsz: 20
-    - filter_less: 10
-`, home, infratest.FreePorts(t, 3), home)), 0o644)
+`)
 	start := time.Now()
 	if out, err := launcher(t, bin, state, "submit", "--wait=done", "--timeout", "2m", file); err != nil {
 		t.Fatalf("submit: %v\n%s", err, out)

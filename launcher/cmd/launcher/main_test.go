@@ -40,6 +40,32 @@ func launcher(t *testing.T, bin, state string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// writeLocalJob writes a synthetic data set into home/data and a job file
+// home/conf.yml of a local job of executors executors on free ports: top
+// holds its top-level keys, conf its own job_conf lines, beside the ones
+// every such job shares (log_path, ps_port, the data, the batch sizes).
+func writeLocalJob(t *testing.T, home string, o jobtest.SynthOptions, executors int, top, conf string) string {
+	t.Helper()
+	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), o); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(home, "conf.yml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`%sjob_conf:
+%s    - log_path: %s
+    - ps_port: %d
+    - data_set: synthetic
+    - grey_input: True                  # our key: the images as stored, 1 grey channel
+    - data_dir: %s/data
+    - model: logistic
+    - batch_size: 10
+    - test_bsz: 20
+    - filter_less: 10
+`, top, conf, home, infratest.FreePorts(t, executors+1), home)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // TestLocalJobEndToEnd is the issue's check: `launcher submit --backend
 // local --wait=done JOB.yml` runs a whole job with the runtime's binaries
 // and `launcher status` shows it finished.
@@ -47,31 +73,16 @@ func TestLocalJobEndToEnd(t *testing.T) {
 	bin := buildAll(t)
 	state := t.TempDir()
 	home := t.TempDir()
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 12, PerClient: 30, Test: 60, Classes: 4, Seed: 9}); err != nil {
-		t.Fatal(err)
-	}
-	port := infratest.FreePorts(t, 3)
-	file := filepath.Join(home, "conf.yml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`ps_ip: 127.0.0.1
+	file := writeLocalJob(t, home, jobtest.SynthOptions{Clients: 12, PerClient: 30, Test: 60, Classes: 4, Seed: 9}, 2, `ps_ip: 127.0.0.1
 worker_ips:
     - 127.0.0.1:[2]
 setup_commands:
-job_conf:
-    - job_name: cli_e2e
-    - log_path: %s
-    - ps_port: %d
-    - data_set: synthetic
-    - grey_input: True                  # our key: the images as stored, 1 grey channel
-    - data_dir: %s/data
-    - model: logistic
+`, `    - job_name: cli_e2e
     - num_participants: 4
     - rounds: 4
     - eval_interval: 2
     - local_steps: 3
-    - batch_size: 10
-    - test_bsz: 20
-    - filter_less: 10
-`, home, port, home)), 0o644)
+`)
 
 	out, err := launcher(t, bin, state, "submit", "--backend", "local", "--wait=done", "--timeout", "2m", file)
 	if err != nil {

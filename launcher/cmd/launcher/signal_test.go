@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
@@ -20,26 +18,11 @@ import (
 func TestInterruptedWait(t *testing.T) {
 	bin := buildAll(t)
 	state, home := t.TempDir(), t.TempDir()
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 4, PerClient: 20, Test: 20, Classes: 2, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(home, "conf.yml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`num_executors: 1
-job_conf:
-    - job_name: cli_sigint
-    - log_path: %s
-    - ps_port: %d
-    - data_set: synthetic
-    - grey_input: True
-    - data_dir: %s/data
-    - model: logistic
+	file := writeLocalJob(t, home, jobtest.SynthOptions{Clients: 4, PerClient: 20, Test: 20, Classes: 2, Seed: 1}, 1, "num_executors: 1\n", `    - job_name: cli_sigint
     - num_participants: 2
     - rounds: 100000
     - local_steps: 1
-    - batch_size: 10
-    - test_bsz: 20
-    - filter_less: 10
-`, home, infratest.FreePorts(t, 2), home)), 0o644)
+`)
 	cmd := exec.Command(filepath.Join(bin, "launcher"), "submit", "--wait=done", file)
 	cmd.Env = append(os.Environ(), "FEDSCALE_LAUNCHER_STATE="+state, "DOCKER_HOST=unix:///nonexistent.sock", "KUBECONFIG=/nonexistent")
 	// A file, not a buffer: the test reads it while the launcher writes.

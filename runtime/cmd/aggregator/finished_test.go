@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,15 +24,7 @@ func TestFinishedJobRestart(t *testing.T) {
 		t.Skip("builds and runs binaries")
 	}
 	bin := buildBinaries(t)
-	home := t.TempDir()
-	t.Setenv("FEDSCALE_HOME", home)
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 8, PerClient: 20, Test: 40, Classes: 3, Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(t.TempDir(), "conf.yml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(jobFile, 2)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, conf := synthHome(t, jobtest.SynthOptions{Clients: 8, PerClient: 20, Test: 40, Classes: 3, Seed: 5}, 2)
 	port := fmt.Sprint(freePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -1058,15 +1058,7 @@ func TestHostilePeers(t *testing.T) {
 // it connect to a server that answers it with an error.
 func newHostileSuite(t *testing.T) *hostileSuite {
 	s := &hostileSuite{bin: buildBinaries(t)}
-	home := t.TempDir()
-	t.Setenv("FEDSCALE_HOME", home)
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 20, PerClient: 30, Test: 100, Classes: 4, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	s.conf = filepath.Join(t.TempDir(), "conf.yml")
-	if err := os.WriteFile(s.conf, []byte(fmt.Sprintf(jobFile, 2)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, s.conf = synthHome(t, jobtest.SynthOptions{Clients: 20, PerClient: 30, Test: 100, Classes: 4, Seed: 3}, 2)
 	issue := func(name string, executors int) string {
 		b, err := mtls.Issue(name, []string{"127.0.0.1", "localhost"}, executors, time.Now())
 		if err != nil {

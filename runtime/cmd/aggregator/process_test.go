@@ -34,6 +34,23 @@ func buildBinaries(t testing.TB, more ...string) string {
 	return bin
 }
 
+// synthHome makes $FEDSCALE_HOME a temporary folder holding a synthetic
+// data set (data/) and returns it with a job file of the given rounds
+// (jobFile) in another temporary folder.
+func synthHome(t *testing.T, o jobtest.SynthOptions, rounds int) (home, conf string) {
+	t.Helper()
+	home = t.TempDir()
+	t.Setenv("FEDSCALE_HOME", home)
+	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), o); err != nil {
+		t.Fatal(err)
+	}
+	conf = filepath.Join(t.TempDir(), "conf.yml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(jobFile, rounds)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return home, conf
+}
+
 func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -34,15 +34,7 @@ func TestMutualTLSJob(t *testing.T) {
 		t.Skip("builds and runs binaries")
 	}
 	bin := buildBinaries(t)
-	home := t.TempDir()
-	t.Setenv("FEDSCALE_HOME", home)
-	if err := jobtest.WriteSynthetic(filepath.Join(home, "data"), jobtest.SynthOptions{Clients: 20, PerClient: 30, Test: 100, Classes: 4, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(t.TempDir(), "conf.yml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(jobFile, 3)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	home, conf := synthHome(t, jobtest.SynthOptions{Clients: 20, PerClient: 30, Test: 100, Classes: 4, Seed: 3}, 3)
 	issue := func(name string) string {
 		b, err := mtls.Issue(name, []string{"127.0.0.1", "localhost"}, 2, time.Now())
 		if err != nil {
