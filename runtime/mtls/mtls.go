@@ -41,6 +41,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
@@ -60,10 +61,6 @@ const (
 	idPrefix = "/rank/"
 )
 
-// MaxRank bounds the rank a certificate may carry (the job file's
-// executors are counted in int32 on the wire).
-const MaxRank = 1<<31 - 1
-
 // RankURI is the identity of the process of rank r.
 func RankURI(r int) *url.URL {
 	return &url.URL{Scheme: idScheme, Host: idHost, Path: idPrefix + strconv.Itoa(r)}
@@ -78,7 +75,7 @@ func CertRank(c *x509.Certificate) (int, error) {
 		}
 		s := strings.TrimPrefix(u.Path, idPrefix)
 		r, err := strconv.Atoi(s)
-		if err != nil || r < 0 || r > MaxRank || strconv.Itoa(r) != s {
+		if err != nil || r < 0 || r > config.MaxExecutors || strconv.Itoa(r) != s {
 			return 0, fmt.Errorf("certificate %q: malformed identity %s", c.Subject.CommonName, u)
 		}
 		found = append(found, r)
@@ -157,8 +154,8 @@ func (ca *CA) Server(hosts []string) (KeyPair, error) {
 
 // Client issues executor rank's certificate.
 func (ca *CA) Client(rank int) (KeyPair, error) {
-	if rank < 1 || rank > MaxRank {
-		return KeyPair{}, fmt.Errorf("executor certificate: rank %d is outside 1..%d", rank, MaxRank)
+	if rank < 1 || rank > config.MaxExecutors {
+		return KeyPair{}, fmt.Errorf("executor certificate: rank %d is outside 1..%d", rank, config.MaxExecutors)
 	}
 	return ca.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "fedscale executor " + strconv.Itoa(rank)},

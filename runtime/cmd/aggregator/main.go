@@ -103,6 +103,13 @@ func main() {
 		if err != nil {
 			return fmt.Errorf("%s: %w", flags.Config, err)
 		}
+		// Flags checked before anything is created (the log folder).
+		if maxConns, err = maxConnections(maxConns, executors); err != nil {
+			return err
+		}
+		if helloTimeout <= 0 {
+			return fmt.Errorf("--hello-timeout must be positive, got %s", helloTimeout)
+		}
 		conf := job.Conf
 		if conf.TimeStamp == "" {
 			conf.TimeStamp = time.Now().Format("0102_150405")
@@ -113,12 +120,6 @@ func main() {
 		}
 		if _, err := log.AttachFile(filepath.Join(conf.LogDir(), "aggregator", "log")); err != nil {
 			return err
-		}
-		if maxConns, err = maxConnections(maxConns, executors); err != nil {
-			return err
-		}
-		if helloTimeout <= 0 {
-			return fmt.Errorf("--hello-timeout must be positive, got %s", helloTimeout)
 		}
 		opt := aggregator.Options{Conf: conf, Executors: executors, Log: log, HeartbeatInterval: heartbeat,
 			ExecutorTimeout: timeout, ExecutorWait: wait, HelloTimeout: helloTimeout, TaskTimeout: taskTimeout, Resume: !noResume, FinishedGrace: grace}

@@ -28,11 +28,11 @@ func wireShape(s []int) []int64 {
 	return out
 }
 
-// checkShape returns a wire tensor's shape and element count, refusing
-// negative dimensions and counts no tensor of ours reaches.
 // maxTensorValues bounds one tensor's element count.
 const maxTensorValues = 1 << 40
 
+// checkShape returns a wire tensor's shape and element count, refusing
+// negative dimensions and counts no tensor of ours reaches.
 func checkShape(t *Tensor) ([]int, int64, error) {
 	shape := make([]int, len(t.GetShape()))
 	n := int64(1)
