@@ -106,19 +106,19 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		}
 		if err := f.next(ctx); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("job %s: stopping: %w; still there: %s", name, err, left(len(js), len(cs), len(ss), len(ps)))
+				return fmt.Errorf("job %s: stopping: %w; still there: %s", name, err, left(len(js), len(cs), len(ss), len(ks), len(ps)))
 			}
 			return err
 		}
 	}
 }
 
-func left(jobs, cms, svcs, pods int) string {
+func left(jobs, cms, svcs, secrets, pods int) string {
 	var parts []string
 	for _, c := range []struct {
 		n    int
 		what string
-	}{{jobs, "Job"}, {cms, "ConfigMap"}, {svcs, "Service"}, {pods, "pod"}} {
+	}{{jobs, "Job"}, {cms, "ConfigMap"}, {svcs, "Service"}, {secrets, "Secret"}, {pods, "pod"}} {
 		if c.n == 1 {
 			parts = append(parts, "1 "+c.what)
 		} else if c.n > 1 {
