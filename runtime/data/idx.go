@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
-	"slices"
+
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
 )
 
 // IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), then the
@@ -61,18 +61,14 @@ func ReadIDXLabels(path string) ([]uint8, error) {
 // large enough to plausibly hold it (maxGzipRatio), and its payload is
 // read as it decompresses, never allocated from the header alone.
 func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err error) {
-	f, err := os.Open(path)
+	// A FIFO or device would block or never end: inputfile refuses them
+	// before a byte is read. No IDX file is larger than the payload bound
+	// plus its header.
+	f, fileSize, err := inputfile.Open(path, maxIDXBytes+4*(1+int64(ndims)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("idx: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("idx: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	var r io.Reader = br
 	// Detect gzip by its magic bytes rather than the file name.
@@ -108,13 +104,14 @@ func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err
 		}
 	}
 	if gzipped {
-		if limit := max(gzipFloor, maxGzipRatio*uint64(fi.Size())); size > limit {
+		if limit := max(gzipFloor, maxGzipRatio*uint64(fileSize)); size > limit {
 			return nil, nil, fmt.Errorf("%s: header announces %d data bytes, more than the %d a gzip file of %d bytes may expand to (%d times its size); gunzip it and read the plain file",
-				path, size, limit, fi.Size(), maxGzipRatio)
+				path, size, limit, fileSize, maxGzipRatio)
 		}
-		body, err = readGrowing(r, size)
+		// Grown as the data arrives, never allocated on the header's word.
+		body, err = io.ReadAll(io.LimitReader(r, int64(size)))
 	} else {
-		switch have := uint64(max(fi.Size()-int64(len(hdr)), 0)); {
+		switch have := uint64(max(fileSize-int64(len(hdr)), 0)); {
 		case have < size:
 			return nil, nil, fmt.Errorf("%s: truncated: %d of %d data bytes", path, have, size)
 		case have > size:
@@ -138,27 +135,6 @@ func readIDX(path string, magic uint32, ndims int) (dims []int, body []byte, err
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return dims, body, nil
-}
-
-// readGrowing reads up to size bytes from r, to its end, growing the
-// buffer as the data arrives (doubling, capped at size) rather than
-// allocating size bytes on the word of a header.
-func readGrowing(r io.Reader, size uint64) ([]byte, error) {
-	buf := make([]byte, 0, min(size, 1<<20))
-	for uint64(len(buf)) < size {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, int(min(size-uint64(len(buf)), uint64(cap(buf)))))
-		}
-		n, err := r.Read(buf[len(buf):min(uint64(cap(buf)), size)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
 }
 
 func idxKind(magic uint32) string {

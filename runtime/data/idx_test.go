@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -150,7 +151,15 @@ func TestReadIDXSizes(t *testing.T) {
 			}
 		})
 	}
-	if _, _, _, _, err := ReadIDXImages(dir); err == nil || !strings.Contains(err.Error(), dir+": not a regular file") {
+	if _, _, _, _, err := ReadIDXImages(dir); err == nil || !strings.Contains(err.Error(), dir+" is a directory, not a regular file") {
 		t.Errorf("a directory: %v", err)
+	}
+	// A FIFO with no writer would block a plain open forever.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadIDXLabels(fifo); err == nil || !strings.Contains(err.Error(), fifo+" is a named pipe (FIFO), not a regular file") {
+		t.Errorf("a FIFO: %v", err)
 	}
 }
