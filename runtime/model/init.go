@@ -86,14 +86,6 @@ func (b *builder) convBiasReLU(name string, in Shape, outC, k, pad int) *Layer {
 }
 
 // layout returns the parameters of spec's architecture in forward order.
-func layout(s Spec) ([]param, error) {
-	a, err := Build(s)
-	if err != nil {
-		return nil, err
-	}
-	return a.Params, nil
-}
-
 // Zeros returns zero-valued parameters of spec's architecture: the names
 // and shapes that Init produces and that Trainers check params against.
 func Zeros(spec Spec) (tensor.List, error) {
@@ -111,15 +103,21 @@ func Zeros(spec Spec) (tensor.List, error) {
 // (nil Data): what a Trainer checks params against, without the memory of
 // a whole model.
 func Layout(spec Spec) (tensor.List, error) {
-	ps, err := layout(spec)
+	a, err := Build(spec)
 	if err != nil {
 		return nil, err
 	}
-	out := make(tensor.List, len(ps))
-	for i, p := range ps {
+	return a.Layout(), nil
+}
+
+// Layout is the parameters' names and shapes, without data, in
+// state_dict order (what Layout(spec) returns for a's spec).
+func (a *Arch) Layout() tensor.List {
+	out := make(tensor.List, len(a.Params))
+	for i, p := range a.Params {
 		out[i] = tensor.Tensor{Name: p.name, Shape: append([]int(nil), p.shape...)}
 	}
-	return out, nil
+	return out
 }
 
 // Init returns spec's parameters initialised as PyTorch and torchvision

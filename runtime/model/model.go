@@ -75,7 +75,7 @@ func (s Spec) String() string {
 // Validate reports whether s names a supported architecture with dimensions
 // it can run on.
 func (s Spec) Validate() error {
-	_, err := layout(s)
+	_, err := Build(s)
 	return err
 }
 

@@ -87,10 +87,7 @@ func New(spec model.Spec) (model.Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
-	tmpl, err := model.Layout(spec)
-	if err != nil {
-		return nil, fmt.Errorf("cpu backend: %w", err)
-	}
+	tmpl := a.Layout()
 	root, err := compile(a.Root)
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %s: %w", spec, err)
