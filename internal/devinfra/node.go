@@ -421,12 +421,8 @@ func shims(address string) []int {
 		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid <= 1 {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-		if strings.HasPrefix(filepath.Base(argv[0]), "containerd-shim") && slices.Contains(argv, address) {
+		argv, ok := cmdline(pid)
+		if ok && strings.HasPrefix(filepath.Base(argv[0]), "containerd-shim") && slices.Contains(argv, address) {
 			pids = append(pids, pid)
 		}
 	}
