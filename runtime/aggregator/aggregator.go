@@ -30,6 +30,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/inputfile"
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
@@ -135,6 +136,7 @@ type env struct {
 	prom   *promMetrics
 	logDir string
 	bans   *bans
+	mon    *monitor // what /api/v1/job shows (view.go)
 }
 
 // bans are the evicted ranks, with the reason. Sessions read them too, so
@@ -154,6 +156,13 @@ func (b *bans) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.m)
+}
+
+// reason is why rank was evicted, "" when it was not.
+func (b *bans) reason(rank int32) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[rank]
 }
 
 // refused is the error for a Hello of an evicted rank, nil for any other.
@@ -237,6 +246,7 @@ func New(opt Options) (*Aggregator, error) {
 		prom:   newPromMetrics(opt.Metrics),
 		logDir: opt.Conf.LogDir(),
 		bans:   &bans{m: map[int32]string{}},
+		mon:    newMonitor(),
 	}
 	a := &Aggregator{
 		env:     e,
@@ -245,6 +255,7 @@ func New(opt Options) (*Aggregator, error) {
 		ready:   make(chan struct{}),
 		st:      newState(e, newMode(opt.Conf, opt.Executors), initModel, initDigest),
 	}
+	e.mon.publish(&a.st, "")
 	return a, nil
 }
 
@@ -338,11 +349,14 @@ func (a *Aggregator) Run(ctx context.Context) (Result, error) {
 		case <-ctx.Done():
 			a.st.sched.abortAll("aggregator stopped")
 			a.st.closeFiles()
+			a.mon.publish(&a.st, jobapi.StateStopped)
 			return a.st.result(), ctx.Err()
 		case ev := <-a.events:
 			ev.apply(&a.st)
+			a.mon.maybePublish(&a.st)
 		case <-tick.C:
 			a.st.checkLiveness()
+			a.mon.publish(&a.st, "")
 		}
 	}
 }
@@ -374,7 +388,9 @@ func (a *Aggregator) finish() (Result, error) {
 	res, err := st.finish()
 	if err == nil {
 		a.recordCompletion(res)
+		a.mon.event(a.now(), fedlog.Info, "Job finished: %d rounds", res.Rounds)
 	}
+	a.mon.publish(st, "")
 	return res, err
 }
 

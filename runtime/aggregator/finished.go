@@ -152,6 +152,13 @@ func (a *Aggregator) recordCompletion(res Result) {
 // the whole job again sees every process exit 0. It returns as soon as
 // every rank has been told and has hung up.
 func (a *Aggregator) serveFinished(ctx context.Context, c *completion) (Result, error) {
+	// The job document shows the finished job, its last round's figures
+	// as its history.
+	st := &a.st
+	st.round, st.clock, st.timeStamp, st.done = c.Round, c.VirtualClock, c.TimeStamp, true
+	a.mon.recorded(a.now(), fedlog.Record{Round: c.Round, VirtualClock: c.VirtualClock, Top1: &c.Top1, Top5: &c.Top5,
+		TestLoss: (&fedlog.Record{}).Value("test_loss", c.TestLoss)})
+	a.mon.publish(st, "")
 	close(a.ready)
 	a.log.Infof("Job %s already finished (run %s): round %d, virtual clock %s, top_1 %s, top_5 %s; metrics in %s; checkpoint in %s. Nothing to train (a start without resuming runs it again): telling executors that connect within %s, then exiting",
 		c.JobName, c.TimeStamp, c.Round, fedlog.PyFloat(c.VirtualClock), fedlog.PyFloat(c.Top1), fedlog.PyFloat(c.Top5), c.MetricsFile,

@@ -184,6 +184,7 @@ func (sc *scheduler) register(s *session) (old *session, rejoin bool) {
 	rejoin = sc.everSeen[s.rank]
 	sc.everSeen[s.rank] = true
 	sc.prom.executors.Set(float64(len(sc.sessions)))
+	sc.mon.registered(sc.now(), s, rejoin)
 	return old, rejoin
 }
 
@@ -247,6 +248,7 @@ func (sc *scheduler) retire(t *task) {
 // service time counts toward the deadlines.
 func (sc *scheduler) accepted(s *session, t *task, now time.Time) {
 	sc.service[t.kind].add(now.Sub(s.workingOn(t)))
+	sc.mon.taskDone(s.rank)
 	s.progress = now
 	s.strikes = 0
 	for len(t.work.live) > 0 {
@@ -353,6 +355,7 @@ func (sc *scheduler) failure(s *session, t *task) (gaveUp *task) {
 	sc.add(sc.again(t))
 	sc.reissued++
 	sc.prom.reissued.Inc()
+	sc.mon.reissued(sc.now(), s.rank, 1, t.what()+" failed there")
 	return nil
 }
 
@@ -368,6 +371,7 @@ func (sc *scheduler) evictReason(s *session) string {
 // drops s.
 func (sc *scheduler) ban(s *session, reason string) {
 	sc.bans.add(s.rank, reason)
+	sc.mon.evicted(sc.now(), s.rank, reason)
 	sc.log.Errorf("Evicted executor %d: %s; its rank is refused for the rest of the job", s.rank, reason)
 }
 
@@ -477,6 +481,7 @@ func (sc *scheduler) remove(s *session, reason string) {
 	if sc.sessions[s.rank] == s {
 		delete(sc.sessions, s.rank)
 	}
+	sc.mon.removed(sc.now(), s, reason)
 	sc.prom.executors.Set(float64(len(sc.sessions)))
 	if len(sc.sessions) == 0 {
 		sc.lastExecutor = sc.now()
@@ -505,6 +510,7 @@ func (sc *scheduler) reissue(s *session, reason string, round int) {
 	s.busy = map[int64]*task{}
 	sc.reissued += len(what)
 	sc.prom.reissued.Add(float64(len(what)))
+	sc.mon.reissued(sc.now(), s.rank, len(what), fmt.Sprintf("lost in round %d (%s)", round, reason))
 	if len(what) > 0 {
 		sc.log.Warnf("Executor %d lost (%s) in round %d; re-issuing %d task(s): %s", s.rank, reason, round, len(what), strings.Join(what, ", "))
 	} else {

@@ -121,6 +121,13 @@ func (s *session) abort(reason string) {
 	})
 }
 
+// abortReason is the reason abort ended the stream with, "" if it did not.
+func (s *session) abortReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
 func (s *session) poke() {
 	select {
 	case s.notify <- struct{}{}:

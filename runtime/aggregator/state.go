@@ -685,6 +685,7 @@ func (st *state) flushRecord() {
 	}
 	st.pendingRecord.ReissuedTasks = st.sched.reissued
 	st.last = *st.pendingRecord
+	st.mon.recorded(st.now(), st.last)
 	if st.metrics != nil {
 		if err := st.metrics.Write(*st.pendingRecord); err != nil {
 			st.log.Errorf("%v", err)
@@ -782,6 +783,7 @@ func (st *state) maybeFinishEval() {
 			st.log.Errorf("Checkpoint: %v", err)
 		} else {
 			st.log.Infof("Saved checkpoint of round %d to %s", st.round, path)
+			st.mon.checkpointed(st.now(), st.round)
 		}
 		st.saveModel()
 	}
@@ -961,6 +963,7 @@ func (st *state) fail(err error) {
 		return
 	}
 	st.log.Errorf("Job failed: %v", err)
+	st.mon.failed(st.now(), err)
 	st.err = err
 	st.done = true
 }

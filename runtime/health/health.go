@@ -2,7 +2,8 @@
 // and test harnesses watch: /healthz (the process is alive), /readyz (it is
 // ready: the aggregator serves gRPC, an executor is registered) and, when a
 // Prometheus registry is given, /metrics, with the names of the series
-// launchers read (RoundMetric, Top1Metric).
+// launchers read (RoundMetric, Top1Metric), and any further Route a process
+// adds (the aggregator's job document).
 //
 // Every answer carries the process's instance (InstanceHeader): the value a
 // launcher gave it in InstanceEnv, unique per submitted job. A launcher that
@@ -54,13 +55,20 @@ type Server struct {
 	ln     net.Listener
 }
 
-// Listen starts serving on addr (":0" picks a free port). A nil registry
-// leaves /metrics out. The instance answered is $FEDSCALE_INSTANCE's.
-func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
-	return listen(addr, reg, os.Getenv(InstanceEnv))
+// Route is one more endpoint a process serves beside the health ones
+// (the aggregator's job document, runtime/jobapi).
+type Route struct {
+	Pattern string // an http.ServeMux pattern
+	Handler http.Handler
 }
 
-func listen(addr string, reg *prometheus.Registry, instance string) (*Server, error) {
+// Listen starts serving on addr (":0" picks a free port). A nil registry
+// leaves /metrics out. The instance answered is $FEDSCALE_INSTANCE's.
+func Listen(addr string, reg *prometheus.Registry, routes ...Route) (*Server, error) {
+	return listen(addr, reg, os.Getenv(InstanceEnv), routes...)
+}
+
+func listen(addr string, reg *prometheus.Registry, instance string, routes ...Route) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("health endpoint %s: %w", addr, err)
@@ -80,6 +88,9 @@ func listen(addr string, reg *prometheus.Registry, instance string) (*Server, er
 	})
 	if reg != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
 	}
 	var h http.Handler = mux
 	if instance != "" {

@@ -32,6 +32,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/health"
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
 	"github.com/fedscale/fedscale-go/runtime/jobflags"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/trace"
@@ -150,7 +151,7 @@ func main() {
 		// Beyond maxConns, connections wait in the kernel's backlog instead
 		// of costing this process a descriptor and goroutines each.
 		lis = netutil.LimitListener(lis, maxConns)
-		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg)
+		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg, health.Route{Pattern: jobapi.Path, Handler: agg.JobHandler()})
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 )
 
@@ -146,6 +147,7 @@ func TestThreeProcesses(t *testing.T) {
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", aggHTTP), "ready")
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", execHTTP), "ready")
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", aggHTTP), "fedscale_executors_connected 1")
+					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s", aggHTTP, jobapi.Path), `{"rank":1,"state":"connected"`)
 				}
 			}
 			logFile := filepath.Join(home, "benchmark", "logs", "processes", tc.name, "aggregator", "log")
