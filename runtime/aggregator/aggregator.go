@@ -175,9 +175,13 @@ func (b *bans) refused(rank int32) error {
 	return nil
 }
 
+// aggregatorDir is the aggregator's log folder, FedScale's logDir:
+// {log_path}/logs/{job_name}/{time_stamp}/aggregator.
+func (e *env) aggregatorDir() string { return filepath.Join(e.logDir, "aggregator") }
+
 // modelPath is ModelPath.
 func (e *env) modelPath() string {
-	return filepath.Join(e.logDir, "aggregator", "model.safetensors")
+	return filepath.Join(e.aggregatorDir(), "model.safetensors")
 }
 
 // New validates opt and returns an Aggregator ready to serve.

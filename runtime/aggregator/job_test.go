@@ -260,6 +260,7 @@ func TestJobLearns(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(res.LogDir, "executor", "log")); err != nil {
 		t.Errorf("executor log: %v", err)
 	}
+	checkEventFile(t, res.LogDir, recs)
 }
 
 // The same job gives the same model and metrics to the last bit with one

@@ -26,6 +26,7 @@ import (
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/selection"
 	"github.com/fedscale/fedscale-go/runtime/tensor"
+	"github.com/fedscale/fedscale-go/runtime/tfevents"
 )
 
 // phase is what the job is doing: waiting for every executor to register,
@@ -90,6 +91,7 @@ type state struct {
 	timeStamp     string
 
 	metrics *fedlog.Metrics
+	events  *tfevents.Writer // tensorboard.go
 	// modelSaved is 1 + the round whose model saveModel wrote last; 0 =
 	// none yet.
 	modelSaved int
@@ -455,13 +457,17 @@ func (st *state) openFiles() error {
 		return err
 	}
 	st.metrics = m
-	return nil
+	return st.openEvents()
 }
 
 func (st *state) closeFiles() {
 	if st.metrics != nil {
 		_ = st.metrics.Close()
 		st.metrics = nil
+	}
+	if st.events != nil {
+		_ = st.events.Close()
+		st.events = nil
 	}
 }
 
@@ -686,6 +692,7 @@ func (st *state) flushRecord() {
 	st.pendingRecord.ReissuedTasks = st.sched.reissued
 	st.last = *st.pendingRecord
 	st.mon.recorded(st.now(), st.last)
+	st.writeEvents(st.last)
 	if st.metrics != nil {
 		if err := st.metrics.Write(*st.pendingRecord); err != nil {
 			st.log.Errorf("%v", err)
