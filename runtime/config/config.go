@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -47,14 +48,19 @@ type Job struct {
 	ContainerNetwork string
 	PsIP             string
 	WorkerIPs        []WorkerHost
-	ExpPath          string // env- and ~-expanded
-	ExecutorEntry    string
-	AggregatorEntry  string
-	Auth             Auth
-	SetupCommands    []string // null → empty
-	AggregatorImage  string
-	ExecutorImage    string
-	Conf             Conf
+	// DockerEngines (docker_engines, this runtime's own key) maps a host of
+	// ps_ip or worker_ips to the Docker engine its containers run on: an
+	// engine address (unix://, tcp://, ssh://) or a Docker context name.
+	// The launcher's Docker backend owns what the values mean.
+	DockerEngines   map[string]string
+	ExpPath         string // env- and ~-expanded
+	ExecutorEntry   string
+	AggregatorEntry string
+	Auth            Auth
+	SetupCommands   []string // null → empty
+	AggregatorImage string
+	ExecutorImage   string
+	Conf            Conf
 	// Warnings holds one line per accepted-but-ignored setting, e.g.
 	// `conf.yml:14: job_conf.num_loaders is known to FedScale but not used by this runtime; ignored`.
 	Warnings []string
@@ -234,6 +240,15 @@ func (j *Job) issues() []issue {
 			add("worker_ips", "worker_ips: %v", err)
 		}
 	}
+	for _, host := range sortedKeys(j.DockerEngines) {
+		engine := j.DockerEngines[host]
+		switch {
+		case !j.hasHost(host):
+			add("docker_engines", "docker_engines: %q is neither ps_ip nor a worker_ips host", clip(host))
+		case engine == "" || strings.HasPrefix(engine, "-") || strings.IndexFunc(engine, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			add("docker_engines", "docker_engines.%s must be a Docker engine address (unix://, tcp://, ssh://) or context name without spaces that does not start with '-', got %q", clip(host), clip(engine))
+		}
+	}
 	for _, p := range j.Ports {
 		if p < 1 || p > 65535 {
 			add("ports", "ports: %d is not in 1..65535", p)
@@ -269,6 +284,28 @@ func (j *Job) issues() []issue {
 	return out
 }
 
+// hasHost reports whether host is ps_ip or a worker_ips host.
+func (j *Job) hasHost(host string) bool {
+	if host == j.PsIP {
+		return true
+	}
+	for _, w := range j.WorkerIPs {
+		if w.Host == host {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // CheckPorts is the rule for the ports key, which only containers on Docker
 // use: none, or the aggregator's then one per executor.
 func CheckPorts(ports []int, executors int) error {
@@ -296,7 +333,7 @@ func Load(path string) (*Job, error) {
 // topLevelKeys are the keys a job file may have outside job_conf.
 var topLevelKeys = []string{
 	"aggregator_entry", "aggregator_image", "auth", "container_network",
-	"data_path", "exp_path", "executor_entry", "executor_image", "job_conf",
+	"data_path", "docker_engines", "exp_path", "executor_entry", "executor_image", "job_conf",
 	"num_aggregators", "num_executors", "ports", "ps_ip", "setup_commands",
 	"use_container", "worker_ips",
 }
@@ -444,6 +481,8 @@ func (p *parser) topLevel(j *Job, m *yaml.Node) {
 			j.PsIP, err = toString(v)
 		case "worker_ips":
 			j.WorkerIPs = p.workers(v)
+		case "docker_engines":
+			j.DockerEngines = p.engines(v)
 		case "exp_path":
 			j.ExpPath, err = toPath(v)
 		case "executor_entry":
@@ -532,6 +571,44 @@ func (p *parser) workers(v *yaml.Node) []WorkerHost {
 			continue
 		}
 		out = append(out, w)
+	}
+	return out
+}
+
+// maxEngines bounds docker_engines: one engine per host of the job, and a
+// job has at most MaxExecutors+1 hosts.
+const maxEngines = MaxExecutors + 1
+
+// engines parses docker_engines, a map of host to engine.
+func (p *parser) engines(v *yaml.Node) map[string]string {
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v.Line, "docker_engines: expected a map of host to Docker engine (e.g. 10.0.0.2: ssh://fed@10.0.0.2), got %s", describe(v))
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+		host, ok := p.mapKey(k, "docker_engines")
+		if !ok {
+			continue
+		}
+		if _, dup := out[host]; dup {
+			p.errorf(k.Line, "duplicate docker_engines host %q", clip(host))
+			continue
+		}
+		if len(out) == maxEngines {
+			p.errorf(k.Line, "docker_engines: more than %d hosts", maxEngines)
+			return out
+		}
+		engine, err := toString(val)
+		if err != nil {
+			p.errorf(val.Line, "docker_engines.%s: %v", clip(host), err)
+			continue
+		}
+		out[host] = engine
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -205,6 +206,25 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestParseDockerEngines(t *testing.T) {
+	in := `use_container: docker
+ps_ip: 10.0.0.1
+worker_ips: ['10.0.0.2:[2]', '10.0.0.3:[1]']
+docker_engines:
+  10.0.0.1: unix:///run/docker.sock
+  10.0.0.2: ssh://fed@10.0.0.2
+  10.0.0.3: gpu-box
+`
+	j, err := Parse([]byte(in), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"10.0.0.1": "unix:///run/docker.sock", "10.0.0.2": "ssh://fed@10.0.0.2", "10.0.0.3": "gpu-box"}
+	if !maps.Equal(j.DockerEngines, want) {
+		t.Errorf("DockerEngines = %v, want %v", j.DockerEngines, want)
+	}
+}
+
 func TestParseTopLevel(t *testing.T) {
 	t.Setenv("HOME", "/home/bob")
 	in := `use_container: k8s
@@ -301,6 +321,12 @@ var parseErrorCases = []struct {
 	{"num_classes over int32", conf("num_classes: 4294967306"), "job_conf.num_classes must be at most 2147483647, got 4294967306"},
 	{"executor sources disagree", "num_executors: 3\nworker_ips: ['h:[2]']\n", "executor count: num_executors gives 3 but worker_ips gives 2"},
 	{"image flag injection", "executor_image: --privileged\n", "executor_image must be a name without spaces that does not start with '-'"},
+	{"docker_engines list", "docker_engines: [a]\n", "conf.yml:1: docker_engines: expected a map of host to Docker engine"},
+	{"docker_engines unknown host", "ps_ip: a\nworker_ips: ['b:[1]']\ndocker_engines: {c: ssh://c}\n", `conf.yml:3: docker_engines: "c" is neither ps_ip nor a worker_ips host`},
+	{"docker_engines empty engine", "ps_ip: a\ndocker_engines: {a: ''}\n", "docker_engines.a must be a Docker engine address"},
+	{"docker_engines flag injection", "ps_ip: a\ndocker_engines: {a: --tls}\n", "docker_engines.a must be a Docker engine address"},
+	{"docker_engines map value", "ps_ip: a\ndocker_engines: {a: {b: c}}\n", "conf.yml:2: docker_engines.a: expected a string, got a map"},
+	{"docker_engines duplicate", "ps_ip: a\ndocker_engines:\n  a: unix:///x\n  a: unix:///y\n", `conf.yml:4: duplicate docker_engines host "a"`},
 	{"setup_commands map", "setup_commands: {a: b}\n", "setup_commands: expected a list, got a map"},
 	{"auth scalar", "auth: me\n", `auth: expected a map with ssh_user and ssh_private_key, got "me"`},
 	{"non-scalar key", "? [a]\n: 1\n", "top-level keys must be names, got a list"},
