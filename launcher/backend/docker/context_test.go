@@ -37,20 +37,20 @@ func TestDockerContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.host != "tcp://10.9.8.7:2375" || b.from != "docker context remote" {
-		t.Errorf("host %q from %q, want the context's endpoint", b.host, b.from)
+	if b.def.addr != "tcp://10.9.8.7:2375" || b.def.from != "docker context remote" {
+		t.Errorf("host %q from %q, want the context's endpoint", b.def.addr, b.def.from)
 	}
 
 	t.Setenv("DOCKER_CONTEXT", "default")
-	if b, err = New(Options{}); err != nil || b.from != "the default socket" {
-		t.Errorf("DOCKER_CONTEXT=default: from %q, %v", b.from, err)
+	if b, err = New(Options{}); err != nil || b.def.from != "the default socket" {
+		t.Errorf("DOCKER_CONTEXT=default: from %q, %v", b.def.from, err)
 	}
 	t.Setenv("DOCKER_CONTEXT", "missing")
 	if _, err = New(Options{}); err == nil || !strings.Contains(err.Error(), `docker context "missing": not found`) {
 		t.Errorf("unknown context: %v", err)
 	}
 	t.Setenv("DOCKER_HOST", "unix:///from-env.sock")
-	if b, err = New(Options{}); err != nil || b.host != "unix:///from-env.sock" {
-		t.Errorf("DOCKER_HOST must win over the context: %q, %v", b.host, err)
+	if b, err = New(Options{}); err != nil || b.def.addr != "unix:///from-env.sock" {
+		t.Errorf("DOCKER_HOST must win over the context: %q, %v", b.def.addr, err)
 	}
 }

@@ -76,12 +76,12 @@ func TestDockerContextTLS(t *testing.T) {
 			t.Fatalf("context %s: %v", name, err)
 		}
 		defer b.Close()
-		if b.from != "docker context "+name {
-			t.Errorf("context %s: engine from %q", name, b.from)
+		if b.def.from != "docker context "+name {
+			t.Errorf("context %s: engine from %q", name, b.def.from)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, err = b.cli.Ping(ctx, client.PingOptions{})
+		_, err = b.def.cli.Ping(ctx, client.PingOptions{})
 		return err
 	}
 	if err := ping("tls"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -16,9 +17,17 @@ import (
 // OpenLog opens a container's output, stdout and stderr merged line by
 // line (a partial line of one stream never splits a line of the other).
 func (b *Backend) OpenLog(ctx context.Context, name string, p backend.ProcessStatus, o backend.LogStream) (_ io.ReadCloser, err error) {
-	defer b.wrap(&err)
 	if p.LogRef == "" {
 		return nil, backend.ErrNoOutput
+	}
+	// LogRef is "ID@ENGINE" (status.go): a container ID holds no '@'.
+	id, spec, ok := strings.Cut(p.LogRef, "@")
+	if !ok {
+		return nil, fmt.Errorf("logs of %s: bad reference %q", p.Where, p.LogRef)
+	}
+	e, err := b.engine(spec, "the job's containers")
+	if err != nil {
+		return nil, err
 	}
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow, Timestamps: o.Timestamps}
 	if o.Tail > 0 {
@@ -27,9 +36,9 @@ func (b *Backend) OpenLog(ctx context.Context, name string, p backend.ProcessSta
 	if !o.Since.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", o.Since.Unix(), o.Since.Nanosecond())
 	}
-	rc, err := b.cli.ContainerLogs(ctx, p.LogRef, opts)
+	rc, err := e.cli.ContainerLogs(ctx, id, opts)
 	if err != nil {
-		return nil, fmt.Errorf("logs of %s: %w", p.Where, err)
+		return nil, e.err(fmt.Errorf("logs of %s: %w", p.Where, err), "")
 	}
 	pr, pw := io.Pipe()
 	go func() {

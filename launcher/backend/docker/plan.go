@@ -26,11 +26,12 @@ type planNet struct {
 	Name   string            `yaml:"name"`
 	Driver string            `yaml:"driver"`
 	Note   string            `yaml:"note"`
-	Labels map[string]string `yaml:"labels"`
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
 
 type planCtr struct {
 	Name    string            `yaml:"name"`
+	Engine  string            `yaml:"engine,omitempty"`
 	Image   string            `yaml:"image"`
 	Args    []string          `yaml:"args,flow"`
 	Env     []string          `yaml:"env"`
@@ -47,13 +48,14 @@ type planCtr struct {
 // Plan writes, as YAML, the network and the containers Submit would
 // create. It needs no engine.
 func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
-	p, err := plan(s, b.hostIP)
+	p, err := b.plan(s)
 	if err != nil {
 		return err
 	}
+	first := p.Containers[0].Place
 	doc := planDoc{
 		Backend: b.Name(),
-		Engine:  b.host + " (" + b.from + ")",
+		Engine:  first.spec + " (" + first.from + ")",
 		Job:     s.Name,
 		Network: planNet{
 			Name:   p.Network.Name,
@@ -61,6 +63,11 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 			Note:   "reused if it exists; else created with these labels (an attachable overlay when the engine is a swarm manager) and removed by stop",
 			Labels: p.Network.Labels,
 		},
+	}
+	if p.Multi {
+		doc.Engine = "one per host: see each container's engine"
+		doc.Network = planNet{Name: p.Network.Name, Driver: "overlay",
+			Note: "must exist: an attachable overlay of the swarm the engines are in (docker network create --driver=overlay --attachable " + p.Network.Name + " on a manager); not created or removed"}
 	}
 	for _, c := range p.Containers {
 		pc := planCtr{
@@ -76,6 +83,12 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 					job.ContainerTLSDir, strings.Join(mtls.FileNames(c.Proc.Rank), ","))},
 			Restart: string(c.Host.RestartPolicy.Name),
 		}
+		if p.Multi {
+			pc.Engine = c.Place.spec + " (" + c.Place.from + ")"
+			if w := c.Place.what(c.Proc.Rank); w != "" {
+				pc.Engine = c.Place.spec + " (" + w + ", from " + c.Place.from + ")"
+			}
+		}
 		if pc.User == "" {
 			pc.User = "(the image's user)"
 		}
@@ -86,6 +99,8 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 			for _, bd := range bs {
 				host, what := bd.HostPort, "gRPC"
 				switch {
+				case host == "0" && p.Multi:
+					host, what = "<ephemeral>", "health; not probed: the job spans engines"
 				case host == "0":
 					host, what = "<ephemeral>", "health, probed by wait and status"
 				case port == c.HealthPort:

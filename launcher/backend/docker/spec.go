@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -23,6 +24,15 @@ const LabelHealthPort = "fedscale.dev/health-port"
 // name), which the DNS-safe job name may differ from.
 const LabelConfJobName = "fedscale.dev/job-conf-name"
 
+// LabelHost records, on each container, the job's host it runs for (its
+// ps_ip or worker_ips host; absent when the job names none).
+const LabelHost = "fedscale.dev/host"
+
+// LabelEngines records, on each container, every engine of its job as
+// "host=engine" pairs joined by spaces, so stop, status and logs given a
+// job name find the job's other engines from any one of them.
+const LabelEngines = "fedscale.dev/engines"
+
 // AggregatorAlias is the aggregator's extra name on the job's network.
 const AggregatorAlias = "aggregator"
 
@@ -33,6 +43,9 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 type jobPlan struct {
 	Network    netPlan
 	Containers []ctrPlan
+	// Multi: the containers are on more than one engine, joined by
+	// Network, an attachable overlay that must exist.
+	Multi bool
 }
 
 type netPlan struct {
@@ -48,6 +61,7 @@ type ctrPlan struct {
 	Config *container.Config
 	Host   *container.HostConfig
 	Net    *network.NetworkingConfig
+	Place  place
 	// HealthPort is the container's health port, published on 127.0.0.1
 	// with an ephemeral host port.
 	HealthPort network.Port
@@ -67,7 +81,8 @@ func ContainerName(jobName, process string) string { return jobName + "-" + proc
 
 // plan builds the create requests for s. hostIP is where s.Ports are
 // published.
-func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
+func (b *Backend) plan(s *job.Spec) (*jobPlan, error) {
+	hostIP := b.hostIP
 	if err := job.ValidateName(s.Name); err != nil {
 		return nil, err
 	}
@@ -88,6 +103,15 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 	if err := config.CheckPorts(s.Ports, len(procs)-1); err != nil {
 		return nil, fmt.Errorf("job %q: %w", s.Name, err)
 	}
+	places := b.places(s, procs)
+	for _, pl := range places[1:] {
+		p.Multi = p.Multi || pl.spec != places[0].spec
+	}
+	if p.Multi && s.Network == "" {
+		return nil, fmt.Errorf("job %q: its hosts are on %d Docker engines (%s): set container_network to an attachable overlay network of the swarm they are in (docker network create --driver=overlay --attachable NAME on a manager)",
+			s.Name, len(strings.Fields(engineSet(places))), engineSet(places))
+	}
+	engines := engineSet(places)
 	for i, proc := range procs {
 		name := ContainerName(s.Name, proc.Name)
 		labels := s.Labels(&proc)
@@ -95,6 +119,14 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 			labels[job.AnnotationJobFile] = jobFile
 		}
 		labels[LabelHealthPort] = strconv.Itoa(proc.HealthPort)
+		if p.Multi {
+			// Only then: a one-engine job is found on whichever address
+			// reaches its engine, which need not be the one used here.
+			labels[LabelEngines] = engines
+		}
+		if places[i].host != "" {
+			labels[LabelHost] = places[i].host
+		}
 		if proc.Component == "aggregator" {
 			labels[LabelConfJobName] = s.Job.Conf.JobName
 		}
@@ -152,7 +184,7 @@ func plan(s *job.Spec, hostIP netip.Addr) (*jobPlan, error) {
 			ep.Aliases = []string{AggregatorAlias}
 		}
 		p.Containers = append(p.Containers, ctrPlan{
-			Proc: proc, Name: name, Config: cfg, Host: hc, HealthPort: health,
+			Proc: proc, Name: name, Config: cfg, Host: hc, HealthPort: health, Place: places[i],
 			Net: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{p.Network.Name: ep}},
 		})
 	}
@@ -168,17 +200,4 @@ func tcpPort(n int) (network.Port, error) {
 		return network.Port{}, fmt.Errorf("%d is not a port", n)
 	}
 	return p, nil
-}
-
-// images are the distinct images of a plan, in order.
-func (p *jobPlan) images() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range p.Containers {
-		if !seen[c.Config.Image] {
-			seen[c.Config.Image] = true
-			out = append(out, c.Config.Image)
-		}
-	}
-	return out
 }

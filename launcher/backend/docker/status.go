@@ -31,17 +31,8 @@ type ctr struct {
 	id, name string // name without the leading '/'
 	proc     string // aggregator, executor-1, ...
 	rank     int
+	e        *engine
 	info     container.InspectResponse
-}
-
-// list returns the job's containers (running or not).
-func (b *Backend) list(ctx context.Context, name string) ([]container.Summary, error) {
-	f := make(client.Filters).Add("label", job.LabelJob+"="+name)
-	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		return nil, err
-	}
-	return res.Items, nil
 }
 
 func summaryName(c container.Summary) string {
@@ -60,56 +51,69 @@ func procName(labels map[string]string) (string, int) {
 	return "executor-" + strconv.Itoa(rank), rank
 }
 
-// inspect lists and inspects the job's containers, aggregator first then by
-// rank. Containers that vanish meanwhile are left out.
-func (b *Backend) inspect(ctx context.Context, name string) ([]ctr, error) {
-	items, err := b.list(ctx, name)
+// inspect finds and inspects the job's containers on every engine of the
+// job, aggregator first then by rank. Containers that vanish meanwhile are
+// left out. It also returns the engines consulted.
+func (b *Backend) inspect(ctx context.Context, name string) ([]ctr, []*engine, error) {
+	items, engines, err := b.find(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]ctr, 0, len(items))
-	for _, it := range items {
-		res, err := b.cli.ContainerInspect(ctx, it.ID, client.ContainerInspectOptions{})
+	out := make([]ctr, len(items))
+	err = parallel(len(items), func(i int) error {
+		it := items[i]
+		res, err := it.e.cli.ContainerInspect(ctx, it.c.ID, client.ContainerInspectOptions{})
 		if cerrdefs.IsNotFound(err) {
-			continue
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return it.e.err(fmt.Errorf("inspecting container %s on %s: %w", summaryName(it.c), it.e.where(), err), "")
 		}
-		c := ctr{id: it.ID, name: strings.TrimPrefix(res.Container.Name, "/"), info: res.Container}
-		c.proc, c.rank = procName(it.Labels)
-		out = append(out, c)
+		c := ctr{id: it.c.ID, name: strings.TrimPrefix(res.Container.Name, "/"), e: it.e, info: res.Container}
+		c.proc, c.rank = procName(it.c.Labels)
+		out[i] = c
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rank < out[j].rank })
-	return out, nil
+	out = slices.DeleteFunc(out, func(c ctr) bool { return c.id == "" })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].rank < out[j].rank })
+	return out, engines, nil
 }
 
 // Look reports the job's processes; probe asks each running process's
-// /readyz and the aggregator's /metrics through the published health ports.
+// /readyz and the aggregator's /metrics through the published health ports
+// where they can be reached from here (a one-engine job on this machine).
 func (b *Backend) Look(ctx context.Context, name string, probe bool) (st backend.Status, err error) {
-	defer b.wrap(&err)
-	cs, err := b.inspect(ctx, name)
+	cs, engines, err := b.inspect(ctx, name)
 	if err != nil {
 		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, err
 	}
 	if len(cs) == 0 {
-		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, b.where())
+		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, wheres(engines))
 	}
 	return b.statusOf(ctx, name, cs, probe), nil
 }
 
-// LookAll reports every job on the engine, by name, with its progress.
+// LookAll reports every job on the seed engines (and the engines their
+// jobs span), by name, with its progress.
 func (b *Backend) LookAll(ctx context.Context) (out []backend.Status, err error) {
-	defer b.wrap(&err)
-	f := make(client.Filters).Add("label", job.LabelJob)
-	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	seeds, err := b.seeds("")
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, c := range res.Items {
-		if n := c.Labels[job.LabelJob]; !slices.Contains(names, n) {
-			names = append(names, n)
+	for _, e := range seeds {
+		f := make(client.Filters).Add("label", job.LabelJob)
+		res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return nil, e.err(err, "")
+		}
+		for _, c := range res.Items {
+			if n := c.Labels[job.LabelJob]; !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	sort.Strings(names)
@@ -129,6 +133,20 @@ func (b *Backend) LookAll(ctx context.Context) (out []backend.Status, err error)
 // statusOf builds a Status from inspected containers.
 func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr, probe bool) backend.Status {
 	st := backend.Status{Job: name, Backend: b.Name(), Processes: make([]backend.ProcessStatus, len(cs))}
+	// Health ports are published on each engine's 127.0.0.1: this
+	// machine's only for a one-engine job whose engine is here. (Two
+	// engines here are in network namespaces of their own, as in the
+	// tests: their 127.0.0.1 is not this one either.)
+	var engines []*engine
+	for _, c := range cs {
+		if !slices.Contains(engines, c.e) {
+			engines = append(engines, c.e)
+		}
+	}
+	probeable, why := len(engines) == 1 && engines[0].local, "the engine is not on this machine"
+	if len(engines) > 1 {
+		why = fmt.Sprintf("the job spans %d Docker engines (container states only)", len(engines))
+	}
 	var wg sync.WaitGroup
 	for i, c := range cs {
 		ps := processStatus(c)
@@ -139,9 +157,9 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr, probe boo
 		if ps.Phase != backend.Running || !probe {
 			continue
 		}
-		if !b.probe {
+		if !probeable {
 			st.Processes[i].Ready = true
-			st.Processes[i].Message = "readiness not probed: the engine is not on this machine"
+			st.Processes[i].Message = "readiness not probed: " + why
 			continue
 		}
 		wg.Add(1)
@@ -170,10 +188,12 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr, probe boo
 
 // finishedProgress reads the aggregator's metrics.jsonl through the host
 // folder mounted at the data path, where logs go when log_path is
-// $FEDSCALE_HOME/benchmark (the original's convention), once /metrics is gone.
+// $FEDSCALE_HOME/benchmark (the original's convention), once /metrics is
+// gone, when the aggregator's engine is on this machine (its folders are
+// this machine's).
 func finishedProgress(cs []ctr) (*int, *float64) {
 	for _, c := range cs {
-		if c.proc != "aggregator" || c.info.Config == nil {
+		if c.proc != "aggregator" || c.info.Config == nil || !c.e.local {
 			continue
 		}
 		name := c.info.Config.Labels[LabelConfJobName]
@@ -196,7 +216,14 @@ func b2local(src string) bool {
 }
 
 func processStatus(c ctr) backend.ProcessStatus {
-	ps := backend.ProcessStatus{Name: c.proc, Restarts: c.info.RestartCount, Phase: backend.Unknown, Where: "container " + c.name, LogRef: c.id}
+	where := "container " + c.name
+	if c.info.Config != nil && c.info.Config.Labels[LabelEngines] != "" {
+		where += " on " + c.e.addr
+		if h := c.info.Config.Labels[LabelHost]; h != "" {
+			where += " (host " + h + ")"
+		}
+	}
+	ps := backend.ProcessStatus{Name: c.proc, Restarts: c.info.RestartCount, Phase: backend.Unknown, Where: where, LogRef: c.id + "@" + c.e.spec}
 	s := c.info.State
 	if s == nil {
 		return ps

@@ -22,25 +22,57 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
-// Create makes the job's network (unless it exists) and containers,
-// copies the job file into each, and starts them, the aggregator first.
-// On any failure it removes what it created and returns the first error.
+// Create makes the job's network (unless it exists; on several engines it
+// must exist: an attachable overlay) and containers, each on its host's
+// engine, copies the job file into each, and starts them. On any failure
+// it removes what it created, on every engine, and returns the first
+// error.
 func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
-	defer b.wrap(&err)
-	p, err := plan(s, b.hostIP)
+	p, err := b.plan(s)
 	if err != nil {
 		return err
 	}
-	existing, err := b.list(ctx, s.Name)
+	// Each container's engine, and the distinct engines with the first
+	// host each serves (for messages).
+	engs := make([]*engine, len(p.Containers))
+	var targets []target
+	for i, c := range p.Containers {
+		e, err := b.engine(c.Place.spec, c.Place.from)
+		if err != nil {
+			if what := c.Place.what(c.Proc.Rank); what != "" {
+				return fmt.Errorf("job %q: the Docker engine of %s: %w", s.Name, what, err)
+			}
+			return fmt.Errorf("job %q: %w", s.Name, err)
+		}
+		engs[i] = e
+		if !slices.ContainsFunc(targets, func(t target) bool { return t.e == e }) {
+			targets = append(targets, target{e: e, what: c.Place.what(c.Proc.Rank)})
+		}
+		t := &targets[slices.IndexFunc(targets, func(t target) bool { return t.e == e })]
+		if !slices.Contains(t.images, c.Config.Image) {
+			t.images = append(t.images, c.Config.Image)
+		}
+	}
+	// Every engine answers and holds no container of the job.
+	err = parallel(len(targets), func(i int) error {
+		t := targets[i]
+		existing, err := t.e.list(ctx, s.Name)
+		if err != nil {
+			return t.e.err(err, t.what)
+		}
+		if len(existing) > 0 {
+			return fmt.Errorf("job %q: %w on %s (%d containers, e.g. %s); stop it first or pick another name",
+				s.Name, backend.ErrExists, t.e.where(), len(existing), summaryName(existing[0]))
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if len(existing) > 0 {
-		return fmt.Errorf("job %q: %w on %s (%d containers, e.g. %s); stop it first or pick another name",
-			s.Name, backend.ErrExists, b.where(), len(existing), summaryName(existing[0]))
-	}
-	if err := b.ensureImages(ctx, p.images()); err != nil {
-		return err
+	for _, t := range targets {
+		if err := b.ensureImages(ctx, t, t.images); err != nil {
+			return err
+		}
 	}
 	var made created
 	defer func() {
@@ -48,9 +80,14 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 			b.undo(ctx, made)
 		}
 	}()
-	if made.network, err = b.ensureNetwork(ctx, p.Network); err != nil {
+	if p.Multi {
+		if err := checkOverlay(ctx, targets, p.Network.Name); err != nil {
+			return fmt.Errorf("job %q: %w", s.Name, err)
+		}
+	} else if made.network, err = b.ensureNetwork(ctx, targets[0], p.Network); err != nil {
 		return err
 	}
+	made.networkOn = targets[0].e
 	// Executors dial the aggregator by its container name or alias.
 	bundle, err := s.IssueTLS(ContainerName(s.Name, "aggregator"), AggregatorAlias)
 	if err != nil {
@@ -62,22 +99,22 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	// not matter. Nothing runs unless every container could be made.
 	ids := make([]string, len(p.Containers))
 	err = parallel(len(p.Containers), func(i int) error {
-		c := p.Containers[i]
-		res, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		c, e, what := p.Containers[i], engs[i], p.Containers[i].Place.what(p.Containers[i].Proc.Rank)
+		res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Name: c.Name, Config: c.Config, HostConfig: c.Host, NetworkingConfig: c.Net,
 		})
 		if err != nil {
 			if cerrdefs.IsConflict(err) {
-				return b.nameTaken(ctx, s.Name, c.Name)
+				return b.nameTaken(ctx, e, s.Name, c.Name)
 			}
-			return fmt.Errorf("job %q: creating container %s: %w", s.Name, c.Name, err)
+			return e.err(fmt.Errorf("job %q: creating container %s on %s: %w", s.Name, c.Name, e.where(), err), what)
 		}
 		ids[i] = res.ID
 		// The files belong to the user the container runs as (the
 		// image's, merged in at create), so its key can be 0400.
-		ins, err := b.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+		ins, err := e.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
 		if err != nil {
-			return fmt.Errorf("job %q: inspecting container %s: %w", s.Name, c.Name, err)
+			return e.err(fmt.Errorf("job %q: inspecting container %s: %w", s.Name, c.Name, err), what)
 		}
 		var user string
 		if ins.Container.Config != nil {
@@ -87,27 +124,94 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 		if err != nil {
 			return err
 		}
-		if _, err := b.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{
+		if _, err := e.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{
 			DestinationPath: "/", Content: bytes.NewReader(tarball),
 		}); err != nil {
-			return fmt.Errorf("job %q: copying the job file and TLS files into %s: %w", s.Name, c.Name, err)
+			return e.err(fmt.Errorf("job %q: copying the job file and TLS files into %s: %w", s.Name, c.Name, err), what)
 		}
 		return nil
 	})
-	for _, id := range ids {
+	for i, id := range ids {
 		if id != "" {
-			made.containers = append(made.containers, id)
+			made.containers = append(made.containers, madeCtr{engs[i], id})
 		}
 	}
 	if err != nil {
 		return err
 	}
+	b.mu.Lock()
+	for _, t := range targets {
+		b.created[s.Name] = append(b.created[s.Name], t.e)
+	}
+	b.mu.Unlock()
 	return parallel(len(ids), func(i int) error {
-		if _, err := b.cli.ContainerStart(ctx, ids[i], client.ContainerStartOptions{}); err != nil {
-			return fmt.Errorf("job %q: starting container %s: %w", s.Name, p.Containers[i].Name, err)
+		if _, err := engs[i].cli.ContainerStart(ctx, ids[i], client.ContainerStartOptions{}); err != nil {
+			return engs[i].err(fmt.Errorf("job %q: starting container %s on %s: %w", s.Name, p.Containers[i].Name, engs[i].where(), err),
+				p.Containers[i].Place.what(p.Containers[i].Proc.Rank))
 		}
 		return nil
 	})
+}
+
+// target is one engine a Create uses: the first job host it serves (for
+// messages) and the images its containers need.
+type target struct {
+	e      *engine
+	what   string
+	images []string
+}
+
+// checkOverlay checks the network a job across engines is joined by: an
+// attachable overlay network that a swarm manager among the engines
+// knows, every other engine an active swarm node (a worker sees an overlay
+// only once a container of its own is attached to it). The launcher does
+// not create it: like the tutorial, the network belongs to the swarm.
+func checkOverlay(ctx context.Context, targets []target, name string) error {
+	found := false
+	var unseen []target
+	for _, t := range targets {
+		res, err := t.e.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			unseen = append(unseen, t)
+			continue
+		}
+		if err != nil {
+			return t.e.err(fmt.Errorf("container_network %s on %s: %w", name, t.e.where(), err), t.what)
+		}
+		n := res.Network
+		if n.Driver != "overlay" || !n.Attachable {
+			kind := n.Driver + " network"
+			if n.Driver == "overlay" {
+				kind = "overlay network that is not attachable"
+			}
+			return fmt.Errorf("container_network %s on %s is a %s; a job across Docker engines needs an attachable overlay (docker network create --driver=overlay --attachable %s, on a swarm manager)",
+				name, t.e.where(), kind, name)
+		}
+		found = true
+	}
+	if !found {
+		var addrs []string
+		for _, t := range targets {
+			addrs = append(addrs, t.e.addr)
+		}
+		return fmt.Errorf("container_network %s: no such network on the job's Docker engines (%s); create it on a swarm manager: docker network create --driver=overlay --attachable %s",
+			name, strings.Join(addrs, ", "), name)
+	}
+	for _, t := range unseen {
+		info, err := t.e.cli.Info(ctx, client.InfoOptions{})
+		if err != nil {
+			return t.e.err(fmt.Errorf("the Docker engine at %s: %w", t.e.addr, err), t.what)
+		}
+		if info.Info.Swarm.LocalNodeState != swarm.LocalNodeStateActive {
+			of := ""
+			if t.what != "" {
+				of = " (of " + t.what + ")"
+			}
+			return fmt.Errorf("container_network %s: the Docker engine at %s%s is not in a swarm (state %q), so it cannot attach to the overlay; join it to the swarm of the other engines (docker swarm join)",
+				name, t.e.addr, of, info.Info.Swarm.LocalNodeState)
+		}
+	}
+	return nil
 }
 
 // maxParallel bounds the Docker API calls in flight for one job: a job of
@@ -138,29 +242,38 @@ func parallel(n int, f func(i int) error) error {
 
 // nameTaken explains a container name conflict: the same job submitted
 // concurrently (ErrExists), or a container that is not the job's.
-func (b *Backend) nameTaken(ctx context.Context, jobName, ctrName string) error {
-	res, err := b.cli.ContainerInspect(ctx, ctrName, client.ContainerInspectOptions{})
+func (b *Backend) nameTaken(ctx context.Context, e *engine, jobName, ctrName string) error {
+	res, err := e.cli.ContainerInspect(ctx, ctrName, client.ContainerInspectOptions{})
 	if err == nil && res.Container.Config != nil && res.Container.Config.Labels[job.LabelJob] == jobName {
-		return fmt.Errorf("job %q: %w on %s (its container %s appeared meanwhile)", jobName, backend.ErrExists, b.where(), ctrName)
+		return fmt.Errorf("job %q: %w on %s (its container %s appeared meanwhile)", jobName, backend.ErrExists, e.where(), ctrName)
 	}
-	return fmt.Errorf("job %q: the container name %s is taken on %s by a container that is not part of the job; remove or rename it, or pick another job name", jobName, ctrName, b.where())
+	return fmt.Errorf("job %q: the container name %s is taken on %s by a container that is not part of the job; remove or rename it, or pick another job name", jobName, ctrName, e.where())
 }
 
 // created is what a Submit made, for undo.
 type created struct {
-	network    string // ID of a network this Submit created
-	containers []string
+	network    string  // ID of a network this Submit created
+	networkOn  *engine // its engine
+	containers []madeCtr
 }
 
-// undo removes what a failed Submit made. It runs even when ctx is done.
+type madeCtr struct {
+	e  *engine
+	id string
+}
+
+// undo removes what a failed Submit made, on every engine. It runs even
+// when ctx is done.
 func (b *Backend) undo(ctx context.Context, made created) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	for _, id := range made.containers {
-		_, _ = b.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	}
+	_ = parallel(len(made.containers), func(i int) error {
+		c := made.containers[i]
+		_, _ = c.e.cli.ContainerRemove(ctx, c.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		return nil
+	})
 	if made.network != "" {
-		_, _ = b.cli.NetworkRemove(ctx, made.network, client.NetworkRemoveOptions{})
+		_, _ = made.networkOn.cli.NetworkRemove(ctx, made.network, client.NetworkRemoveOptions{})
 	}
 }
 
@@ -226,30 +339,30 @@ func numericUser(user string) (uid, gid int, ok bool) {
 }
 
 // ensureImages checks every image is on the engine, pulling the missing.
-func (b *Backend) ensureImages(ctx context.Context, images []string) error {
+func (b *Backend) ensureImages(ctx context.Context, t target, images []string) error {
 	for _, ref := range images {
-		_, err := b.cli.ImageInspect(ctx, ref)
+		_, err := t.e.cli.ImageInspect(ctx, ref)
 		if err == nil {
 			continue
 		}
 		if !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("image %s: %w", ref, err)
+			return t.e.err(fmt.Errorf("image %s on %s: %w", ref, t.e.where(), err), t.what)
 		}
 		if b.opts.Log != nil {
-			b.opts.Log.Info(fmt.Sprintf("pulling %s (not on %s)", ref, b.where()))
+			b.opts.Log.Info(fmt.Sprintf("pulling %s (not on %s)", ref, t.e.where()))
 		}
-		if perr := b.pull(ctx, ref); perr != nil {
+		if perr := pull(ctx, t.e, ref); perr != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &ImageError{Image: ref, Engine: b.host, Err: perr}
+			return &ImageError{Image: ref, Engine: t.e.addr, Err: perr}
 		}
 	}
 	return nil
 }
 
-func (b *Backend) pull(ctx context.Context, ref string) error {
-	resp, err := b.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+func pull(ctx context.Context, e *engine, ref string) error {
+	resp, err := e.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return err
 	}
@@ -272,24 +385,24 @@ func (e *ImageError) Unwrap() error { return e.Err }
 
 // ensureNetwork returns the ID of the network it created, or "" when the
 // network exists and is reused.
-func (b *Backend) ensureNetwork(ctx context.Context, np netPlan) (string, error) {
-	_, err := b.cli.NetworkInspect(ctx, np.Name, client.NetworkInspectOptions{})
+func (b *Backend) ensureNetwork(ctx context.Context, t target, np netPlan) (string, error) {
+	_, err := t.e.cli.NetworkInspect(ctx, np.Name, client.NetworkInspectOptions{})
 	if err == nil {
 		return "", nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("network %s: %w", np.Name, err)
+		return "", t.e.err(fmt.Errorf("network %s: %w", np.Name, err), t.what)
 	}
 	opts := client.NetworkCreateOptions{Driver: "bridge", Labels: np.Labels}
-	info, err := b.cli.Info(ctx, client.InfoOptions{})
+	info, err := t.e.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return "", err
+		return "", t.e.err(err, t.what)
 	}
 	if sw := info.Info.Swarm; sw.LocalNodeState == swarm.LocalNodeStateActive && sw.ControlAvailable {
 		// Executors on other swarm nodes can join the same network.
 		opts.Driver, opts.Attachable = "overlay", true
 	}
-	res, err := b.cli.NetworkCreate(ctx, np.Name, opts)
+	res, err := t.e.cli.NetworkCreate(ctx, np.Name, opts)
 	if err != nil {
 		if cerrdefs.IsConflict(err) || errors.Is(err, cerrdefs.ErrAlreadyExists) {
 			return "", nil // made by someone else meanwhile: reuse it

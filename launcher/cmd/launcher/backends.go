@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/url"
+	"strings"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/docker"
@@ -26,11 +27,34 @@ var backends = []struct {
 		return opened(local.New(local.Options{StateDir: g.stateDir, BinDir: g.binDir, Log: g.log}))
 	}},
 	{job.BackendDocker, true, func(g *globals) (backend.Backend, error) {
-		return opened(docker.New(docker.Options{Log: g.log}))
+		engines, err := g.dockerEngines()
+		if err != nil {
+			return nil, err
+		}
+		return opened(docker.New(docker.Options{Engines: engines, Log: g.log}))
 	}},
 	{job.BackendK8s, true, func(g *globals) (backend.Backend, error) {
 		return opened(k8s.New(k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace, Log: g.log}))
 	}},
+}
+
+// dockerEngines parses --docker-engine HOST=ENGINE flags.
+func (g *globals) dockerEngines() (map[string]string, error) {
+	if len(g.engines) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, v := range g.engines {
+		host, engine, ok := strings.Cut(v, "=")
+		if !ok || host == "" || engine == "" {
+			return nil, cli.Usagef("--docker-engine %q: want HOST=ENGINE, e.g. 10.0.0.2=ssh://fed@10.0.0.2", v)
+		}
+		if prev, dup := m[host]; dup && prev != engine {
+			return nil, cli.Usagef("--docker-engine: host %s given twice (%s and %s)", host, prev, engine)
+		}
+		m[host] = engine
+	}
+	return m, nil
 }
 
 // opened keeps a failed constructor's nil pointer out of the interface.

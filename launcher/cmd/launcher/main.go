@@ -35,6 +35,8 @@ type globals struct {
 	namespace  string
 	stateDir   string
 	binDir     string
+	// engines are --docker-engine HOST=ENGINE, as given.
+	engines []string
 	// log is the launcher's own messages (a backend's progress such as
 	// an image pull), on stderr.
 	log *slog.Logger
@@ -62,6 +64,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.kubeCtx, "context", "", "kubeconfig context")
 	pf.StringVarP(&g.namespace, "namespace", "n", "fedscale", "Kubernetes namespace (created when missing)")
 	pf.StringVar(&g.stateDir, "state-dir", "", "local backend: where job state lives (default $FEDSCALE_LAUNCHER_STATE or ~/.local/state/fedscale/launcher)")
+	pf.StringArrayVar(&g.engines, "docker-engine", nil, "docker backend: HOST=ENGINE, the Docker engine (unix://, tcp://, ssh:// address or context name) of a ps_ip/worker_ips host; repeatable; wins over the job file's docker_engines, and stop/status/logs/list look on these engines too")
 	pf.StringVar(&g.binDir, "bin-dir", "", "local backend: folder of the aggregator and executor binaries (default: beside this launcher, else $PATH)")
 	g.registerGlobalCompletions(root)
 	root.AddCommand(submitCommand(&g, stdout, stderr), stopCommand(&g, stdout), statusCommand(&g, stdout),

@@ -129,10 +129,19 @@ this machine, and for local processes that the job's ports are free. With
 // anything starts. Its errors are usage errors: the file or flags are wrong.
 func (g *globals) load(path string, opts job.Options, stderr io.Writer) (*job.Spec, error) {
 	opts.Backend = g.backend
-	opts.RemoteEngine = !g.dockerOnThisMachine()
+	// First as if the engines were elsewhere (nothing of their hosts is
+	// looked at), then again from the same bytes when the job's Docker
+	// engines all run here.
+	opts.RemoteEngine = true
 	spec, err := job.Load(path, opts)
 	if err != nil {
 		return nil, cli.Usage(err)
+	}
+	if spec.Backend == job.BackendDocker && g.dockerOnThisMachine(spec) {
+		opts.RemoteEngine = false
+		if spec, err = job.Parse(spec.Config, path, opts); err != nil {
+			return nil, cli.Usage(err)
+		}
 	}
 	warnings, err := spec.Preflight(opts.RemoteEngine)
 	if err != nil {
@@ -149,15 +158,19 @@ func (g *globals) load(path string, opts job.Options, stderr io.Writer) (*job.Sp
 	return spec, nil
 }
 
-// dockerOnThisMachine says whether the Docker engine the docker backend
-// would use runs here (so its bind mounts are this machine's folders).
-// Without a usable address, it is taken to be here: the check of
-// data_path stays on, and opening the backend reports the address.
-func (g *globals) dockerOnThisMachine() bool {
-	b, err := docker.New(docker.Options{Log: g.log})
+// dockerOnThisMachine says whether every Docker engine job s would use
+// runs here (so its bind mounts are this machine's folders). Without a
+// usable address, it is taken to be here: the check of data_path stays
+// on, and opening the backend reports the address.
+func (g *globals) dockerOnThisMachine(s *job.Spec) bool {
+	engines, err := g.dockerEngines()
+	if err != nil {
+		return true
+	}
+	b, err := docker.New(docker.Options{Engines: engines, Log: g.log})
 	if err != nil {
 		return true
 	}
 	defer b.Close()
-	return b.OnThisMachine()
+	return b.OnThisMachineFor(s)
 }
