@@ -69,6 +69,21 @@ type Options struct {
 	// RemoteEngine says the Docker engine runs on another machine:
 	// data_path is then a folder there and is not looked for here.
 	RemoteEngine bool
+	// ExecutorRestarts (--executor-restarts) overrides executor_restarts;
+	// nil leaves it to the job file, else the backend's default.
+	ExecutorRestarts *int
+}
+
+// DefaultExecutorRestarts is how often a backend starts a failed executor
+// again when neither executor_restarts nor --executor-restarts says. On
+// Kubernetes, the Indexed Job's per-index backoff (backoffLimitPerIndex)
+// has always replaced a lost executor's pod a few times; local processes
+// and Docker containers are not restarted unless asked, as before the key.
+func DefaultExecutorRestarts(backend string) int {
+	if backend == BackendK8s {
+		return 3
+	}
+	return 0
 }
 
 // Spec is one job, ready for a backend.
@@ -87,6 +102,10 @@ type Spec struct {
 	DataPath        string // host folder (expanded) or "" when the job file has none
 	Network         string // container_network ("" lets the backend choose)
 	Ports           []int  // docker: host ports (aggregator first), may be empty
+	// ExecutorRestarts is how often a failed executor is started again
+	// (the aggregator re-issues its tasks meanwhile and takes it back under
+	// its rank); the aggregator itself is not restarted this way.
+	ExecutorRestarts int
 }
 
 // IssueTLS makes the job's CA and certificates: the aggregator's for the
@@ -180,6 +199,17 @@ func Parse(data []byte, path string, opts Options) (*Spec, error) {
 	s.UseCUDA = j.Conf.UseCuda
 	s.DataPath = j.DataPath
 	s.Network = j.ContainerNetwork
+	switch {
+	case opts.ExecutorRestarts != nil:
+		if err := config.CheckExecutorRestarts(*opts.ExecutorRestarts); err != nil {
+			return nil, fmt.Errorf("--executor-restarts %w", err)
+		}
+		s.ExecutorRestarts = *opts.ExecutorRestarts
+	case j.ExecutorRestarts != nil:
+		s.ExecutorRestarts = *j.ExecutorRestarts // config.Parse checked it
+	default:
+		s.ExecutorRestarts = DefaultExecutorRestarts(s.Backend)
+	}
 	if err := model.CheckName(j.Conf.Model); err != nil {
 		return nil, fmt.Errorf("%s: job_conf model: %w", path, err)
 	}

@@ -104,6 +104,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown backend flag", docker(func(s string) string { return s }), Options{Backend: "nomad"}, `--backend "nomad": want docker, k8s or local`},
 		{"bad --name", docker(func(s string) string { return s }), Options{Name: "Fem_Nist"}, `--name: job name "Fem_Nist"`},
 		{"typo in a key", docker(func(s string) string { return strings.Replace(s, "container_network:", "container_netwrok:", 1) }), Options{}, "container_network"},
+		{"--executor-restarts over the bound", docker(func(s string) string { return s }), Options{ExecutorRestarts: ptr(101)}, "--executor-restarts must be in 0..100, got 101"},
+		{"executor_restarts negative", docker(func(s string) string { return "executor_restarts: -2\n" + s }), Options{}, "executor_restarts must be in 0..100, got -2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "conf.yml")
@@ -113,6 +115,42 @@ func TestBadInput(t *testing.T) {
 			_, err := Load(path, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func ptr(n int) *int { return &n }
+
+// executor_restarts: the flag over the job file over the backend's default.
+func TestExecutorRestarts(t *testing.T) {
+	withHome(t)
+	for _, tc := range []struct {
+		name    string
+		file    string // prepended to conf_docker.yml
+		backend string
+		flag    *int
+		want    int
+	}{
+		{"docker default", "", "", nil, 0},
+		{"local default", "", BackendLocal, nil, 0},
+		{"k8s default", "", BackendK8s, nil, DefaultExecutorRestarts(BackendK8s)},
+		{"job file", "executor_restarts: 2\n", "", nil, 2},
+		{"job file 0 on k8s", "executor_restarts: 0\n", BackendK8s, nil, 0},
+		{"flag over job file", "executor_restarts: 2\n", "", ptr(5), 5},
+		{"flag 0", "executor_restarts: 2\n", "", ptr(0), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "conf_docker.yml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Parse(append([]byte(tc.file), data...), "conf.yml", Options{Backend: tc.backend, ExecutorRestarts: tc.flag, RemoteEngine: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.ExecutorRestarts != tc.want {
+				t.Errorf("ExecutorRestarts %d, want %d", s.ExecutorRestarts, tc.want)
 			}
 		})
 	}

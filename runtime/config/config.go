@@ -8,7 +8,8 @@
 // trust a Job once Parse or Validate has accepted it. It also owns the
 // facts about keys that others read: experiment_mode as a Mode,
 // use_container's values (the launcher's backend names are made of them),
-// the ports rule (CheckPorts), and which keys a checkpoint must agree with
+// the ports rule (CheckPorts), the launcher's executor_restarts and its
+// bound (CheckExecutorRestarts), and which keys a checkpoint must agree with
 // to be resumed (WriteFingerprint). The aggregation policies' names and
 // defaults are runtime/aggregate's. Launching, logging and training live
 // elsewhere.
@@ -60,7 +61,11 @@ type Job struct {
 	SetupCommands   []string // null → empty
 	AggregatorImage string
 	ExecutorImage   string
-	Conf            Conf
+	// ExecutorRestarts is the launcher's executor_restarts: how often a
+	// failed executor is started again; nil when absent (each backend's
+	// default, launcher/job's to decide).
+	ExecutorRestarts *int
+	Conf             Conf
 	// Warnings holds one line per accepted-but-ignored setting, e.g.
 	// `conf.yml:14: job_conf.num_loaders is known to FedScale but not used by this runtime; ignored`.
 	Warnings []string
@@ -254,6 +259,11 @@ func (j *Job) issues() []issue {
 			add("ports", "ports: %d is not in 1..65535", p)
 		}
 	}
+	if j.ExecutorRestarts != nil {
+		if err := CheckExecutorRestarts(*j.ExecutorRestarts); err != nil {
+			add("executor_restarts", "executor_restarts %v", err)
+		}
+	}
 	// These values end up as arguments of docker/kubectl commands; a leading
 	// '-' would be read as an option.
 	for _, s := range []struct{ key, v string }{
@@ -315,6 +325,20 @@ func CheckPorts(ports []int, executors int) error {
 	return nil
 }
 
+// MaxExecutorRestarts bounds executor_restarts: a few restarts ride out a
+// crash or an OOM kill; an executor that keeps failing should stop and be
+// looked at, not cycle for hours.
+const MaxExecutorRestarts = 100
+
+// CheckExecutorRestarts is the rule for executor_restarts (and the
+// launcher's --executor-restarts, which overrides it).
+func CheckExecutorRestarts(n int) error {
+	if n < 0 || n > MaxExecutorRestarts {
+		return fmt.Errorf("must be in 0..%d, got %d", MaxExecutorRestarts, n)
+	}
+	return nil
+}
+
 // MaxJobFileBytes bounds a job file. FedScale's are a few KiB; the bound
 // keeps a path such as /dev/zero, or a mistaken data file, from being read
 // without end.
@@ -333,7 +357,7 @@ func Load(path string) (*Job, error) {
 // topLevelKeys are the keys a job file may have outside job_conf.
 var topLevelKeys = []string{
 	"aggregator_entry", "aggregator_image", "auth", "container_network",
-	"data_path", "docker_engines", "exp_path", "executor_entry", "executor_image", "job_conf",
+	"data_path", "docker_engines", "exp_path", "executor_entry", "executor_image", "executor_restarts", "job_conf",
 	"num_aggregators", "num_executors", "ports", "ps_ip", "setup_commands",
 	"use_container", "worker_ips",
 }
@@ -493,6 +517,11 @@ func (p *parser) topLevel(j *Job, m *yaml.Node) {
 			j.AggregatorImage, err = toString(v)
 		case "executor_image":
 			j.ExecutorImage, err = toString(v)
+		case "executor_restarts":
+			var n int
+			if n, err = toInt(v); err == nil {
+				j.ExecutorRestarts = &n
+			}
 		case "auth":
 			p.auth(j, v)
 		case "setup_commands":

@@ -234,12 +234,14 @@ setup_commands:
   - source ~/.bashrc
   - conda activate fedscale
 auth: {ssh_user: fed, ssh_private_key: ~/.ssh/key}
+executor_restarts: 2
 `
 	j, err := Parse([]byte(in), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if j.Path != "" || j.DataPath != "/home/bob/bench" || j.NumExecutors != 3 ||
+		j.ExecutorRestarts == nil || *j.ExecutorRestarts != 2 ||
 		!slices.Equal(j.SetupCommands, []string{"source ~/.bashrc", "conda activate fedscale"}) ||
 		j.Auth != (Auth{"fed", "/home/bob/.ssh/key"}) {
 		t.Errorf("job = %+v", j)
@@ -308,6 +310,9 @@ var parseErrorCases = []struct {
 	{"top num_executors 0", "num_executors: 0\n", "conf.yml:1: num_executors: must be positive, got 0"},
 	{"ports length", "use_container: docker\nports: [30000, 32000]\nworker_ips: ['h:[1,1]']\n", "conf.yml:2: ports lists 2 ports but use_container docker with 2 executors needs 3"},
 	{"port range", "ports: [0]\n", "conf.yml:1: ports: 0 is not in 1..65535"},
+	{"executor_restarts negative", "executor_restarts: -1\n", "conf.yml:1: executor_restarts must be in 0..100, got -1"},
+	{"executor_restarts over the bound", "executor_restarts: 101\n", "conf.yml:1: executor_restarts must be in 0..100, got 101"},
+	{"executor_restarts word", "executor_restarts: twice\n", `conf.yml:1: executor_restarts: expected an integer, got "twice"`},
 	{"port word", "ports: [http]\n", `conf.yml:1: ports: expected an integer, got "http"`},
 	{"worker_ips no brackets", "worker_ips:\n  - 10.0.0.1\n", `conf.yml:2: worker_ips: worker "10.0.0.1": expected host:[n,...] (e.g. 10.0.0.1:[2,1])`},
 	{"worker_ips bad count", "worker_ips:\n  - 10.0.0.1:[a]\n", "expected host:[n,...]"},

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moby/moby/api/types/container"
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -45,6 +46,14 @@ type planCtr struct {
 	Restart string            `yaml:"restart"`
 }
 
+// restartString is a restart policy as docker run's --restart writes it.
+func restartString(r container.RestartPolicy) string {
+	if r.Name == container.RestartPolicyOnFailure && r.MaximumRetryCount > 0 {
+		return fmt.Sprintf("%s:%d", r.Name, r.MaximumRetryCount)
+	}
+	return string(r.Name)
+}
+
 // Plan writes, as YAML, the network and the containers Submit would
 // create. It needs no engine.
 func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
@@ -81,7 +90,7 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 			Files: []string{fmt.Sprintf("%s (%d bytes, mode 0644, copied in before start)", job.ContainerConfigPath, len(s.Config)),
 				fmt.Sprintf("%s/{%s} (the job's CA certificate and this process's certificate and key, mode 0400, made at submit)",
 					job.ContainerTLSDir, strings.Join(mtls.FileNames(c.Proc.Rank), ","))},
-			Restart: string(c.Host.RestartPolicy.Name),
+			Restart: restartString(c.Host.RestartPolicy),
 		}
 		if p.Multi {
 			pc.Engine = c.Place.spec + " (" + c.Place.from + ")"

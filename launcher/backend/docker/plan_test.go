@@ -103,6 +103,61 @@ func TestPlanNeedsNoEngine(t *testing.T) {
 	}
 }
 
+// The plan shows each container's restart policy: executors restart on
+// failure as executor_restarts (or --executor-restarts) says, the
+// aggregator never.
+func TestPlanRestartPolicy(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	two := 2
+	for _, tc := range []struct {
+		name string
+		key  string // prepended to the job file
+		flag *int
+		want string // the executors' policy
+	}{
+		{"default", "", nil, "no"},
+		{"job file", "executor_restarts: 3\n", nil, "on-failure:3"},
+		{"flag", "executor_restarts: 3\n", &two, "on-failure:2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "conf.yml")
+			if err := os.WriteFile(file, []byte(tc.key+fmt.Sprintf(planJob, t.TempDir())), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			spec, err := job.Load(file, job.Options{ExecutorRestarts: tc.flag})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := docker.New(docker.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := b.Plan(&out, spec); err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Containers []struct{ Name, Restart string }
+			}
+			if err := yaml.Unmarshal(out.Bytes(), &doc); err != nil {
+				t.Fatalf("plan is not YAML: %v", err)
+			}
+			if len(doc.Containers) != 4 {
+				t.Fatalf("%d containers, want 4:\n%s", len(doc.Containers), out.String())
+			}
+			for i, c := range doc.Containers {
+				want := tc.want
+				if i == 0 {
+					want = "no"
+				}
+				if c.Restart != want {
+					t.Errorf("%s: restart %q, want %q", c.Name, c.Restart, want)
+				}
+			}
+		})
+	}
+}
+
 // Without an engine, calls that need it fail with one error naming the
 // address tried and where it came from.
 func TestNoEngine(t *testing.T) {

@@ -165,7 +165,7 @@ func (b *Backend) plan(s *job.Spec) (*jobPlan, error) {
 		hc := &container.HostConfig{
 			NetworkMode:   container.NetworkMode(p.Network.Name),
 			PortBindings:  bindings,
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+			RestartPolicy: restartPolicy(s, proc),
 		}
 		if s.DataPath != "" {
 			hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.DataPath, Target: job.ContainerDataPath}}
@@ -189,6 +189,18 @@ func (b *Backend) plan(s *job.Spec) (*jobPlan, error) {
 		})
 	}
 	return p, nil
+}
+
+// restartPolicy restarts a failed executor's container in place up to
+// s.ExecutorRestarts times (the engine backs off, doubling from 100 ms):
+// the same container keeps its copied-in job file and TLS files, and the
+// aggregator takes it back under its rank. The aggregator is not
+// restarted: it would train again from round 0.
+func restartPolicy(s *job.Spec, p job.Process) container.RestartPolicy {
+	if p.Rank == 0 || s.ExecutorRestarts == 0 {
+		return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	}
+	return container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: s.ExecutorRestarts}
 }
 
 func tcpPort(n int) (network.Port, error) {

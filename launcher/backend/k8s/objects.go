@@ -38,10 +38,6 @@ const (
 	volTmp    = "tmp"
 	volTLS    = "tls"
 
-	// Executors restart per rank: a lost executor's tasks are re-issued by
-	// the aggregator and a new pod of the same index re-registers, without
-	// disturbing the other ranks (backoffLimitPerIndex, GA since 1.33).
-	executorRetries int32 = 3
 	// With save_checkpoint the aggregator restarts in place (same pod, same
 	// node, so the checkpoint in the node's data_path is found) a few times;
 	// without it a restart would silently train again from round 0, so a
@@ -185,10 +181,14 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(ExecutorsName(s.Name), ns, execLabels, nil),
 		Spec: batchv1.JobSpec{
-			CompletionMode:       ptr.To(batchv1.IndexedCompletion),
-			Completions:          &n,
-			Parallelism:          &n,
-			BackoffLimitPerIndex: ptr.To(executorRetries),
+			CompletionMode: ptr.To(batchv1.IndexedCompletion),
+			Completions:    &n,
+			Parallelism:    &n,
+			// Executors restart per rank (job.Spec.ExecutorRestarts): a
+			// lost executor's tasks are re-issued by the aggregator and a
+			// new pod of the same index re-registers, without disturbing
+			// the other ranks (backoffLimitPerIndex, GA since 1.33).
+			BackoffLimitPerIndex: ptr.To(int32(s.ExecutorRestarts)), // bounded by config.MaxExecutorRestarts
 			// Never two pods of one rank at once: the replacement starts
 			// only after the failed pod has fully terminated.
 			PodReplacementPolicy: ptr.To(batchv1.Failed),

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
@@ -38,6 +39,7 @@ type jobParams struct {
 	dataPath   string
 	psPort     int
 	cuda, ckpt bool
+	restarts   *int // --executor-restarts
 }
 
 func testSpec(t testing.TB, p jobParams) *job.Spec {
@@ -55,6 +57,7 @@ func testSpec(t testing.TB, p jobParams) *job.Spec {
 	data := fmt.Sprintf(testJob, p.executors, dp, p.name, p.psPort, p.cuda, p.ckpt)
 	s, err := job.Parse([]byte(data), "/jobs/"+p.name+".yml", job.Options{
 		AggregatorImage: "fedscale/fedscale-aggr:test", ExecutorImage: "fedscale/fedscale-exec:test",
+		ExecutorRestarts: p.restarts,
 	})
 	if err != nil {
 		t.Fatalf("job file:\n%s\n%v", data, err)
@@ -68,6 +71,7 @@ func TestObjects(t *testing.T) {
 		{name: "cpu-nodata", executors: 1},
 		{name: "cuda-nodata", executors: 2, cuda: true, psPort: 40000},
 		{name: "cpu-data-ckpt", executors: 5, dataPath: "/mnt/benchmark", ckpt: true},
+		{name: "cpu-restarts-1", executors: 2, restarts: ptr.To(1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testSpec(t, tc)
@@ -137,7 +141,11 @@ func TestObjects(t *testing.T) {
 				*ej.Completions != int32(tc.executors) || *ej.Parallelism != int32(tc.executors) {
 				t.Errorf("executors job spec %+v", ej)
 			}
-			if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimitPerIndex != executorRetries || *ej.PodReplacementPolicy != batchv1.Failed {
+			wantRetries := int32(job.DefaultExecutorRestarts(job.BackendK8s))
+			if tc.restarts != nil {
+				wantRetries = int32(*tc.restarts)
+			}
+			if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimitPerIndex != wantRetries || *ej.PodReplacementPolicy != batchv1.Failed {
 				t.Errorf("executors retries: restartPolicy %s backoffLimitPerIndex %v podReplacementPolicy %v", ej.Template.Spec.RestartPolicy, *ej.BackoffLimitPerIndex, *ej.PodReplacementPolicy)
 			}
 			if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelJob] != tc.name {

@@ -144,7 +144,7 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 
 	var completed, failedIdx map[int]bool
 	var execFailed string
-	limit := int(executorRetries)
+	limit := job.DefaultExecutorRestarts(job.BackendK8s) // the Job is gone: what it most likely had
 	if exec != nil {
 		completed = parseIndexes(exec.Status.CompletedIndexes)
 		if exec.Status.FailedIndexes != nil {

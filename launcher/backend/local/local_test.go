@@ -251,22 +251,7 @@ func TestExecutorKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := st.Processes[2].Pid // executor-2's supervisor
-	// The executor is the supervisor's child, started by any of its threads.
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", sup))
-	var children []string
-	for _, f := range tasks {
-		data, _ := os.ReadFile(f)
-		children = append(children, strings.Fields(string(data))...)
-	}
-	if len(children) != 1 {
-		t.Skipf("executor-2's supervisor (pid %d) has children %v, want one (no /proc?)", sup, children)
-	}
-	pid, err := strconv.Atoi(children[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(supervised(t, st.Processes[2].Pid), syscall.SIGKILL); err != nil { // executor-2
 		t.Fatal(err)
 	}
 	if now, err := b.Status(c, s.Name); err != nil || now.Round != nil && *now.Round >= rounds {
@@ -287,6 +272,117 @@ func TestExecutorKilled(t *testing.T) {
 	if !strings.Contains(degraded, "executor-2") || !strings.Contains(degraded, "exit code 137 (killed)") {
 		t.Errorf("conditions %+v, want Degraded naming executor-2 and exit code 137 (killed)", done.Conditions)
 	}
+}
+
+// supervised is the pid of the process supervisor sup runs.
+func supervised(t *testing.T, sup int) int {
+	t.Helper()
+	// The process is the supervisor's child, started by any of its threads.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", sup))
+	var children []string
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		children = append(children, strings.Fields(string(data))...)
+	}
+	if len(children) != 1 {
+		t.Skipf("supervisor (pid %d) has children %v, want one (no /proc?)", sup, children)
+	}
+	pid, err := strconv.Atoi(children[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestExecutorRestarted: with executor restarts, an executor killed during
+// the job is started again by its supervisor, rejoins the aggregator under
+// its rank and ends with the job; the job succeeded, and status shows the
+// restart and the Degraded condition.
+func TestExecutorRestarted(t *testing.T) {
+	b := newBackend(t)
+	const rounds = 300
+	s, _ := newJob(t, "local_restarted", rounds, "")
+	s.ExecutorRestarts = 1
+	c := ctx(t)
+	if err := b.Submit(c, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background(), s.Name) })
+	if _, err := b.Wait(c, s.Name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.readState(s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(supervised(t, st.Processes[2].Pid), syscall.SIGKILL); err != nil { // executor-2
+		t.Fatal(err)
+	}
+	// Back, ready, and taken back by the aggregator while the job runs.
+	for {
+		now, err := b.Status(c, s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Phase == backend.Succeeded || now.Phase == backend.Failed {
+			t.Fatalf("the job ended before executor-2 came back (make it longer?): %+v", now)
+		}
+		var agg bytes.Buffer
+		if err := b.Logs(c, s.Name, backend.LogOptions{Process: "aggregator"}, &agg); err != nil {
+			t.Fatal(err)
+		}
+		p := now.Processes[2]
+		if p.Restarts == 1 && p.Phase == backend.Running && p.Ready && strings.Contains(agg.String(), "Executor 2 rejoined") {
+			if p.Message != "restarted after exit code 137 (killed)" {
+				t.Errorf("executor-2 running again: message %q, want how it ended before", p.Message)
+			}
+			break
+		}
+		if c.Err() != nil {
+			t.Fatalf("executor-2 did not come back: %+v", p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	done, err := b.Wait(c, s.Name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("Wait(UntilDone): %v", err)
+	}
+	if done.Phase != backend.Succeeded || done.Round == nil || *done.Round != rounds {
+		t.Errorf("phase %s round %v, want Succeeded at round %d", done.Phase, done.Round, rounds)
+	}
+	d, ok := done.Condition(backend.Degraded)
+	if !ok || !strings.Contains(d.Message, "executor-2") {
+		t.Errorf("conditions %+v, want Degraded naming executor-2", done.Conditions)
+	}
+	// The restarted executor ends with the job, on its own.
+	for {
+		st, err := b.Status(c, s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := st.Processes[2]; p.ExitCode != nil {
+			if p.Phase != backend.Succeeded || *p.ExitCode != 0 || p.Restarts != 1 {
+				t.Errorf("executor-2: %+v, want Succeeded with exit code 0 after 1 restart", p)
+			}
+			break
+		}
+		if c.Err() != nil {
+			t.Fatal("executor-2 did not exit after the job")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var logs bytes.Buffer
+	if err := b.Logs(c, s.Name, backend.LogOptions{Process: "executor-2"}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "launcher: executor ended with exit code 137 (killed); started again after 1s (restart 1 of 1)") {
+		t.Errorf("executor-2's output does not record the restart:\n%s", tailOf(logs.String(), 20))
+	}
+}
+
+func tailOf(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func TestMissingBinaries(t *testing.T) {
@@ -489,6 +585,103 @@ func TestSupervisorLock(t *testing.T) {
 	// State from before lock files: the pid alone.
 	if old := (procState{Pid: os.Getpid()}); !alive(old) {
 		t.Error("a running pid without a lock file counts as gone")
+	}
+}
+
+// TestPlanRestarts: --dry-run shows which processes restart on failure.
+func TestPlanRestarts(t *testing.T) {
+	b, err := New(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 2} {
+		s, _ := newJob(t, "local_plan", 1, t.TempDir())
+		s.ExecutorRestarts = n
+		var out bytes.Buffer
+		if err := b.Plan(&out, s); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		want := []string{"never restarted", "never restarted", "never restarted"} // aggregator, executor-1, executor-2
+		if n > 0 {
+			want[1], want[2] = "restarted on failure up to 2 times", "restarted on failure up to 2 times"
+		}
+		if len(lines) != 4 {
+			t.Fatalf("plan:\n%s", out.String())
+		}
+		for i, w := range want {
+			if !strings.HasSuffix(lines[i+1], "; "+w) {
+				t.Errorf("restarts %d: %q, want it to end with %q", n, lines[i+1], w)
+			}
+		}
+	}
+}
+
+// TestSupervisorRestarts: a supervisor starts its failing process again up
+// to its limit, recording each restart, and status reports them; a stop in
+// the backoff ends it without the restart.
+func TestSupervisorRestarts(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		max          int
+		stopInWait   bool // stop in the first backoff
+		wantRestarts int  // by status
+		wantRuns     int  // the process's starts
+	}{
+		{"limit reached", 2, false, 2, 3},
+		{"stopped in the backoff", 5, true, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b, err := New(Options{StateDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := procState{Name: "executor-1", Log: filepath.Join(dir, "x.log"), ExitFile: filepath.Join(dir, "x.exit"),
+				LockFile: filepath.Join(dir, "x.lock"), Argv: []string{sh, "-c", "echo run; exit 3"},
+				MaxRestarts: tc.max, RestartFile: filepath.Join(dir, "x.restarts")}
+			if p.Pid, err = b.startSupervisor(p); err != nil {
+				t.Fatal(err)
+			}
+			st := &state{Name: "j", Processes: []procState{p}}
+			c := ctx(t)
+			if tc.stopInWait {
+				for !readRestarts(p.RestartFile).Waiting {
+					if c.Err() != nil {
+						t.Fatal("no restart recorded")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				ps := b.status(c, st, false).Processes[0]
+				if ps.Phase != backend.Pending || ps.Restarts != 1 || ps.Message != "attempt 1 of 6 failed (exit code 3); restarting" {
+					t.Errorf("in the backoff: %+v", ps)
+				}
+				if err := b.kill(st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for alive(p) {
+				if c.Err() != nil {
+					t.Fatal("the supervisor did not exit")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			ps := b.status(c, st, false).Processes[0]
+			if ps.Phase != backend.Failed || ps.ExitCode == nil || *ps.ExitCode != 3 || ps.Restarts != tc.wantRestarts {
+				t.Errorf("status %+v, want Failed with exit code 3 after %d restarts", ps, tc.wantRestarts)
+			}
+			out, _ := os.ReadFile(p.Log)
+			if n := strings.Count(string(out), "run\n"); n != tc.wantRuns {
+				t.Errorf("the process ran %d times, want %d:\n%s", n, tc.wantRuns, out)
+			}
+			if n := strings.Count(string(out), "started again"); n != tc.wantRuns-1 {
+				t.Errorf("%d restart lines, want %d:\n%s", n, tc.wantRuns-1, out)
+			}
+		})
 	}
 }
 

@@ -38,6 +38,10 @@ type procState struct {
 	Log        string   `json:"log"`
 	ExitFile   string   `json:"exitFile"`
 	Argv       []string `json:"argv"`
+	// MaxRestarts: how often the supervisor starts a failed process again;
+	// it records each restart in RestartFile.
+	MaxRestarts int    `json:"maxRestarts,omitempty"`
+	RestartFile string `json:"restartFile,omitempty"`
 }
 
 func (b *Backend) dir(name string) string { return filepath.Join(b.opts.StateDir, name) }

@@ -42,6 +42,8 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 	for _, p := range st.Processes {
 		ps := backend.ProcessStatus{Name: p.Name, Where: "pid " + strconv.Itoa(p.Pid), LogRef: p.Log}
 		isAlive := alive(p)
+		r := readRestarts(p.RestartFile)
+		ps.Restarts = r.Count
 		// Read the exit file after the liveness check: a supervisor writes it
 		// before it exits, so "not alive" and no file means really gone.
 		if e, err := readExit(p.ExitFile); err == nil {
@@ -51,6 +53,12 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 			if code != 0 {
 				ps.Phase, ps.Message = backend.Failed, backend.ExitMessage(code, e.Signal)
 			}
+			if r.Waiting {
+				ps.Restarts-- // stopped in the backoff: that restart never came
+			}
+		} else if isAlive && r.Waiting {
+			ps.Phase = backend.Pending
+			ps.Message = fmt.Sprintf("attempt %d of %d failed (%s); restarting", r.Count, p.MaxRestarts+1, backend.ExitMessage(r.Last.Code, r.Last.Signal))
 		} else if isAlive {
 			ps.Phase = backend.Running
 			var ours bool
@@ -59,6 +67,9 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 			}
 			if p.Name == backend.AggregatorProcess {
 				aggOurs = ours
+			}
+			if r.Count > 0 && ps.Message == "" {
+				ps.Message = "restarted after " + backend.ExitMessage(r.Last.Code, r.Last.Signal)
 			}
 		} else {
 			ps.Phase = backend.Failed

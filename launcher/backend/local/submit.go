@@ -23,7 +23,11 @@ import (
 func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	fmt.Fprintf(w, "# local processes of job %s (state in %s)\n", s.Name, b.dir(s.Name))
 	for _, p := range s.Processes(filepath.Join(b.dir(s.Name), job.ContainerConfigFile), "127.0.0.1", filepath.Join(b.dir(s.Name), tlsDir)) {
-		fmt.Fprintf(w, "%s: %s %s  # health http://127.0.0.1:%d/readyz\n", p.Name, binaryName(p.Component), strings.Join(p.Args, " "), p.HealthPort)
+		restart := "never restarted"
+		if p.Rank > 0 && s.ExecutorRestarts > 0 {
+			restart = fmt.Sprintf("restarted on failure up to %d times", s.ExecutorRestarts)
+		}
+		fmt.Fprintf(w, "%s: %s %s  # health http://127.0.0.1:%d/readyz; %s\n", p.Name, binaryName(p.Component), strings.Join(p.Args, " "), p.HealthPort, restart)
 	}
 	return nil
 }
@@ -101,6 +105,13 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 			LockFile: filepath.Join(dir, p.Name+".lock"),
 			Argv:     append([]string{bins[p.Component]}, p.Args...),
 		}
+		if p.Rank > 0 {
+			// Executors only: the aggregator takes a restarted executor
+			// back under its rank, while a restarted aggregator would
+			// train again from round 0.
+			ps.MaxRestarts = s.ExecutorRestarts
+			ps.RestartFile = filepath.Join(dir, p.Name+".restarts")
+		}
 		if ps.Pid, err = b.startSupervisor(ps, health.InstanceEnv+"="+instance); err != nil {
 			return fmt.Errorf("local backend: starting %s: %w", p.Name, err)
 		}
@@ -124,7 +135,8 @@ func (b *Backend) startSupervisor(p procState, env ...string) (int, error) {
 	// The supervisor's inherited descriptor keeps the lock once this one
 	// is closed.
 	defer lock.Close()
-	spec, err := json.Marshal(superviseArgs{ExitFile: p.ExitFile, LogFile: p.Log, Argv: p.Argv, Lock: true})
+	spec, err := json.Marshal(superviseArgs{ExitFile: p.ExitFile, LogFile: p.Log, Argv: p.Argv, Lock: true,
+		MaxRestarts: p.MaxRestarts, RestartFile: p.RestartFile})
 	if err != nil {
 		return 0, err
 	}

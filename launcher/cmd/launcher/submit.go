@@ -50,10 +50,11 @@ func (w *waitFlag) Type() string { return "running|done" }
 
 func submitCommand(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var (
-		opts    job.Options
-		wait    waitFlag
-		timeout time.Duration
-		dryRun  bool
+		opts     job.Options
+		wait     waitFlag
+		timeout  time.Duration
+		dryRun   bool
+		restarts int
 	)
 	cmd := &cobra.Command{
 		Use:   "submit JOB.yml",
@@ -68,10 +69,14 @@ this machine, and for local processes that the job's ports are free. With
   launcher submit conf_docker.yml --wait          # until every container is ready
   launcher submit conf_k8s.yml --dry-run          # the Kubernetes manifests as YAML; creates nothing
   launcher submit conf_k8s.yml -n fedscale --context prod --name femnist-2
-  launcher submit conf.yml --backend docker --image-exec reg.example/fedscale-exec:v1.2.3`,
+  launcher submit conf.yml --backend docker --image-exec reg.example/fedscale-exec:v1.2.3
+  launcher submit conf.yml --executor-restarts 2  # a crashed executor comes back (twice at most)`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("executor-restarts") {
+				opts.ExecutorRestarts = &restarts
+			}
 			spec, err := g.load(args[0], opts, stderr)
 			if err != nil {
 				return err
@@ -120,6 +125,8 @@ this machine, and for local processes that the job's ports are free. With
 	f.Lookup("wait").NoOptDefVal = "running"
 	cli.CompleteFlag(cmd, "wait", "running", "done")
 	f.DurationVar(&timeout, "timeout", 0, "give up submitting and waiting after this long, e.g. 10m (0: no limit)")
+	f.IntVar(&restarts, "executor-restarts", 0, fmt.Sprintf("start a failed executor again up to this many times (default: executor_restarts, else %d; %d on k8s)",
+		job.DefaultExecutorRestarts(job.BackendLocal), job.DefaultExecutorRestarts(job.BackendK8s)))
 	f.BoolVar(&dryRun, "dry-run", false, "check the job file and print what would be created; start nothing")
 	return cmd
 }
