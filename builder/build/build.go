@@ -248,7 +248,8 @@ func Build(ctx context.Context, opts Options) (res *Result, err error) {
 			}
 		}
 	}
-	bk, err := buildkit.Connect(ctx, buildkit.Address(p.Builder))
+	addr, from := buildkit.AddressFrom(p.Builder)
+	bk, err := buildkit.ConnectFrom(ctx, addr, from)
 	if err != nil {
 		return nil, err
 	}

@@ -40,13 +40,20 @@ const HowToStart = `start one with "scripts/buildkitd.sh start" in this reposito
 
 // Address picks the daemon address: the flag, else $BUILDKIT_HOST, else the default.
 func Address(flag string) string {
+	addr, _ := AddressFrom(flag)
+	return addr
+}
+
+// AddressFrom is Address and where the address came from, for messages:
+// "--builder", "$BUILDKIT_HOST" or "the default".
+func AddressFrom(flag string) (addr, from string) {
 	if flag != "" {
-		return flag
+		return flag, "--builder"
 	}
 	if env := os.Getenv("BUILDKIT_HOST"); env != "" {
-		return env
+		return env, "$BUILDKIT_HOST"
 	}
-	return DefaultAddress
+	return DefaultAddress, "the default"
 }
 
 // Client is a connection to one BuildKit daemon.
@@ -55,19 +62,49 @@ type Client struct {
 	addr string
 }
 
+// UnreachableError: no BuildKit daemon could be reached at Addr.
+type UnreachableError struct {
+	Addr string
+	From string // where Addr came from (AddressFrom); "" when not known
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	from := ""
+	if e.From != "" {
+		from = " (from " + e.From + ")"
+	}
+	return fmt.Sprintf("no BuildKit daemon answers at %s%s: %s; %s", e.Addr, from, shortErr(e.Err), HowToStart)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// connectTimeout bounds the first call to a daemon: an address that
+// swallows packets fails after it rather than hanging.
+const connectTimeout = 10 * time.Second
+
 // Connect dials addr and checks that a daemon answers, so a wrong address
 // fails here with one clear message instead of in the middle of a build.
 func Connect(ctx context.Context, addr string) (*Client, error) {
+	return ConnectFrom(ctx, addr, "")
+}
+
+// ConnectFrom is Connect naming in its error where addr came from
+// (AddressFrom). A daemon that cannot be reached is an *UnreachableError.
+func ConnectFrom(ctx context.Context, addr, from string) (*Client, error) {
 	c, err := client.New(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("cannot use BuildKit address %q: %w; %s", addr, err, HowToStart)
+		return nil, &UnreachableError{Addr: addr, From: from, Err: err}
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	workers, err := c.ListWorkers(pctx)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("no BuildKit daemon answers at %s (%s); %s", addr, shortErr(err), HowToStart)
+		if ctx.Err() != nil { // interrupted, not unreachable
+			return nil, fmt.Errorf("connecting to BuildKit at %s: %w", addr, context.Cause(ctx))
+		}
+		return nil, &UnreachableError{Addr: addr, From: from, Err: err}
 	}
 	if len(workers) == 0 {
 		c.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 
@@ -127,6 +128,42 @@ func TestExitCodes(t *testing.T) {
 		if code, out := runCode(t, tc.args...); code != tc.code {
 			t.Errorf("fsbuild %s: code %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.code, out)
 		}
+	}
+}
+
+// TestBuildKitUnreachable: a BuildKit address where nothing listens exits
+// 3 (a backend cannot be reached) at once, with one message naming the
+// address and where it came from.
+func TestBuildKitUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "tcp://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	for _, tc := range []struct {
+		name string
+		flag string // --builder; "" leaves it to $BUILDKIT_HOST
+		from string
+	}{
+		{"flag", addr, "(from --builder)"},
+		{"environment", "", "(from $BUILDKIT_HOST)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("BUILDKIT_HOST", addr)
+			args := []string{"exec", "--progress", "quiet"}
+			if tc.flag != "" {
+				t.Setenv("BUILDKIT_HOST", "unix:///nonexistent/buildkitd.sock")
+				args = append(args, "--builder", tc.flag)
+			}
+			code, out := runCode(t, args...)
+			if code != cli.ExitUnreachable {
+				t.Fatalf("code %d, want %d\n%s", code, cli.ExitUnreachable, out)
+			}
+			if want := "no BuildKit daemon answers at " + addr + " " + tc.from; !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		})
 	}
 }
 

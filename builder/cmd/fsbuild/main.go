@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fedscale/fedscale-go/builder/build"
+	"github.com/fedscale/fedscale-go/builder/buildkit"
 	"github.com/fedscale/fedscale-go/builder/pins"
 	"github.com/fedscale/fedscale-go/builder/platform"
 	"github.com/fedscale/fedscale-go/builder/publish"
@@ -101,6 +102,10 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 					return cli.Usage(err)
 				}
 				images, err := build.Run(cmd.Context(), opts)
+				var unreachable *buildkit.UnreachableError
+				if errors.As(err, &unreachable) {
+					return cli.WithCode(cli.ExitUnreachable, err)
+				}
 				if err != nil {
 					return err
 				}
@@ -140,7 +145,7 @@ func (f *flags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress display: auto, plain, tty or quiet")
 	fl.Int64Var(&f.sourceDateEpoch, "source-date-epoch", -1, "timestamp of everything in the image, seconds since 1970 (-1: $SOURCE_DATE_EPOCH, else the HEAD commit time)")
 	fl.StringVar(&f.printDigest, "print-digest", "", "write REF@DIGEST of each image, one per line, to this file")
-	fl.StringVar(&f.builder, "builder", "", "BuildKit address: unix://, tcp://, docker-container://NAME (default: $BUILDKIT_HOST, else "+"unix:///run/buildkit/buildkitd.sock)")
+	fl.StringVar(&f.builder, "builder", "", "BuildKit address: unix://, tcp://, docker-container://NAME (default: $BUILDKIT_HOST, else "+buildkit.DefaultAddress+")")
 	fl.BoolVar(&f.allowDirty, "allow-dirty", false, "allow --push from a work tree with uncommitted changes (the tag gets -dirty)")
 	f.bindShared(cmd)
 	cli.CompleteFlag(cmd, "platform", platform.Supported()...)

@@ -7,7 +7,7 @@
 //	0    success
 //	1    any other failure (a build failed, a timeout ran out, ...)
 //	2    usage: a bad flag, argument, flag value or job file; nothing was started
-//	3    unreachable: the Docker engine, the Kubernetes API server (or its kubeconfig) could not be reached
+//	3    unreachable: the Docker engine, the Kubernetes API server (or its kubeconfig), the BuildKit daemon (fsbuild) could not be reached
 //	4    job failed: a process of the job failed while the command waited on it
 //	5    not found: no backend has the job
 //	130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: 128 + the signal's number, as a shell reports a killed command
