@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -190,4 +191,40 @@ func timeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// A host whose engine cannot be reached fails the submit with one error
+// naming the host and the engine, before anything is made on the others.
+func TestHostEngineUnreachable(t *testing.T) {
+	infratest.Docker(t)
+	const engineB = "unix:///nonexistent/fedscale-b.sock"
+	name := uniqueName(t)
+	file := fmt.Sprintf(`use_container: docker
+data_path: %s
+ps_ip: localhost
+worker_ips: ['host-b:[2]']
+container_network: fedscale-net-unreachable
+docker_engines: {host-b: %s}
+job_conf:
+    - job_name: %s
+    - model: logistic
+`, t.TempDir(), engineB, name)
+	spec, err := job.Parse([]byte(file), "conf.yml", job.Options{AggregatorImage: aggImage, ExecutorImage: execImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := docker.New(docker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Cleanup(func() { removeByLabel(t, b.Client(), name) })
+	err = b.Submit(timeout(t, time.Minute), spec)
+	var ee *docker.EngineError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "the Docker engine of worker_ips host host-b at "+engineB) {
+		t.Fatalf("Submit: %v, want an EngineError naming host-b and %s", err, engineB)
+	}
+	if n := containerIDs(t, b.Client(), name); len(n) != 0 {
+		t.Errorf("%d containers of the job left on the default engine", len(n))
+	}
 }

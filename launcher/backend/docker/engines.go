@@ -205,7 +205,7 @@ func (b *Backend) find(ctx context.Context, name string) ([]onEngine, []*engine,
 			g.Go(func() error {
 				var err error
 				items[i], err = e.list(ctx, name)
-				return err
+				return e.err(err, "")
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -240,12 +240,13 @@ func (b *Backend) find(ctx context.Context, name string) ([]onEngine, []*engine,
 	return out, done, nil
 }
 
-// list returns the job's containers on e (running or not).
+// list returns the job's containers on e (running or not); callers say
+// which host the engine serves when it cannot be reached (engine.err).
 func (e *engine) list(ctx context.Context, name string) ([]container.Summary, error) {
 	f := make(client.Filters).Add("label", job.LabelJob+"="+name)
 	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return nil, e.err(err, "")
+		return nil, err
 	}
 	return res.Items, nil
 }

@@ -68,7 +68,7 @@ func (b *Backend) Delete(ctx context.Context, name string) (err error) {
 	}
 	for _, e := range engines {
 		if left, err := e.list(ctx, name); err != nil {
-			return err
+			return e.err(err, "")
 		} else if len(left) > 0 {
 			return fmt.Errorf("job %q: %d containers are still on %s after removal (e.g. %s, %s)", name, len(left), e.where(), summaryName(left[0]), left[0].State)
 		}
