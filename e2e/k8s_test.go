@@ -52,6 +52,11 @@ num_executors: 2
 aggregator_image: %[2]s
 executor_image: %[3]s
 
+# the test cluster's real node (tainted, so the kwok tests' pods stay off)
+k8s:
+    node_selector: {%[7]s: "%[8]s"}
+    tolerations: [{key: %[7]s, operator: Equal, value: "%[9]s", effect: NoSchedule}]
+
 auth:
     ssh_user: ""
     ssh_private_key: ~/.ssh/id_rsa
@@ -79,7 +84,8 @@ job_conf:
     - batch_size: 20
     - test_bsz: 100
     - use_cuda: False
-`, dataPath, s.aggImage, s.execImage, name, job.ContainerDataPath, timeStamp)
+`, dataPath, s.aggImage, s.execImage, name, job.ContainerDataPath, timeStamp,
+		devinfra.NodeLabel, devinfra.NodeSelector()[devinfra.NodeLabel], devinfra.NodeTaint().Value)
 }
 
 // TestLauncherKubernetesRealNode runs a whole job on the test cluster's
@@ -123,9 +129,7 @@ func TestLauncherKubernetesRealNode(t *testing.T) {
 	if _, err := spec.Preflight(false); err != nil {
 		t.Fatal(err)
 	}
-	b, err := k8s.New(k8s.Options{Kubeconfig: kc, Namespace: realNodeNamespace,
-		NodeSelector: devinfra.NodeSelector(), Tolerations: []corev1.Toleration{{
-			Key: devinfra.NodeLabel, Operator: corev1.TolerationOpEqual, Value: devinfra.NodeTaint().Value, Effect: corev1.TaintEffectNoSchedule}}})
+	b, err := k8s.New(k8s.Options{Kubeconfig: kc, Namespace: realNodeNamespace})
 	if err != nil {
 		t.Fatal(err)
 	}

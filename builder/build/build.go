@@ -172,7 +172,7 @@ func check(ctx context.Context, opts Options) (*plan, error) {
 	}
 	suffix := ""
 	if opts.CUDA != "" {
-		suffix = "-cuda" + opts.CUDA
+		suffix = version.CUDASuffix(opts.CUDA)
 		pinned, err := pins.Load(filepath.Join(opts.SourceDir, pins.File))
 		if err != nil {
 			return nil, err
@@ -272,7 +272,7 @@ func Build(ctx context.Context, opts Options) (res *Result, err error) {
 	for i, c := range p.Components {
 		progs[i] = gobuild.Program{Name: c.Binary, ImportPath: c.Package}
 	}
-	ver := strings.TrimSuffix(p.tags[p.Components[0].Name][0].TagStr(), suffixOf(p.CUDA))
+	ver := strings.TrimSuffix(p.tags[p.Components[0].Name][0].TagStr(), version.CUDASuffix(p.CUDA))
 	p.logf("compiling %d program(s) for %s (version %s)", len(progs), platform.Join(p.Platforms), ver)
 	bins, err := gobuild.Build(ctx, gobuild.Options{
 		ModuleDir: p.SourceDir, Programs: progs, Platforms: p.Platforms, Version: ver,
@@ -290,13 +290,6 @@ func Build(ctx context.Context, opts Options) (res *Result, err error) {
 		res.Images = append(res.Images, img)
 	}
 	return res, nil
-}
-
-func suffixOf(cuda string) string {
-	if cuda == "" {
-		return ""
-	}
-	return "-cuda" + cuda
 }
 
 func (p *plan) buildOne(ctx context.Context, bk *buildkit.Client, c Component, bins []gobuild.Binary, ver, work string) (Image, error) {

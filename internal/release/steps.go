@@ -15,11 +15,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
 // CUDAVersion is the CUDA version of the release's CUDA images (one of
-// dockerfiles/cuda-bases.json's).
-const CUDAVersion = "12.4"
+// dockerfiles/cuda-bases.json's); runtime/version owns it, since the
+// launcher's use_cuda jobs run those images by default.
+const CUDAVersion = version.CUDA
 
 // Build is one fsbuild call of a release.
 type Build struct {

@@ -42,6 +42,14 @@ const (
 	LabelRank      = "fedscale.dev/rank"      // 0 aggregator, 1..N executors
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "fedscale-launcher"
+	// Kubernetes' recommended labels besides managed-by: the application
+	// (AppName), this job as its instance, the component, and the version.
+	LabelName         = "app.kubernetes.io/name"
+	LabelInstance     = "app.kubernetes.io/instance"
+	LabelAppComponent = "app.kubernetes.io/component"
+	LabelPartOf       = "app.kubernetes.io/part-of"
+	LabelVersion      = "app.kubernetes.io/version"
+	AppName           = "fedscale"
 	// AnnotationJobFile records the job file's path at submit (informational).
 	AnnotationJobFile = "fedscale.dev/job-file"
 )
@@ -72,6 +80,14 @@ type Options struct {
 	// ExecutorRestarts (--executor-restarts) overrides executor_restarts;
 	// nil leaves it to the job file, else the backend's default.
 	ExecutorRestarts *int
+
+	// Kubernetes placement and identity; each, when set (non-nil, non-""),
+	// replaces the job file's k8s key of the same meaning.
+	NodeSelector     map[string]string
+	Tolerations      []string // key[=value][:effect] (ParseToleration)
+	ImagePullSecrets []string
+	PriorityClass    string
+	ServiceAccount   string
 }
 
 // DefaultExecutorRestarts is how often a backend starts a failed executor
@@ -106,6 +122,7 @@ type Spec struct {
 	// (the aggregator re-issues its tasks meanwhile and takes it back under
 	// its rank); the aggregator itself is not restarted this way.
 	ExecutorRestarts int
+	K8s              K8s // the Kubernetes backend's settings (k8s.go)
 }
 
 // IssueTLS makes the job's CA and certificates: the aggregator's for the
@@ -219,10 +236,27 @@ func Parse(data []byte, path string, opts Options) (*Spec, error) {
 	if err := s.checkDataPath(opts.RemoteEngine); err != nil {
 		return nil, err
 	}
-	tag := version.Version
-	s.AggregatorImage = firstNonEmpty(opts.AggregatorImage, j.AggregatorImage, DefaultAggregatorRepo+":"+tag)
-	s.ExecutorImage = firstNonEmpty(opts.ExecutorImage, j.ExecutorImage, DefaultExecutorRepo+":"+tag)
+	if err := s.k8sSettings(opts); err != nil {
+		return nil, err
+	}
+	s.AggregatorImage = firstNonEmpty(opts.AggregatorImage, j.AggregatorImage, DefaultAggregatorImage())
+	s.ExecutorImage = firstNonEmpty(opts.ExecutorImage, j.ExecutorImage, DefaultExecutorImage(s.UseCUDA))
 	return s, nil
+}
+
+// DefaultAggregatorImage is the aggregator's image when neither the job
+// file nor a flag names one: fsbuild's, tagged with this launcher's version.
+func DefaultAggregatorImage() string { return DefaultAggregatorRepo + ":" + version.Version }
+
+// DefaultExecutorImage is the executors' image when neither the job file
+// nor a flag names one: fsbuild's CPU image, or with use_cuda its CUDA
+// variant (the release's CUDA version, runtime/version.CUDA).
+func DefaultExecutorImage(cuda bool) string {
+	tag := version.Version
+	if cuda {
+		tag += version.CUDASuffix(version.CUDA)
+	}
+	return DefaultExecutorRepo + ":" + tag
 }
 
 func firstNonEmpty(v ...string) string {
@@ -291,12 +325,41 @@ func (s *Spec) gpuSlots() []gpuSlot {
 	return out
 }
 
-// Labels are the labels every object of the job carries.
+// Labels are the labels every object of the job carries: ours, which
+// stop, status and logs select by, and Kubernetes' recommended
+// app.kubernetes.io set (name, instance, component, part-of, version,
+// managed-by) that cluster tools read. A process's objects carry its
+// component and rank, and the version of its image; the job's shared
+// objects the aggregator image's version.
 func (s *Spec) Labels(p *Process) map[string]string {
-	l := map[string]string{LabelJob: s.Name, LabelManagedBy: ManagedBy}
+	l := map[string]string{
+		LabelJob: s.Name, LabelManagedBy: ManagedBy,
+		LabelName: AppName, LabelInstance: s.Name, LabelPartOf: AppName,
+	}
+	image := s.AggregatorImage
 	if p != nil {
 		l[LabelComponent] = p.Component
+		l[LabelAppComponent] = p.Component
 		l[LabelRank] = strconv.Itoa(p.Rank)
+		image = p.Image
 	}
+	l[LabelVersion] = imageVersion(image)
 	return l
+}
+
+// imageVersion is an image reference's tag as a label value: the
+// reference's digest-free tag when it is one, else this launcher's version
+// (the images' default tag), else "unknown" (a version a label cannot hold).
+func imageVersion(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	tag := ""
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		tag = ref[i+1:]
+	}
+	for _, v := range []string{tag, version.Version} {
+		if v != "" && len(validation.IsValidLabelValue(v)) == 0 {
+			return v
+		}
+	}
+	return "unknown"
 }

@@ -65,6 +65,7 @@ type Job struct {
 	// failed executor is started again; nil when absent (each backend's
 	// default, launcher/job's to decide).
 	ExecutorRestarts *int
+	K8s              K8s // the k8s section: the Kubernetes backend's keys of our own
 	Conf             Conf
 	// Warnings holds one line per accepted-but-ignored setting, e.g.
 	// `conf.yml:14: job_conf.num_loaders is known to FedScale but not used by this runtime; ignored`.
@@ -357,7 +358,7 @@ func Load(path string) (*Job, error) {
 // topLevelKeys are the keys a job file may have outside job_conf.
 var topLevelKeys = []string{
 	"aggregator_entry", "aggregator_image", "auth", "container_network",
-	"data_path", "docker_engines", "exp_path", "executor_entry", "executor_image", "executor_restarts", "job_conf",
+	"data_path", "docker_engines", "exp_path", "executor_entry", "executor_image", "executor_restarts", "job_conf", "k8s",
 	"num_aggregators", "num_executors", "ports", "ps_ip", "setup_commands",
 	"use_container", "worker_ips",
 }
@@ -528,6 +529,8 @@ func (p *parser) topLevel(j *Job, m *yaml.Node) {
 			j.SetupCommands = p.stringList(v, key)
 		case "job_conf":
 			p.jobConf(j, v)
+		case "k8s":
+			p.k8s(j, v)
 		default:
 			if fieldByKey[key] != nil || originalKeys[key] {
 				p.errorf(k.Line, "%q is a job_conf key; move it under job_conf", clip(key))

@@ -335,7 +335,66 @@ var parseErrorCases = []struct {
 	{"setup_commands map", "setup_commands: {a: b}\n", "setup_commands: expected a list, got a map"},
 	{"auth scalar", "auth: me\n", `auth: expected a map with ssh_user and ssh_private_key, got "me"`},
 	{"non-scalar key", "? [a]\n: 1\n", "top-level keys must be names, got a list"},
+	{"k8s scalar", "k8s: yes\n", `conf.yml:1: k8s: expected a map of keys (aggregator_cpu, `},
+	{"k8s unknown key", "k8s:\n  executor_mem: 1Gi\n", `conf.yml:2: unknown k8s key "executor_mem" (did you mean "executor_cpu"?)`},
+	{"k8s duplicate key", "k8s:\n  data_pvc: a\n  data_pvc: b\n", `conf.yml:3: duplicate k8s key "data_pvc"`},
+	{"k8s node_selector list", "k8s:\n  node_selector: [a]\n", "conf.yml:2: k8s.node_selector: expected a map (name: value), got a list"},
+	{"k8s node_selector value", "k8s:\n  node_selector: {pool: [a]}\n", "k8s.node_selector.pool: expected a string, got a list"},
+	{"k8s toleration scalar", "k8s:\n  tolerations: [gpu]\n", `k8s.tolerations: each entry is a map (key, operator, value, effect, tolerationSeconds), got "gpu"`},
+	{"k8s toleration key", "k8s:\n  tolerations:\n    - {key: a, efect: NoSchedule}\n", `conf.yml:3: unknown k8s.tolerations key "efect" (did you mean "effect"?)`},
+	{"k8s toleration seconds", "k8s:\n  tolerations:\n    - {key: a, tolerationSeconds: soon}\n", `k8s.tolerations.tolerationSeconds: expected an integer, got "soon"`},
+	{"k8s cpu list", "k8s:\n  executor_cpu: [1]\n", "k8s.executor_cpu: expected a string, got a list"},
+	{"k8s pull secrets map", "k8s:\n  image_pull_secrets: {a: b}\n", "k8s.image_pull_secrets: expected a list, got a map"},
 	{"several errors", conf("rounds: 0", "batch_size: x"), `job_conf.batch_size: expected an integer, got "x"`},
+}
+
+// The k8s section is read as written (launcher/job checks the values
+// against Kubernetes' rules); numbers are kept as their text.
+func TestParseK8s(t *testing.T) {
+	j, err := Parse([]byte(`use_container: k8s
+k8s:
+  data_pvc: fedscale-data
+  service_account: fl
+  priority_class: low
+  node_selector: {pool: fl, zone: a}
+  tolerations:
+    - {key: pool, operator: Equal, value: fl, effect: NoSchedule}
+    - {key: spot, operator: Exists, tolerationSeconds: 60}
+  image_pull_secrets: [regcred, other]
+  aggregator_cpu: 0.5
+  aggregator_memory: 1Gi
+  executor_cpu: 2
+  executor_memory: 4Gi
+  executor_memory_limit: 6Gi
+`), "conf.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sixty := int64(60)
+	want := K8s{
+		DataPVC: "fedscale-data", ServiceAccount: "fl", PriorityClass: "low",
+		NodeSelector: map[string]string{"pool": "fl", "zone": "a"},
+		Tolerations: []Toleration{
+			{Key: "pool", Operator: "Equal", Value: "fl", Effect: "NoSchedule"},
+			{Key: "spot", Operator: "Exists", Seconds: &sixty},
+		},
+		ImagePullSecrets: []string{"regcred", "other"},
+		Aggregator:       Resources{CPU: "0.5", Memory: "1Gi"},
+		Executor:         Resources{CPU: "2", Memory: "4Gi", MemoryLimit: "6Gi"},
+	}
+	if !reflect.DeepEqual(j.K8s, want) {
+		t.Errorf("k8s section\n%+v\nwant\n%+v", j.K8s, want)
+	}
+	// Absent or empty: all zero.
+	for _, in := range []string{"use_container: k8s\n", "k8s:\n"} {
+		j, err := Parse([]byte(in), "conf.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(j.K8s, K8s{}) {
+			t.Errorf("%q: k8s %+v", in, j.K8s)
+		}
+	}
 }
 
 func TestParseErrors(t *testing.T) {

@@ -12,6 +12,20 @@ import (
 // Version is the release this binary was built from; "dev" for plain builds.
 var Version = "dev"
 
+// CUDA is the CUDA version of the released CUDA images (fsbuild --cuda, one
+// of dockerfiles/cuda-bases.json's): the release publishes them, and the
+// launcher runs them for use_cuda jobs, under the tag CUDASuffix appends.
+const CUDA = "12.4"
+
+// CUDASuffix is what a CUDA image's tag adds to the CPU image's:
+// "-cuda12.4"; "" for cuda "" (the CPU image).
+func CUDASuffix(cuda string) string {
+	if cuda == "" {
+		return ""
+	}
+	return "-cuda" + cuda
+}
+
 // Info is what `launcher version` and `fsbuild version` print.
 type Info struct {
 	Version   string `json:"version"`

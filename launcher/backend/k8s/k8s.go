@@ -30,7 +30,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -57,11 +56,10 @@ type Options struct {
 	// Log receives Wait's warnings (an executor that died while the job
 	// goes on); nil discards them.
 	Log *slog.Logger
-	// NodeSelector and Tolerations are added to every pod of the job:
-	// they place it on a pool of nodes (a tainted one included). Empty:
-	// wherever the scheduler likes.
-	NodeSelector map[string]string
-	Tolerations  []corev1.Toleration
+	// PlanNamespace puts the Namespace object in Plan's output. Without
+	// it the plan holds only the job's own objects, so `kubectl delete -f`
+	// of a plan never deletes a namespace.
+	PlanNamespace bool
 }
 
 // Backend runs jobs on a Kubernetes cluster: the primitives here
@@ -73,7 +71,7 @@ type Backend struct {
 	ns         string
 	server     string // API server URL, for messages
 	kubeconfig string // which kubeconfig was used, for messages
-	placement  placement
+	planNS     bool
 	requests   atomic.Int64
 }
 
@@ -113,8 +111,7 @@ func New(opts Options) (*Backend, error) {
 			}
 		}
 	}
-	b := &Backend{ns: opts.Namespace, server: cfg.Host, kubeconfig: used,
-		placement: placement{nodeSelector: opts.NodeSelector, tolerations: opts.Tolerations}}
+	b := &Backend{ns: opts.Namespace, server: cfg.Host, kubeconfig: used, planNS: opts.PlanNamespace}
 	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{Log: opts.Log})
 	if b.ns == "" {
 		b.ns = DefaultNamespace
@@ -194,12 +191,14 @@ func (b *Backend) validName(name string) error {
 }
 
 // NewOffline returns a backend that can only Plan: `submit --dry-run` must
-// work without any kubeconfig or cluster.
-func NewOffline(namespace string) *Backend {
-	if namespace == "" {
-		namespace = DefaultNamespace
+// work without any kubeconfig or cluster. Of opts it reads Namespace and
+// PlanNamespace.
+func NewOffline(opts Options) *Backend {
+	ns := opts.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
 	}
-	b := &Backend{ns: namespace, server: "(no cluster: dry run)"}
+	b := &Backend{ns: ns, server: "(no cluster: dry run)", planNS: opts.PlanNamespace}
 	b.Lifecycle = backend.NewLifecycle(b, backend.LifecycleOptions{})
 	return b
 }

@@ -365,10 +365,17 @@ func TestKubeOwnerCascade(t *testing.T) {
 // server's validation and admission (a dry-run create).
 func TestKubePlanDryRun(t *testing.T) {
 	ns := fmt.Sprintf("fedscale-plan-%d", time.Now().UnixNano()%1e6)
-	b, cs := kube(t, ns)
+	_, cs := kube(t, ns)
+	b, err := New(Options{Kubeconfig: infratest.Kube(t), Namespace: ns, PlanNamespace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	home := t.TempDir()
 	t.Setenv("FEDSCALE_HOME", home)
-	s, err := job.Load(filepath.Join("..", "..", "job", "testdata", "conf_k8s.yml"), job.Options{})
+	s, err := job.Load(filepath.Join("..", "..", "job", "testdata", "conf_k8s.yml"), job.Options{
+		NodeSelector: map[string]string{"pool": "fl"}, Tolerations: []string{"pool=fl:NoSchedule"},
+		ImagePullSecrets: []string{"regcred"}, PriorityClass: "system-node-critical", ServiceAccount: "default",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: meta(ConfigMapName(s.Name), ns, s.Labels(nil), nil),
+		ObjectMeta: meta(ConfigMapName(s.Name), ns, withAppComponent(s.Labels(nil), "config"), nil),
 	}
 	// A ConfigMap holds at most 1 MiB; job files are a few KiB.
 	if len(s.Config) > 1<<20-4096 {
@@ -135,7 +135,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	aggLabels := s.Labels(&agg)
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(AggregatorName(s.Name), ns, s.Labels(nil), nil),
+		ObjectMeta: meta(AggregatorName(s.Name), ns, withAppComponent(s.Labels(nil), componentAggregator), nil),
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
 			// Executors may dial before the aggregator is ready (they retry
@@ -154,7 +154,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		aggAnn[job.AnnotationJobFile] = s.File
 	}
 	aggPod := podTemplate(s, aggLabels, componentAggregator, agg.Image, agg.Args, aggPort,
-		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false, mtls.FileNames(0))
+		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false, mtls.FileNames(0), s.K8s.Aggregator)
 	aggJob := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(AggregatorName(s.Name), ns, aggLabels, aggAnn),
@@ -172,9 +172,11 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}
 
-	execLabels := s.Labels(nil)
-	execLabels[job.LabelComponent] = componentExecutor
-	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA, execTLS)
+	// The executors' objects: rank 1's labels without the rank, which
+	// each pod takes from its completion index.
+	execLabels := s.Labels(&exec1)
+	delete(execLabels, job.LabelRank)
+	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA, execTLS, s.K8s.Executor)
 	execPod.Spec.RestartPolicy = corev1.RestartPolicyNever
 	n := int32(s.Executors) // job.Executors bounds it by config.MaxExecutors
 	execJob := &batchv1.Job{
@@ -209,11 +211,18 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	}, nil
 }
 
+// withAppComponent sets app.kubernetes.io/component on an object that
+// belongs to no one process.
+func withAppComponent(l map[string]string, c string) map[string]string {
+	l[job.LabelAppComponent] = c
+	return l
+}
+
 func meta(name, ns string, labels, ann map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: ann}
 }
 
-func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool, tlsFiles []string) corev1.PodTemplateSpec {
+func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool, tlsFiles []string, res job.Resources) corev1.PodTemplateSpec {
 	pl := make(map[string]string, len(labels))
 	for k, v := range labels {
 		pl[k] = v
@@ -247,6 +256,10 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 			ReadOnlyRootFilesystem:   ptr.To(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: res.CPU, corev1.ResourceMemory: res.Memory},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: res.MemoryLimit},
+		},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: volConfig, MountPath: job.ContainerConfigDir, ReadOnly: true},
 			{Name: volData, MountPath: job.ContainerDataPath},
@@ -266,44 +279,40 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 			FSGroup:        ptr.To(runAsID),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
-		// The processes never call the API server.
+		// The processes never call the API server: a service account
+		// (k8s.service_account) is the pods' identity for the cluster's
+		// policies and its image pull secrets, never a token inside.
+		ServiceAccountName:           s.K8s.ServiceAccount,
 		AutomountServiceAccountToken: ptr.To(false),
 		EnableServiceLinks:           ptr.To(false),
+		PriorityClassName:            s.K8s.PriorityClass,
+		NodeSelector:                 maps.Clone(s.K8s.NodeSelector),
 		Volumes: []corev1.Volume{
 			{Name: volConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(s.Name)},
 				Items:                []corev1.KeyToPath{{Key: job.ContainerConfigFile, Path: job.ContainerConfigFile}},
 			}}},
-			dataVolume(s.DataPath),
+			dataVolume(s.DataPath, s.K8s.DataPVC),
 			{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: volTLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName: TLSSecretName(s.Name), Items: keyItems(tlsFiles), DefaultMode: ptr.To(int32(0o440)),
 			}}},
 		},
 	}
+	for _, name := range s.K8s.ImagePullSecrets {
+		spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+	}
 	if gpu {
-		spec.Containers[0].Resources.Limits = corev1.ResourceList{GPUResource: resource.MustParse("1")}
+		spec.Containers[0].Resources.Limits[GPUResource] = resource.MustParse("1")
 		spec.Tolerations = []corev1.Toleration{{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 	}
-	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: pl}, Spec: spec}
-}
-
-// placement is where the job's pods may run (Options.NodeSelector and
-// Tolerations), added to both pod templates after the component's own
-// (the GPU toleration).
-type placement struct {
-	nodeSelector map[string]string
-	tolerations  []corev1.Toleration
-}
-
-func (p placement) apply(o *objects) {
-	for _, j := range []*batchv1.Job{o.Aggregator, o.Executors} {
-		spec := &j.Spec.Template.Spec
-		if len(p.nodeSelector) > 0 {
-			spec.NodeSelector = maps.Clone(p.nodeSelector)
-		}
-		spec.Tolerations = append(spec.Tolerations, p.tolerations...)
+	for _, t := range s.K8s.Tolerations {
+		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
+			Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value,
+			Effect: corev1.TaintEffect(t.Effect), TolerationSeconds: t.Seconds,
+		})
 	}
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: pl}, Spec: spec}
 }
 
 func keyItems(keys []string) []corev1.KeyToPath {
@@ -314,10 +323,15 @@ func keyItems(keys []string) []corev1.KeyToPath {
 	return out
 }
 
-// dataVolume is data_path on the node (it must exist there, as in the
-// original), or, without one, a scratch folder so the default log_path
-// ($FEDSCALE_HOME/benchmark) stays writable under a read-only root.
-func dataVolume(dataPath string) corev1.Volume {
+// dataVolume is the PersistentVolumeClaim k8s.data_pvc (fsGroup makes it
+// writable for the pods' user), or data_path on the node (it must exist
+// there, as in the original), or, without either, a scratch folder so the
+// default log_path ($FEDSCALE_HOME/benchmark) stays writable under a
+// read-only root.
+func dataVolume(dataPath, pvc string) corev1.Volume {
+	if pvc != "" {
+		return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc}}}
+	}
 	if dataPath == "" {
 		return corev1.Volume{Name: volData, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	}

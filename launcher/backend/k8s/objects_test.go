@@ -20,10 +20,11 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/job"
 )
 
-// testJob is a k8s job file; %s are the name, executors, data_path line,
-// ps_port, use_cuda, save_checkpoint.
+// testJob is a k8s job file; %s are the executors, data_path line,
+// extra top-level lines, name, ps_port, use_cuda, save_checkpoint.
 const testJob = `use_container: k8s
 num_executors: %d
+%s
 %s
 job_conf:
     - job_name: %s
@@ -39,7 +40,9 @@ type jobParams struct {
 	dataPath   string
 	psPort     int
 	cuda, ckpt bool
-	restarts   *int // --executor-restarts
+	restarts   *int   // --executor-restarts
+	top        string // more top-level YAML, e.g. a k8s section
+	opts       job.Options
 }
 
 func testSpec(t testing.TB, p jobParams) *job.Spec {
@@ -54,11 +57,11 @@ func testSpec(t testing.TB, p jobParams) *job.Spec {
 	if p.dataPath != "" {
 		dp = "data_path: " + p.dataPath
 	}
-	data := fmt.Sprintf(testJob, p.executors, dp, p.name, p.psPort, p.cuda, p.ckpt)
-	s, err := job.Parse([]byte(data), "/jobs/"+p.name+".yml", job.Options{
-		AggregatorImage: "fedscale/fedscale-aggr:test", ExecutorImage: "fedscale/fedscale-exec:test",
-		ExecutorRestarts: p.restarts,
-	})
+	data := fmt.Sprintf(testJob, p.executors, dp, p.top, p.name, p.psPort, p.cuda, p.ckpt)
+	opts := p.opts
+	opts.ExecutorRestarts = p.restarts
+	opts.AggregatorImage, opts.ExecutorImage = "fedscale/fedscale-aggr:test", "fedscale/fedscale-exec:test"
+	s, err := job.Parse([]byte(data), "/jobs/"+p.name+".yml", opts)
 	if err != nil {
 		t.Fatalf("job file:\n%s\n%v", data, err)
 	}
@@ -86,7 +89,9 @@ func TestObjects(t *testing.T) {
 				if m.Namespace != "fs-test" {
 					t.Errorf("%s: namespace %q", m.Name, m.Namespace)
 				}
-				if m.Labels[job.LabelJob] != tc.name || m.Labels[job.LabelManagedBy] != job.ManagedBy {
+				if m.Labels[job.LabelJob] != tc.name || m.Labels[job.LabelManagedBy] != job.ManagedBy ||
+					m.Labels[job.LabelName] != "fedscale" || m.Labels[job.LabelInstance] != tc.name ||
+					m.Labels[job.LabelPartOf] != "fedscale" || m.Labels[job.LabelVersion] != "test" || m.Labels[job.LabelAppComponent] == "" {
 					t.Errorf("%s: labels %v", m.Name, m.Labels)
 				}
 				if len(m.OwnerReferences) != 0 {
@@ -148,8 +153,16 @@ func TestObjects(t *testing.T) {
 			if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimitPerIndex != wantRetries || *ej.PodReplacementPolicy != batchv1.Failed {
 				t.Errorf("executors retries: restartPolicy %s backoffLimitPerIndex %v podReplacementPolicy %v", ej.Template.Spec.RestartPolicy, *ej.BackoffLimitPerIndex, *ej.PodReplacementPolicy)
 			}
-			if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelJob] != tc.name {
+			if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelAppComponent] != "executor" || l[job.LabelJob] != tc.name || l[job.LabelRank] != "" {
 				t.Errorf("executor pod labels %v", l)
+			}
+			for _, c := range []struct {
+				m    metav1.ObjectMeta
+				want string
+			}{{o.ConfigMap.ObjectMeta, "config"}, {o.Service.ObjectMeta, "aggregator"}, {o.Aggregator.ObjectMeta, "aggregator"}, {o.Executors.ObjectMeta, "executor"}} {
+				if got := c.m.Labels[job.LabelAppComponent]; got != c.want {
+					t.Errorf("%s: app.kubernetes.io/component %q, want %q", c.m.Name, got, c.want)
+				}
 			}
 
 			// Arguments.
@@ -289,45 +302,72 @@ func decodePlan(t testing.TB, plan string) []runtime.Object {
 }
 
 // Plan needs no cluster: a kubeconfig whose server is not there will do.
+// The Namespace object is printed only when asked (PlanNamespace), so
+// kubectl delete -f of a plan leaves the namespace.
 func TestPlanOffline(t *testing.T) {
 	kc := deadKubeconfig(t)
-	b, err := New(Options{Kubeconfig: kc})
+	for _, withNS := range []bool{false, true} {
+		b, err := New(Options{Kubeconfig: kc, PlanNamespace: withNS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := testSpec(t, jobParams{name: "plan", executors: 2, dataPath: "/data", cuda: true})
+		var out bytes.Buffer
+		if err := b.Plan(&out, s); err != nil {
+			t.Fatal(err)
+		}
+		plan := out.String()
+		if withNS {
+			t.Logf("plan:\n%s", plan)
+		}
+		for _, bad := range []string{"status:", "creationTimestamp", "resources: {}", "spec: {}", "null"} {
+			if strings.Contains(plan, bad) {
+				t.Errorf("plan has %q", bad)
+			}
+		}
+		objs := decodePlan(t, plan)
+		var kinds []string
+		for _, o := range objs {
+			kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+		}
+		want := []string{"ConfigMap", "Secret", "Service", "Job", "Job"}
+		if withNS {
+			want = append([]string{"Namespace"}, want...)
+			if ns := objs[0].(*corev1.Namespace); ns.Name != DefaultNamespace {
+				t.Errorf("namespace %s", ns.Name)
+			}
+			objs = objs[1:]
+		}
+		if !slices.Equal(kinds, want) {
+			t.Fatalf("kinds %v, want %v", kinds, want)
+		}
+		// The plan names the Secret and the keys each pod mounts, never a key.
+		if sec := objs[1].(*corev1.Secret); len(sec.Data)+len(sec.StringData) != 0 || strings.Contains(plan, "PRIVATE KEY") {
+			t.Errorf("the plan shows TLS material: %v", sec.Data)
+		}
+		ex := objs[4].(*batchv1.Job)
+		if ex.Name != "plan-executors" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
+			t.Errorf("executors job %+v", ex.Spec)
+		}
+		if b.Requests() != 0 {
+			t.Errorf("plan made %d requests", b.Requests())
+		}
+	}
+	// The offline planner (no kubeconfig at all) prints the same.
+	s := testSpec(t, jobParams{name: "plan", executors: 2, dataPath: "/data", cuda: true})
+	var a, o bytes.Buffer
+	on, err := New(Options{Kubeconfig: kc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := testSpec(t, jobParams{name: "plan", executors: 2, dataPath: "/data", cuda: true})
-	var out bytes.Buffer
-	if err := b.Plan(&out, s); err != nil {
+	if err := on.Plan(&a, s); err != nil {
 		t.Fatal(err)
 	}
-	plan := out.String()
-	t.Logf("plan:\n%s", plan)
-	for _, bad := range []string{"status:", "creationTimestamp", "resources: {}", "spec: {}", "null"} {
-		if strings.Contains(plan, bad) {
-			t.Errorf("plan has %q", bad)
-		}
+	if err := NewOffline(Options{}).Plan(&o, s); err != nil {
+		t.Fatal(err)
 	}
-	objs := decodePlan(t, plan)
-	var kinds []string
-	for _, o := range objs {
-		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
-	}
-	if want := []string{"Namespace", "ConfigMap", "Secret", "Service", "Job", "Job"}; !slices.Equal(kinds, want) {
-		t.Fatalf("kinds %v, want %v", kinds, want)
-	}
-	if ns := objs[0].(*corev1.Namespace); ns.Name != DefaultNamespace {
-		t.Errorf("namespace %s", ns.Name)
-	}
-	// The plan names the Secret and the keys each pod mounts, never a key.
-	if sec := objs[2].(*corev1.Secret); len(sec.Data)+len(sec.StringData) != 0 || strings.Contains(plan, "PRIVATE KEY") {
-		t.Errorf("the plan shows TLS material: %v", sec.Data)
-	}
-	ex := objs[5].(*batchv1.Job)
-	if ex.Name != "plan-executors" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
-		t.Errorf("executors job %+v", ex.Spec)
-	}
-	if b.Requests() != 0 {
-		t.Errorf("plan made %d requests", b.Requests())
+	if a.String() != o.String() {
+		t.Errorf("offline plan differs:\n%s\nwant\n%s", o.String(), a.String())
 	}
 }
 

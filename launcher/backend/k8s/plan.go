@@ -20,13 +20,19 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	if err != nil {
 		return err
 	}
-	b.placement.apply(objs)
 	fmt.Fprintf(w, "# Kubernetes objects of job %s in namespace %s (%d executors%s).\n", s.Name, b.ns, s.Executors, map[bool]string{true: ", one GPU each", false: ""}[s.UseCUDA])
+	if !b.planNS {
+		fmt.Fprintf(w, "# The namespace is not among them (submit creates it when missing; --with-namespace prints it).\n")
+	}
 	fmt.Fprintf(w, "# At submit, the Secret gets the job's CA certificate and one certificate and key\n")
 	fmt.Fprintf(w, "# per process, made then and never printed; the ConfigMap, the Secret, the\n")
 	fmt.Fprintf(w, "# Service and the executors Job also get an\n")
 	fmt.Fprintf(w, "# ownerReference to Job %s, so that deleting it removes them too.\n", AggregatorName(s.Name))
-	for _, o := range objs.list() {
+	list := objs.list()
+	if !b.planNS {
+		list = list[1:]
+	}
+	for _, o := range list {
 		data, err := manifest(o)
 		if err != nil {
 			return err
@@ -38,7 +44,8 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	return nil
 }
 
-// list is the objects in the order a reader (and kubectl apply) wants them.
+// list is the objects in the order a reader (and kubectl apply) wants
+// them, the Namespace first.
 func (o *objects) list() []runtime.Object {
 	return []runtime.Object{o.Namespace, o.ConfigMap, o.Secret, o.Service, o.Aggregator, o.Executors}
 }

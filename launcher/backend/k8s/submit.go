@@ -23,7 +23,6 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	b.placement.apply(objs)
 	jobs := b.cs.BatchV1().Jobs(b.ns)
 	if _, err := jobs.Get(ctx, objs.Aggregator.Name, metav1.GetOptions{}); err == nil {
 		return b.exists(s.Name)

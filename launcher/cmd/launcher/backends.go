@@ -34,7 +34,7 @@ var backends = []struct {
 		return opened(docker.New(docker.Options{Engines: engines, Log: g.log}))
 	}},
 	{job.BackendK8s, true, func(g *globals) (backend.Backend, error) {
-		return opened(k8s.New(k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace, Log: g.log}))
+		return opened(k8s.New(g.k8sOptions()))
 	}},
 }
 
@@ -55,6 +55,10 @@ func (g *globals) dockerEngines() (map[string]string, error) {
 		m[host] = engine
 	}
 	return m, nil
+}
+
+func (g *globals) k8sOptions() k8s.Options {
+	return k8s.Options{Kubeconfig: g.kubeconfig, Context: g.kubeCtx, Namespace: g.namespace, Log: g.log, PlanNamespace: g.planNamespace}
 }
 
 // opened keeps a failed constructor's nil pointer out of the interface.
@@ -95,7 +99,7 @@ func (g *globals) planner(name string) (backend.Backend, error) {
 		if b, err := g.open(name); err == nil {
 			return b, nil
 		}
-		return k8s.NewOffline(g.namespace), nil
+		return k8s.NewOffline(g.k8sOptions()), nil
 	}
 	return g.open(name)
 }

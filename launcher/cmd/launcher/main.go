@@ -37,6 +37,9 @@ type globals struct {
 	binDir     string
 	// engines are --docker-engine HOST=ENGINE, as given.
 	engines []string
+	// planNamespace is submit --with-namespace: --dry-run prints the
+	// Namespace object too.
+	planNamespace bool
 	// log is the launcher's own messages (a backend's progress such as
 	// an image pull), on stderr.
 	log *slog.Logger

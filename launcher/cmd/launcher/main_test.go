@@ -12,6 +12,7 @@ import (
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
+	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
 // buildAll compiles the launcher and the runtime into one folder, as
@@ -152,10 +153,29 @@ func TestDryRunNeedsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("k8s dry run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"kind: Namespace", "kind: ConfigMap", "kind: Service", "completionMode: Indexed", "nvidia.com/gpu: \"1\"", "--rank-from-index", "type: Directory"} {
+	for _, want := range []string{"kind: ConfigMap", "kind: Service", "completionMode: Indexed", "nvidia.com/gpu: \"1\"", "--rank-from-index", "type: Directory",
+		"fedscale/fedscale-exec:" + version.Version + "-cuda" + version.CUDA, "app.kubernetes.io/instance: femnist", "memory: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("k8s plan lacks %q", want)
 		}
+	}
+	if strings.Contains(out, "kind: Namespace") {
+		t.Errorf("k8s plan has the Namespace without --with-namespace")
+	}
+	// The k8s flags reach the plan.
+	out, err = launcher(t, bin, t.TempDir(), "submit", "--dry-run", "--with-namespace", "--node-selector", "pool=fl", "--toleration", "pool=fl:NoSchedule",
+		"--image-pull-secret", "regcred", "--priority-class", "low", "--service-account", "fl", filepath.Join("..", "..", "job", "testdata", "conf_k8s.yml"))
+	if err != nil {
+		t.Fatalf("k8s dry run with flags: %v\n%s", err, out)
+	}
+	for _, want := range []string{"kind: Namespace", "pool: fl", "key: pool", "- name: regcred", "priorityClassName: low", "serviceAccountName: fl"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("k8s plan with flags lacks %q", want)
+		}
+	}
+	// A bad flag value: a usage error naming the flag.
+	if out, err = launcher(t, bin, t.TempDir(), "submit", "--dry-run", "--toleration", "pool=fl:Never", filepath.Join("..", "..", "job", "testdata", "conf_k8s.yml")); err == nil || !strings.Contains(out, `--toleration "pool=fl:Never"`) {
+		t.Errorf("a bad --toleration: %v\n%s", err, out)
 	}
 	out, err = launcher(t, bin, t.TempDir(), "submit", "--dry-run", filepath.Join("..", "..", "job", "testdata", "conf_docker.yml"))
 	if err != nil || !strings.Contains(out, "femnist-executor-2") {

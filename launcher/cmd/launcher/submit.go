@@ -128,6 +128,12 @@ this machine, and for local processes that the job's ports are free. With
 	f.IntVar(&restarts, "executor-restarts", 0, fmt.Sprintf("start a failed executor again up to this many times (default: executor_restarts, else %d; %d on k8s)",
 		job.DefaultExecutorRestarts(job.BackendLocal), job.DefaultExecutorRestarts(job.BackendK8s)))
 	f.BoolVar(&dryRun, "dry-run", false, "check the job file and print what would be created; start nothing")
+	f.BoolVar(&g.planNamespace, "with-namespace", false, "k8s --dry-run: print the Namespace object too (left out so that kubectl delete -f of the output keeps the namespace)")
+	f.StringToStringVar(&opts.NodeSelector, "node-selector", nil, "k8s: run the pods on nodes with these labels, e.g. pool=fl (replaces k8s.node_selector)")
+	f.StringArrayVar(&opts.Tolerations, "toleration", nil, "k8s: tolerate a taint, key[=value][:effect], e.g. pool=fl:NoSchedule; repeatable (replaces k8s.tolerations)")
+	f.StringArrayVar(&opts.ImagePullSecrets, "image-pull-secret", nil, "k8s: a Secret for pulling the images; repeatable (replaces k8s.image_pull_secrets)")
+	f.StringVar(&opts.PriorityClass, "priority-class", "", "k8s: the pods' PriorityClass (replaces k8s.priority_class)")
+	f.StringVar(&opts.ServiceAccount, "service-account", "", "k8s: the pods' ServiceAccount (replaces k8s.service_account)")
 	return cmd
 }
 
