@@ -106,6 +106,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"stop"}, cli.ExitUsage},
 		{[]string{"submit", "--wait=later", "conf.yml"}, cli.ExitUsage},
 		{[]string{"sumbit"}, cli.ExitUsage},
+		{[]string{"results", "nosuchjob"}, cli.ExitNotFound},
+		{[]string{"results", "x", "-o", "xml"}, cli.ExitUsage},
+		{[]string{"results", "x", "--plot", "x.pdf"}, cli.ExitUsage},
+		{[]string{"results"}, cli.ExitUsage},
 	} {
 		if code, out := inProcess(t, tc.args...); code != tc.code {
 			t.Errorf("launcher %s: code %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.code, out)

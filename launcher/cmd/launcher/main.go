@@ -71,7 +71,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.binDir, "bin-dir", "", "local backend: folder of the aggregator and executor binaries (default: beside this launcher, else $PATH)")
 	g.registerGlobalCompletions(root)
 	root.AddCommand(submitCommand(&g, stdout, stderr), stopCommand(&g, stdout), statusCommand(&g, stdout),
-		logsCommand(&g, stdout), listCommand(&g, stdout), cli.VersionCommand("launcher", stdout))
+		logsCommand(&g, stdout), listCommand(&g, stdout), resultsCommand(&g, stdout), cli.VersionCommand("launcher", stdout))
 	return root
 }
 

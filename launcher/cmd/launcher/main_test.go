@@ -113,6 +113,7 @@ setup_commands:
 	if err != nil || !strings.Contains(out, "FL Testing in round: 4") {
 		t.Errorf("logs: %v\n%s", err, out)
 	}
+	checkResults(t, bin, state, "cli-e2e", filepath.Join(home, "logs", "cli_e2e"), 4)
 	if out, err = launcher(t, bin, state, "stop", "cli-e2e"); err != nil {
 		t.Fatalf("stop: %v\n%s", err, out)
 	}

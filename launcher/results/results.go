@@ -1,0 +1,225 @@
+// Package results is what `launcher results` shows of a job: its
+// per-round metrics, read from the aggregator's job document
+// (runtime/jobapi) while it runs and from its metrics.jsonl files once it
+// has ended, written as a table, CSV or JSON, and drawn as a plot
+// (plot.go). The backends find the document or the files (each its own
+// way); everything else is here, the same for all of them.
+package results
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/fedscale/fedscale-go/runtime/fedlog"
+	"github.com/fedscale/fedscale-go/runtime/inputfile"
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
+)
+
+// Formats are the values of -o.
+var Formats = []string{"table", "csv", "json"}
+
+// Bounds on what is read from metrics.jsonl files: a line (a record is a
+// few hundred bytes), a file and the records kept.
+const (
+	maxLine    = 64 << 10
+	maxFile    = 512 << 20
+	MaxRecords = 1 << 20
+)
+
+// Results are a job's per-round metrics.
+type Results struct {
+	Job string `json:"job"`
+	// Source is where they come from: "aggregator" (its job document,
+	// while it runs) or "metrics.jsonl".
+	Source string `json:"source"`
+	// State is the job document's state (jobapi.State*); "ended" when
+	// read from the files.
+	State string `json:"state"`
+	// Rounds is job_conf.rounds, 0 when unknown (read from the files).
+	Rounds int `json:"rounds,omitempty"`
+	// Dropped counts the earliest rounds the job document no longer holds
+	// (jobapi.MaxHistory); metrics.jsonl has them.
+	Dropped int             `json:"dropped,omitempty"`
+	Records []fedlog.Record `json:"records"`
+}
+
+// ErrNoRounds is the error for a job that has recorded no round yet.
+var ErrNoRounds = errors.New("no round recorded yet")
+
+// Sources.
+const (
+	SourceAggregator = "aggregator"
+	SourceFiles      = "metrics.jsonl"
+	StateEnded       = "ended"
+)
+
+// FromDocument are the results in a job document.
+func FromDocument(d *jobapi.Job) Results {
+	return Results{Job: d.Job, Source: SourceAggregator, State: d.State, Rounds: d.Rounds, Dropped: d.HistoryDropped, Records: d.History}
+}
+
+// FromLogs reads every run's metrics.jsonl under jobLogDir
+// ({log_path}/logs/{job_name}: one folder per aggregator start, named by
+// its time stamp) in time order. A resumed run trains again from its
+// checkpoint, so each run's records replace an earlier run's from their
+// first round on: the result is the job's history as it stands. An
+// absent folder, or one with no file, is ErrNoRounds (the job has not
+// started to write).
+func FromLogs(job, jobLogDir string) (Results, error) {
+	files, err := metricsFiles(jobLogDir)
+	if err != nil {
+		return Results{}, err
+	}
+	res := Results{Job: job, Source: SourceFiles, State: StateEnded, Records: []fedlog.Record{}}
+	for _, f := range files {
+		recs, err := ReadFile(f)
+		if err != nil {
+			return Results{}, err
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		first := recs[0].Round
+		keep := sort.Search(len(res.Records), func(i int) bool { return res.Records[i].Round >= first })
+		res.Records = append(res.Records[:keep], recs...)
+		if len(res.Records) > MaxRecords {
+			return Results{}, fmt.Errorf("%s: over %d records", jobLogDir, MaxRecords)
+		}
+	}
+	return res, nil
+}
+
+// metricsFiles are the metrics.jsonl files of the runs under jobLogDir,
+// oldest run first (time stamps sort by time).
+func metricsFiles(jobLogDir string) ([]string, error) {
+	var files []string
+	for _, pat := range []string{"*/metrics.jsonl", "*/aggregator/metrics.jsonl"} {
+		m, err := filepath.Glob(filepath.Join(jobLogDir, pat))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// ReadFile reads one metrics.jsonl, bounded. A last line without its
+// newline is being written: it is left out.
+func ReadFile(path string) ([]fedlog.Record, error) {
+	f, size, err := inputfile.Open(path, maxFile)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(io.NewSectionReader(f, 0, size), path)
+}
+
+// Read reads metrics.jsonl records from r (name for errors), in round
+// order as the aggregator writes them.
+func Read(r io.Reader, name string) ([]fedlog.Record, error) {
+	br := bufio.NewReaderSize(r, maxLine)
+	var out []fedlog.Record
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%s:%d: line over %d bytes", name, n, maxLine)
+		}
+		if errors.Is(err, io.EOF) {
+			return out, nil // a partial last line is still being written
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		var rec fedlog.Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+		if len(out) > 0 && rec.Round <= out[len(out)-1].Round {
+			return nil, fmt.Errorf("%s:%d: round %d after round %d", name, n, rec.Round, out[len(out)-1].Round)
+		}
+		if len(out) == MaxRecords {
+			return nil, fmt.Errorf("%s: over %d records", name, MaxRecords)
+		}
+		out = append(out, rec)
+	}
+}
+
+// columns are the table's and the CSV's, in order.
+var columns = []string{"round", "virtual_clock", "wall_clock", "participants", "planned", "learning_rate", "loss", "top_1", "top_5", "test_loss"}
+
+// row is r's values as text, "" for what it lacks.
+func row(r fedlog.Record) []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	opt := func(key string, v *float64) string {
+		if v != nil {
+			return f(*v)
+		}
+		return r.NonFinite[key] // "NaN", "+Inf" or ""
+	}
+	return []string{strconv.Itoa(r.Round), f(r.VirtualClock), f(math.Round(r.WallClock*1000) / 1000), strconv.Itoa(r.Participants),
+		strconv.Itoa(r.Planned), f(r.LearningRate), opt("loss", r.Loss), opt("top_1", r.Top1), opt("top_5", r.Top5), opt("test_loss", r.TestLoss)}
+}
+
+// Write writes res to w as format (one of Formats).
+func Write(w io.Writer, format string, res Results) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	case "csv":
+		cw := csv.NewWriter(w)
+		_ = cw.Write(columns)
+		for _, r := range res.Records {
+			_ = cw.Write(row(r))
+		}
+		cw.Flush()
+		return cw.Error()
+	case "table":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for i, c := range columns {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, upper(c))
+		}
+		fmt.Fprintln(tw)
+		for _, r := range res.Records {
+			for i, v := range row(r) {
+				if i > 0 {
+					fmt.Fprint(tw, "\t")
+				}
+				if v == "" {
+					v = "-"
+				}
+				fmt.Fprint(tw, v)
+			}
+			fmt.Fprintln(tw)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("output format %q: want table, csv or json", format)
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == '_':
+			b[i] = ' '
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
