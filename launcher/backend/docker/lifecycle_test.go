@@ -17,6 +17,8 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/docker"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/launcher/results"
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
 )
 
 // A job of one aggregator and two executors runs to the end: Wait sees it
@@ -59,6 +61,7 @@ func TestJobLifecycle(t *testing.T) {
 	if st.Round == nil {
 		t.Errorf("no round from the aggregator's metrics while it runs")
 	}
+	checkLiveResults(t, ctx, b, j.name, 150)
 	checkContainer(t, b.Client(), j)
 	list, err := b.List(ctx)
 	if err != nil {
@@ -96,6 +99,20 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(j.data, "logs", j.name, "run1", "executor", "log")); err != nil {
 		t.Errorf("the executors' FedScale log: %v", err)
+	}
+
+	// launcher results once it has ended: metrics.jsonl in the mounted
+	// data path, and a plot of it.
+	res, err := results.Load(ctx, b, j.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Source != results.SourceFiles || len(res.Records) != 151 || res.Records[150].Round != 150 || res.Records[150].Top1 == nil {
+		t.Errorf("results of the finished job: from %s, %d records", res.Source, len(res.Records))
+	}
+	var plot bytes.Buffer
+	if err := results.Plot(&plot, "svg", res); err != nil || !strings.Contains(plot.String(), ">top-1<") {
+		t.Errorf("plot: %v", err)
 	}
 
 	var out bytes.Buffer
@@ -519,5 +536,33 @@ func TestSSHEngine(t *testing.T) {
 	}
 	if err := b.Stop(ctx, j.name); !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), host) {
 		t.Errorf("second Stop: %v, want ErrNotFound naming %s", err, host)
+	}
+}
+
+// checkLiveResults reads a running job's results, from its aggregator's
+// job document through the published health port, once a round is
+// recorded.
+func checkLiveResults(t *testing.T, ctx context.Context, b *docker.Backend, name string, rounds int) {
+	t.Helper()
+	for {
+		res, err := results.Load(ctx, b, name)
+		if errors.Is(err, results.ErrNoRounds) {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no round recorded: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Source != results.SourceAggregator {
+			t.Fatalf("results of the running job from %s, want the aggregator's job document; make the job longer?", res.Source)
+		}
+		if res.Rounds != rounds || res.Records[0].Round != 0 || res.State == jobapi.StateWaiting {
+			t.Errorf("live results: %d rounds, state %s, first record %+v", res.Rounds, res.State, res.Records[0])
+		}
+		return
 	}
 }
