@@ -201,6 +201,10 @@ func New(opt Options) (*Aggregator, error) {
 	if opt.HeartbeatInterval <= 0 {
 		opt.HeartbeatInterval = time.Second
 	}
+	if opt.HeartbeatInterval < time.Millisecond || opt.HeartbeatInterval > pb.MaxHeartbeatInterval {
+		// Welcome carries it in whole milliseconds; executors refuse more.
+		return nil, fmt.Errorf("heartbeat interval %s (--heartbeat) must be 1ms to %s", opt.HeartbeatInterval, pb.MaxHeartbeatInterval)
+	}
 	if opt.ExecutorTimeout <= 0 {
 		opt.ExecutorTimeout = 10 * time.Second
 	}

@@ -31,7 +31,10 @@ type session struct {
 	// aggregation or checkpoint) does not drop executors whose heartbeats
 	// are still queued behind it.
 	lastRecv atomic.Int64
-	gone     bool
+	// heartbeatSeq is the newest Heartbeat seq read, which the send
+	// goroutine's HeartbeatAck carries.
+	heartbeatSeq atomic.Int64
+	gone         bool
 	// strikes counts the tasks in a row it failed and the deadlines it
 	// missed (see scheduler.failed, missed); struckAt is when a deadline
 	// last struck; progress is when its last accepted result arrived.
@@ -217,6 +220,9 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 				return
 			}
 			s.lastRecv.Store(a.now().UnixNano())
+			if hb := m.GetHeartbeat(); hb != nil {
+				s.heartbeatSeq.Store(hb.GetSeq())
+			}
 			if !a.post(evMessage{s: s, m: m}) {
 				recvErr <- io.EOF
 				return
@@ -226,17 +232,34 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 	// Sends run on their own goroutine: a Send blocked on flow control (an
 	// executor that stopped reading) must not keep this handler from
 	// returning when the session is dropped or the loop stops. Returning
-	// ends the stream, which unblocks that Send.
+	// ends the stream, which unblocks that Send. A heartbeat interval
+	// with nothing to send gets a HeartbeatAck, independent of the event
+	// loop (a long aggregation must not look like a dead aggregator): the
+	// executor's bound on silence (pb.SilenceLimit) counts on it.
 	sendErr := make(chan error, 1)
 	drained := make(chan struct{})
 	go func() {
+		tick := time.NewTicker(a.opt.HeartbeatInterval)
+		defer tick.Stop()
+		quiet := true // nothing sent since the last tick
 		for {
 			select {
 			case <-s.notify:
+			case <-tick.C:
+				if quiet {
+					ack := &pb.AggregatorMessage{Body: &pb.AggregatorMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{Seq: s.heartbeatSeq.Load()}}}
+					if err := stream.Send(ack); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+				quiet = true
+				continue
 			case <-stream.Context().Done():
 				return
 			}
 			msgs, closing := s.take()
+			quiet = quiet && len(msgs) == 0
 			for _, m := range msgs {
 				if err := stream.Send(m); err != nil {
 					sendErr <- err

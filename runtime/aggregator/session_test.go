@@ -127,6 +127,41 @@ func TestTimeoutShorterThanHeartbeatRefused(t *testing.T) {
 	if _, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, HeartbeatInterval: time.Second, ExecutorTimeout: 3 * time.Second}); err != nil {
 		t.Fatalf("valid timeouts refused: %v", err)
 	}
+	// Welcome carries whole milliseconds, and executors refuse more than
+	// pb.MaxHeartbeatInterval.
+	for _, hb := range []time.Duration{time.Microsecond, pb.MaxHeartbeatInterval + time.Second} {
+		_, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, HeartbeatInterval: hb, ExecutorTimeout: time.Hour})
+		if err == nil || !strings.Contains(err.Error(), "--heartbeat") {
+			t.Errorf("heartbeat %s: got %v, want an error naming --heartbeat", hb, err)
+		}
+	}
+}
+
+// A session with nothing to send (the job waits for another executor)
+// still hears from the aggregator every heartbeat interval, so executors
+// can bound the aggregator's silence (pb.SilenceLimit); the ack carries
+// the newest heartbeat read.
+func TestIdleSessionHearsHeartbeatAcks(t *testing.T) {
+	c := baseConf(t)
+	j := startAggregator(t, c, 2, func(o *aggregator.Options) { o.HeartbeatInterval = 20 * time.Millisecond })
+	s, _ := rawSession(t, j, helloFor(t, j.conf, 1))
+	if m, err := s.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("first message %v, %v; want Welcome", m, err)
+	}
+	if err := s.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Seq: 7}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Recv has no deadline of its own: the job's ExecutorWait ends the
+	// stream if no ack ever comes.
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			t.Fatalf("no HeartbeatAck carrying seq 7: %v", err)
+		}
+		if a := m.GetHeartbeatAck(); a != nil && a.GetSeq() == 7 {
+			return
+		}
+	}
 }
 
 // A connection that never says Hello is closed after HelloTimeout, so such

@@ -238,6 +238,21 @@ func oversized(err error) error {
 // errPermanent marks failures that reconnecting cannot fix.
 type errPermanent struct{ error }
 
+// errSilent is a welcomed session dropped because the aggregator sent
+// nothing for limit; heard is when it last sent something after its
+// Welcome (zero: never).
+type errSilent struct {
+	limit time.Duration
+	heard time.Time
+}
+
+func (e errSilent) Error() string {
+	if e.heard.IsZero() {
+		return fmt.Sprintf("the aggregator welcomed this executor, then sent nothing for %s", e.limit)
+	}
+	return fmt.Sprintf("the aggregator sent nothing for %s", e.limit)
+}
+
 // Run serves the aggregator until the job ends. It returns nil when the
 // aggregator reports the job finished, and an error when the job failed,
 // the aggregator refused this executor, or it stayed unreachable for
@@ -273,8 +288,17 @@ func (e *Executor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil { // the session ran and then broke: the clock restarts
+		var silent errSilent
+		switch {
+		case err == nil: // the session ran and then broke: the clock restarts
 			lastGood = time.Now()
+			backoff = 100 * time.Millisecond
+		case errors.As(err, &silent) && !silent.heard.IsZero():
+			// The clock restarts from the last time the aggregator said
+			// anything. A Welcome alone does not count, or an aggregator
+			// that welcomes and goes silent would hold this executor in a
+			// loop of reconnections forever.
+			lastGood = silent.heard
 			backoff = 100 * time.Millisecond
 		}
 		if time.Since(lastGood) > e.opt.ConnectTimeout {
@@ -360,14 +384,34 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		// more, and a signal must end the process promptly.
 		waitFor(&workers, workerGrace)
 	}()
+	every := time.Duration(w.GetHeartbeatIntervalMs()) * time.Millisecond
 	hb.Add(1)
 	go func() {
 		defer hb.Done()
-		s.heartbeat(ctx, time.Duration(w.GetHeartbeatIntervalMs())*time.Millisecond)
+		s.heartbeat(ctx, every)
 	}()
 
+	// A live aggregator sends something at least once per heartbeat
+	// interval (HeartbeatAck when it has nothing else); one silent for
+	// pb.SilenceLimit is dead, frozen or hostile, and waiting on it would
+	// hang this executor. The watchdog runs only while Recv waits, so the
+	// time this loop spends handing tasks to busy workers is not counted.
+	limit := pb.SilenceLimit(every)
+	watchdog := time.AfterFunc(limit, cancel)
+	defer watchdog.Stop()
+	var heard time.Time // the last message after the Welcome
 	for {
+		watchdog.Reset(limit)
 		m, err := stream.Recv()
+		if !watchdog.Stop() {
+			// The watchdog fired (ctx is cancelled): whatever Recv returned
+			// came too late.
+			e.log.Warnf("The aggregator sent nothing for %s (heartbeat interval %s): dropping the connection; reconnecting", limit, every)
+			return false, errSilent{limit: limit, heard: heard}
+		}
+		if err == nil {
+			heard = time.Now()
+		}
 		if err != nil {
 			// Models and updates travel in chunks: a message over the limit
 			// is a broken or hostile aggregator, not a network fault.
@@ -397,7 +441,8 @@ func (e *Executor) session(ctx context.Context, client pb.AggregatorClient, dead
 		case *pb.AggregatorMessage_Shutdown:
 			s.closeSend()
 			return true, e.shutdown(b.Shutdown)
-		case *pb.AggregatorMessage_Welcome:
+		case *pb.AggregatorMessage_Welcome, *pb.AggregatorMessage_HeartbeatAck:
+			// Nothing to do: hearing it was the point.
 		}
 	}
 }
@@ -449,8 +494,8 @@ func (e *Executor) checkWelcome(w *pb.Welcome) error {
 	if m := t.GetMomentum(); !(m >= 0 && m < 1) {
 		return fmt.Errorf("aggregator's settings: momentum must be in [0, 1), got %v", m)
 	}
-	if hb := w.GetHeartbeatIntervalMs(); hb < 1 || hb > 10*60*1000 {
-		return fmt.Errorf("aggregator's settings: heartbeat interval must be 1 ms to 10 min, got %d ms", hb)
+	if hb := w.GetHeartbeatIntervalMs(); hb < 1 || hb > pb.MaxHeartbeatInterval.Milliseconds() {
+		return fmt.Errorf("aggregator's settings: heartbeat interval must be 1 ms to %s, got %d ms", pb.MaxHeartbeatInterval, hb)
 	}
 	return nil
 }

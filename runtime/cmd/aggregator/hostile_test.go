@@ -936,6 +936,18 @@ func (s *hostileSuite) execAttacks() []execAttack {
 			<-stream.Context().Done()
 			return nil
 		}, code: 1, want: "unreachable for 3s"},
+		// Welcomed, then nothing: the executor drops the connection after
+		// pb.SilenceLimit of its 100 ms heartbeats and, having heard
+		// nothing since the Welcome, gives up rather than loop.
+		{name: "welcome, then silence", serve: badWelcome(func(w *pb.Welcome) { w.HeartbeatIntervalMs = 100 }), code: 1,
+			want: "then sent nothing for " + pb.SilenceLimit(100*time.Millisecond).String()},
+		{name: "welcome, then stops reading", serve: func(_ *hostileSuite, _ *pb.Hello, stream pb.Aggregator_SessionServer) error {
+			if err := stream.Send(welcome(func(w *pb.Welcome) { w.HeartbeatIntervalMs = 100 })); err != nil {
+				return err
+			}
+			<-stream.Context().Done()
+			return nil
+		}, code: 1, want: "then sent nothing for " + pb.SilenceLimit(100*time.Millisecond).String()},
 		{name: "bad tasks", serve: badTasks, code: 0, want: "Aggregator finished the job: hostile"},
 		{name: "another CA's server certificate", creds: func(s *hostileSuite) credentials.TransportCredentials {
 			return serverCreds(s.other, "aggregator")

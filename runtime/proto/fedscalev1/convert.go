@@ -8,7 +8,7 @@ import (
 
 // ProtocolVersion is the version of this protocol that this build speaks.
 // Bump it on any change that an older peer would misread.
-const ProtocolVersion uint32 = 2
+const ProtocolVersion uint32 = 3
 
 // FromTensors converts runtime tensors to wire tensors. The data slices are
 // shared, not copied: the caller must not modify l while the message lives.

@@ -251,6 +251,7 @@ type AggregatorMessage struct {
 	//	*AggregatorMessage_Eval
 	//	*AggregatorMessage_Shutdown
 	//	*AggregatorMessage_ModelChunk
+	//	*AggregatorMessage_HeartbeatAck
 	Body          isAggregatorMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -347,6 +348,15 @@ func (x *AggregatorMessage) GetModelChunk() *ModelChunk {
 	return nil
 }
 
+func (x *AggregatorMessage) GetHeartbeatAck() *HeartbeatAck {
+	if x != nil {
+		if x, ok := x.Body.(*AggregatorMessage_HeartbeatAck); ok {
+			return x.HeartbeatAck
+		}
+	}
+	return nil
+}
+
 type isAggregatorMessage_Body interface {
 	isAggregatorMessage_Body()
 }
@@ -375,6 +385,10 @@ type AggregatorMessage_ModelChunk struct {
 	ModelChunk *ModelChunk `protobuf:"bytes,6,opt,name=model_chunk,json=modelChunk,proto3,oneof"`
 }
 
+type AggregatorMessage_HeartbeatAck struct {
+	HeartbeatAck *HeartbeatAck `protobuf:"bytes,7,opt,name=heartbeat_ack,json=heartbeatAck,proto3,oneof"`
+}
+
 func (*AggregatorMessage_Welcome) isAggregatorMessage_Body() {}
 
 func (*AggregatorMessage_Model) isAggregatorMessage_Body() {}
@@ -386,6 +400,8 @@ func (*AggregatorMessage_Eval) isAggregatorMessage_Body() {}
 func (*AggregatorMessage_Shutdown) isAggregatorMessage_Body() {}
 
 func (*AggregatorMessage_ModelChunk) isAggregatorMessage_Body() {}
+
+func (*AggregatorMessage_HeartbeatAck) isAggregatorMessage_Body() {}
 
 // Hello registers an executor. A restarted executor sends the same rank with
 // a new incarnation; the aggregator replaces the old session and does not
@@ -635,6 +651,55 @@ func (x *Heartbeat) GetBusy() int32 {
 	return 0
 }
 
+// HeartbeatAck is what the aggregator sends on a session that had nothing
+// else to send for a heartbeat interval, so an executor hears from a live
+// aggregator at least once per interval even between tasks; an executor
+// that hears nothing for SilenceLimit (heartbeat.go) drops the connection.
+type HeartbeatAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest Heartbeat seq the aggregator read on this session.
+	Seq           int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatAck) Reset() {
+	*x = HeartbeatAck{}
+	mi := &file_fedscale_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatAck) ProtoMessage() {}
+
+func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
+	mi := &file_fedscale_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
+func (*HeartbeatAck) Descriptor() ([]byte, []int) {
+	return file_fedscale_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HeartbeatAck) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // Welcome accepts an executor and tells it how the job trains.
 type Welcome struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -650,7 +715,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_fedscale_proto_msgTypes[6]
+	mi := &file_fedscale_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +727,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[6]
+	mi := &file_fedscale_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +740,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{6}
+	return file_fedscale_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Welcome) GetProtocolVersion() uint32 {
@@ -732,7 +797,7 @@ type TrainingConfig struct {
 
 func (x *TrainingConfig) Reset() {
 	*x = TrainingConfig{}
-	mi := &file_fedscale_proto_msgTypes[7]
+	mi := &file_fedscale_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +809,7 @@ func (x *TrainingConfig) String() string {
 func (*TrainingConfig) ProtoMessage() {}
 
 func (x *TrainingConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[7]
+	mi := &file_fedscale_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +822,7 @@ func (x *TrainingConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingConfig.ProtoReflect.Descriptor instead.
 func (*TrainingConfig) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{7}
+	return file_fedscale_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrainingConfig) GetModel() string {
@@ -838,7 +903,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_fedscale_proto_msgTypes[8]
+	mi := &file_fedscale_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +915,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[8]
+	mi := &file_fedscale_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +928,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{8}
+	return file_fedscale_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Model) GetVersion() int64 {
@@ -895,7 +960,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_fedscale_proto_msgTypes[9]
+	mi := &file_fedscale_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +972,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[9]
+	mi := &file_fedscale_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +985,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{9}
+	return file_fedscale_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ModelChunk) GetVersion() int64 {
@@ -962,7 +1027,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_fedscale_proto_msgTypes[10]
+	mi := &file_fedscale_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1039,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[10]
+	mi := &file_fedscale_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1052,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{10}
+	return file_fedscale_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrainTask) GetRound() int64 {
@@ -1056,7 +1121,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_fedscale_proto_msgTypes[11]
+	mi := &file_fedscale_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1133,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[11]
+	mi := &file_fedscale_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1146,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{11}
+	return file_fedscale_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrainResult) GetRound() int64 {
@@ -1146,7 +1211,7 @@ type UpdateChunk struct {
 
 func (x *UpdateChunk) Reset() {
 	*x = UpdateChunk{}
-	mi := &file_fedscale_proto_msgTypes[12]
+	mi := &file_fedscale_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1223,7 @@ func (x *UpdateChunk) String() string {
 func (*UpdateChunk) ProtoMessage() {}
 
 func (x *UpdateChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[12]
+	mi := &file_fedscale_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1236,7 @@ func (x *UpdateChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateChunk.ProtoReflect.Descriptor instead.
 func (*UpdateChunk) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{12}
+	return file_fedscale_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateChunk) GetTaskId() int64 {
@@ -1210,7 +1275,7 @@ type EvalTask struct {
 
 func (x *EvalTask) Reset() {
 	*x = EvalTask{}
-	mi := &file_fedscale_proto_msgTypes[13]
+	mi := &file_fedscale_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1287,7 @@ func (x *EvalTask) String() string {
 func (*EvalTask) ProtoMessage() {}
 
 func (x *EvalTask) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[13]
+	mi := &file_fedscale_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1300,7 @@ func (x *EvalTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvalTask.ProtoReflect.Descriptor instead.
 func (*EvalTask) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{13}
+	return file_fedscale_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EvalTask) GetRound() int64 {
@@ -1295,7 +1360,7 @@ type EvalResult struct {
 
 func (x *EvalResult) Reset() {
 	*x = EvalResult{}
-	mi := &file_fedscale_proto_msgTypes[14]
+	mi := &file_fedscale_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1372,7 @@ func (x *EvalResult) String() string {
 func (*EvalResult) ProtoMessage() {}
 
 func (x *EvalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[14]
+	mi := &file_fedscale_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1385,7 @@ func (x *EvalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvalResult.ProtoReflect.Descriptor instead.
 func (*EvalResult) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{14}
+	return file_fedscale_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EvalResult) GetRound() int64 {
@@ -1386,7 +1451,7 @@ type TaskFailure struct {
 
 func (x *TaskFailure) Reset() {
 	*x = TaskFailure{}
-	mi := &file_fedscale_proto_msgTypes[15]
+	mi := &file_fedscale_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1463,7 @@ func (x *TaskFailure) String() string {
 func (*TaskFailure) ProtoMessage() {}
 
 func (x *TaskFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[15]
+	mi := &file_fedscale_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1476,7 @@ func (x *TaskFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailure.ProtoReflect.Descriptor instead.
 func (*TaskFailure) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{15}
+	return file_fedscale_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskFailure) GetRound() int64 {
@@ -1446,7 +1511,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_fedscale_proto_msgTypes[16]
+	mi := &file_fedscale_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1523,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[16]
+	mi := &file_fedscale_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1536,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{16}
+	return file_fedscale_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Shutdown) GetReason() string {
@@ -1512,7 +1577,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_fedscale_proto_msgTypes[17]
+	mi := &file_fedscale_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1589,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_fedscale_proto_msgTypes[17]
+	mi := &file_fedscale_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1602,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_fedscale_proto_rawDescGZIP(), []int{17}
+	return file_fedscale_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Checkpoint) GetFormatVersion() uint32 {
@@ -1627,7 +1692,7 @@ const file_fedscale_proto_rawDesc = "" +
 	"evalResult\x12E\n" +
 	"\ftask_failure\x18\x05 \x01(\v2 .fedscale.runtime.v1.TaskFailureH\x00R\vtaskFailure\x12E\n" +
 	"\fupdate_chunk\x18\x06 \x01(\v2 .fedscale.runtime.v1.UpdateChunkH\x00R\vupdateChunkB\x06\n" +
-	"\x04body\"\xf7\x02\n" +
+	"\x04body\"\xc1\x03\n" +
 	"\x11AggregatorMessage\x128\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1c.fedscale.runtime.v1.WelcomeH\x00R\awelcome\x122\n" +
 	"\x05model\x18\x02 \x01(\v2\x1a.fedscale.runtime.v1.ModelH\x00R\x05model\x126\n" +
@@ -1635,7 +1700,8 @@ const file_fedscale_proto_rawDesc = "" +
 	"\x04eval\x18\x04 \x01(\v2\x1d.fedscale.runtime.v1.EvalTaskH\x00R\x04eval\x12;\n" +
 	"\bshutdown\x18\x05 \x01(\v2\x1d.fedscale.runtime.v1.ShutdownH\x00R\bshutdown\x12B\n" +
 	"\vmodel_chunk\x18\x06 \x01(\v2\x1f.fedscale.runtime.v1.ModelChunkH\x00R\n" +
-	"modelChunkB\x06\n" +
+	"modelChunk\x12H\n" +
+	"\rheartbeat_ack\x18\a \x01(\v2!.fedscale.runtime.v1.HeartbeatAckH\x00R\fheartbeatAckB\x06\n" +
 	"\x04body\"\xe0\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x12\n" +
@@ -1655,7 +1721,9 @@ const file_fedscale_proto_rawDesc = "" +
 	"\vfingerprint\x18\a \x01(\tR\vfingerprint\"1\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
-	"\x04busy\x18\x02 \x01(\x05R\x04busy\"\xe3\x01\n" +
+	"\x04busy\x18\x02 \x01(\x05R\x04busy\" \n" +
+	"\fHeartbeatAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\"\xe3\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12\x1d\n" +
@@ -1759,7 +1827,7 @@ func file_fedscale_proto_rawDescGZIP() []byte {
 	return file_fedscale_proto_rawDescData
 }
 
-var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_fedscale_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_fedscale_proto_goTypes = []any{
 	(*Tensor)(nil),            // 0: fedscale.runtime.v1.Tensor
 	(*ExecutorMessage)(nil),   // 1: fedscale.runtime.v1.ExecutorMessage
@@ -1767,44 +1835,46 @@ var file_fedscale_proto_goTypes = []any{
 	(*Hello)(nil),             // 3: fedscale.runtime.v1.Hello
 	(*DataInfo)(nil),          // 4: fedscale.runtime.v1.DataInfo
 	(*Heartbeat)(nil),         // 5: fedscale.runtime.v1.Heartbeat
-	(*Welcome)(nil),           // 6: fedscale.runtime.v1.Welcome
-	(*TrainingConfig)(nil),    // 7: fedscale.runtime.v1.TrainingConfig
-	(*Model)(nil),             // 8: fedscale.runtime.v1.Model
-	(*ModelChunk)(nil),        // 9: fedscale.runtime.v1.ModelChunk
-	(*TrainTask)(nil),         // 10: fedscale.runtime.v1.TrainTask
-	(*TrainResult)(nil),       // 11: fedscale.runtime.v1.TrainResult
-	(*UpdateChunk)(nil),       // 12: fedscale.runtime.v1.UpdateChunk
-	(*EvalTask)(nil),          // 13: fedscale.runtime.v1.EvalTask
-	(*EvalResult)(nil),        // 14: fedscale.runtime.v1.EvalResult
-	(*TaskFailure)(nil),       // 15: fedscale.runtime.v1.TaskFailure
-	(*Shutdown)(nil),          // 16: fedscale.runtime.v1.Shutdown
-	(*Checkpoint)(nil),        // 17: fedscale.runtime.v1.Checkpoint
+	(*HeartbeatAck)(nil),      // 6: fedscale.runtime.v1.HeartbeatAck
+	(*Welcome)(nil),           // 7: fedscale.runtime.v1.Welcome
+	(*TrainingConfig)(nil),    // 8: fedscale.runtime.v1.TrainingConfig
+	(*Model)(nil),             // 9: fedscale.runtime.v1.Model
+	(*ModelChunk)(nil),        // 10: fedscale.runtime.v1.ModelChunk
+	(*TrainTask)(nil),         // 11: fedscale.runtime.v1.TrainTask
+	(*TrainResult)(nil),       // 12: fedscale.runtime.v1.TrainResult
+	(*UpdateChunk)(nil),       // 13: fedscale.runtime.v1.UpdateChunk
+	(*EvalTask)(nil),          // 14: fedscale.runtime.v1.EvalTask
+	(*EvalResult)(nil),        // 15: fedscale.runtime.v1.EvalResult
+	(*TaskFailure)(nil),       // 16: fedscale.runtime.v1.TaskFailure
+	(*Shutdown)(nil),          // 17: fedscale.runtime.v1.Shutdown
+	(*Checkpoint)(nil),        // 18: fedscale.runtime.v1.Checkpoint
 }
 var file_fedscale_proto_depIdxs = []int32{
 	3,  // 0: fedscale.runtime.v1.ExecutorMessage.hello:type_name -> fedscale.runtime.v1.Hello
 	5,  // 1: fedscale.runtime.v1.ExecutorMessage.heartbeat:type_name -> fedscale.runtime.v1.Heartbeat
-	11, // 2: fedscale.runtime.v1.ExecutorMessage.train_result:type_name -> fedscale.runtime.v1.TrainResult
-	14, // 3: fedscale.runtime.v1.ExecutorMessage.eval_result:type_name -> fedscale.runtime.v1.EvalResult
-	15, // 4: fedscale.runtime.v1.ExecutorMessage.task_failure:type_name -> fedscale.runtime.v1.TaskFailure
-	12, // 5: fedscale.runtime.v1.ExecutorMessage.update_chunk:type_name -> fedscale.runtime.v1.UpdateChunk
-	6,  // 6: fedscale.runtime.v1.AggregatorMessage.welcome:type_name -> fedscale.runtime.v1.Welcome
-	8,  // 7: fedscale.runtime.v1.AggregatorMessage.model:type_name -> fedscale.runtime.v1.Model
-	10, // 8: fedscale.runtime.v1.AggregatorMessage.train:type_name -> fedscale.runtime.v1.TrainTask
-	13, // 9: fedscale.runtime.v1.AggregatorMessage.eval:type_name -> fedscale.runtime.v1.EvalTask
-	16, // 10: fedscale.runtime.v1.AggregatorMessage.shutdown:type_name -> fedscale.runtime.v1.Shutdown
-	9,  // 11: fedscale.runtime.v1.AggregatorMessage.model_chunk:type_name -> fedscale.runtime.v1.ModelChunk
-	4,  // 12: fedscale.runtime.v1.Hello.data:type_name -> fedscale.runtime.v1.DataInfo
-	7,  // 13: fedscale.runtime.v1.Welcome.training:type_name -> fedscale.runtime.v1.TrainingConfig
-	0,  // 14: fedscale.runtime.v1.Model.tensors:type_name -> fedscale.runtime.v1.Tensor
-	0,  // 15: fedscale.runtime.v1.Checkpoint.model:type_name -> fedscale.runtime.v1.Tensor
-	0,  // 16: fedscale.runtime.v1.Checkpoint.optimizer_state:type_name -> fedscale.runtime.v1.Tensor
-	1,  // 17: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
-	2,  // 18: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
-	18, // [18:19] is the sub-list for method output_type
-	17, // [17:18] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	12, // 2: fedscale.runtime.v1.ExecutorMessage.train_result:type_name -> fedscale.runtime.v1.TrainResult
+	15, // 3: fedscale.runtime.v1.ExecutorMessage.eval_result:type_name -> fedscale.runtime.v1.EvalResult
+	16, // 4: fedscale.runtime.v1.ExecutorMessage.task_failure:type_name -> fedscale.runtime.v1.TaskFailure
+	13, // 5: fedscale.runtime.v1.ExecutorMessage.update_chunk:type_name -> fedscale.runtime.v1.UpdateChunk
+	7,  // 6: fedscale.runtime.v1.AggregatorMessage.welcome:type_name -> fedscale.runtime.v1.Welcome
+	9,  // 7: fedscale.runtime.v1.AggregatorMessage.model:type_name -> fedscale.runtime.v1.Model
+	11, // 8: fedscale.runtime.v1.AggregatorMessage.train:type_name -> fedscale.runtime.v1.TrainTask
+	14, // 9: fedscale.runtime.v1.AggregatorMessage.eval:type_name -> fedscale.runtime.v1.EvalTask
+	17, // 10: fedscale.runtime.v1.AggregatorMessage.shutdown:type_name -> fedscale.runtime.v1.Shutdown
+	10, // 11: fedscale.runtime.v1.AggregatorMessage.model_chunk:type_name -> fedscale.runtime.v1.ModelChunk
+	6,  // 12: fedscale.runtime.v1.AggregatorMessage.heartbeat_ack:type_name -> fedscale.runtime.v1.HeartbeatAck
+	4,  // 13: fedscale.runtime.v1.Hello.data:type_name -> fedscale.runtime.v1.DataInfo
+	8,  // 14: fedscale.runtime.v1.Welcome.training:type_name -> fedscale.runtime.v1.TrainingConfig
+	0,  // 15: fedscale.runtime.v1.Model.tensors:type_name -> fedscale.runtime.v1.Tensor
+	0,  // 16: fedscale.runtime.v1.Checkpoint.model:type_name -> fedscale.runtime.v1.Tensor
+	0,  // 17: fedscale.runtime.v1.Checkpoint.optimizer_state:type_name -> fedscale.runtime.v1.Tensor
+	1,  // 18: fedscale.runtime.v1.Aggregator.Session:input_type -> fedscale.runtime.v1.ExecutorMessage
+	2,  // 19: fedscale.runtime.v1.Aggregator.Session:output_type -> fedscale.runtime.v1.AggregatorMessage
+	19, // [19:20] is the sub-list for method output_type
+	18, // [18:19] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_fedscale_proto_init() }
@@ -1827,6 +1897,7 @@ func file_fedscale_proto_init() {
 		(*AggregatorMessage_Eval)(nil),
 		(*AggregatorMessage_Shutdown)(nil),
 		(*AggregatorMessage_ModelChunk)(nil),
+		(*AggregatorMessage_HeartbeatAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1834,7 +1905,7 @@ func file_fedscale_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fedscale_proto_rawDesc), len(file_fedscale_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
