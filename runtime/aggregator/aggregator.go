@@ -246,6 +246,11 @@ func New(opt Options) (*Aggregator, error) {
 			return nil, fmt.Errorf("job_conf.model_init_file: %w", err)
 		}
 	}
+	// After the cheap checks: it may read the whole data set.
+	expect, err := newJobData(opt.Conf)
+	if err != nil {
+		return nil, err
+	}
 	e := &env{
 		opt:    opt,
 		conf:   opt.Conf,
@@ -261,7 +266,7 @@ func New(opt Options) (*Aggregator, error) {
 		events:  make(chan event, 256),
 		stopped: make(chan struct{}),
 		ready:   make(chan struct{}),
-		st:      newState(e, newMode(opt.Conf, opt.Executors), initModel, initDigest),
+		st:      newState(e, newMode(opt.Conf, opt.Executors), expect, initModel, initDigest),
 	}
 	e.mon.publish(&a.st, "")
 	return a, nil

@@ -408,7 +408,7 @@ func TestHostileHelloRefused(t *testing.T) {
 		{"newline in incarnation", func(h *pb.Hello) { h.Incarnation = "a\nINFO forged" }, nil, codes.InvalidArgument, "not printable ASCII"},
 		{"negative sample count", func(h *pb.Hello) { h.Data.ClientSamples[3] = -7 }, nil, codes.FailedPrecondition, "reports client 3 with -7 training samples"},
 		{"classes against num_classes", func(h *pb.Hello) { h.Data.Classes = 9 }, func(c *config.Conf) { c.NumClasses = 5 },
-			codes.FailedPrecondition, "has 9 classes but job_conf.num_classes is 5"},
+			codes.FailedPrecondition, "reports 9 classes but the job file (grey_input and num_classes) makes 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := baseConf(t)
@@ -434,18 +434,56 @@ func TestHostileHelloRefused(t *testing.T) {
 	}
 }
 
-// The job's data is what a majority of the executors loaded, not what
-// the first to register claims: a wrong first executor is refused and the
-// others run the job; with no majority the job fails naming who loaded
-// what, since nothing tells right from wrong.
+// The job's data is what the aggregator reads in data_dir when it can:
+// a majority of executors agreeing on other data is refused, and honest
+// executors of the same ranks then run the job. When it cannot read
+// data_dir (the data lives on the executors' hosts only), the job's data
+// is what a majority of the executors loaded, not what the first to
+// register claims: a wrong first executor is refused and the others run
+// the job; with no majority the job fails naming who loaded what, since
+// nothing tells right from wrong.
 func TestDataAgreedByMajority(t *testing.T) {
 	bogus := func(h *pb.Hello) *pb.Hello {
 		h.Data.Fingerprint = "bogus"
 		h.Data.TestSamples = 7
 		return h
 	}
-	t.Run("wrong first executor outvoted", func(t *testing.T) {
+	// elsewhere is c with a data_dir the aggregator cannot read; the
+	// executors here are handed the data (startExecutor).
+	elsewhere := func(c config.Conf) config.Conf {
+		c.DataDir = filepath.Join(t.TempDir(), "on-the-executors")
+		return c
+	}
+	t.Run("liars in the majority, data_dir readable", func(t *testing.T) {
 		c := attackConf(t)
+		honest := honestModel(t, c)
+		j := startAggregator(t, c, 3, nil)
+		liars := []<-chan error{serveHostile(t, j, bogus(helloFor(t, j.conf, 1)), attack{}), serveHostile(t, j, bogus(helloFor(t, j.conf, 2)), attack{})}
+		for i, l := range liars {
+			r, back := i+1, <-l
+			if status.Code(back) != codes.FailedPrecondition || !strings.Contains(back.Error(), "loaded other data (24 clients, 7 test samples") ||
+				!strings.Contains(back.Error(), "as the aggregator reads data_dir") {
+				t.Errorf("lying executor %d got %v, want its data refused", r, back)
+			}
+		}
+		var errs []<-chan error
+		for r := 1; r <= 3; r++ {
+			errs = append(errs, startExecutor(t, context.Background(), j, r, 1, nil))
+		}
+		res := j.wait(t)
+		for i, e := range errs {
+			if err := <-e; err != nil {
+				t.Errorf("executor %d: %v", i+1, err)
+			}
+		}
+		sameValues(t, "final model", honest.FinalModel, res.FinalModel)
+		log, _ := os.ReadFile(filepath.Join(res.LogDir, "aggregator", "log"))
+		if !strings.Contains(string(log), "The job's data is data_dir "+c.DataDir+" as the aggregator reads it (24 clients, 200 test samples") {
+			t.Errorf("the log does not say where the data comes from:\n%s", log)
+		}
+	})
+	t.Run("wrong first executor outvoted", func(t *testing.T) {
+		c := elsewhere(attackConf(t))
 		honest := honestModel(t, c)
 		j := startAggregator(t, c, 3, nil)
 		hostile := serveHostile(t, j, bogus(helloFor(t, j.conf, 1)), attack{})
@@ -481,9 +519,12 @@ func TestDataAgreedByMajority(t *testing.T) {
 			!strings.Contains(string(log), "which executors 2, 3 agree on") {
 			t.Errorf("the log does not say why executor 1 was refused:\n%s", log)
 		}
+		if !strings.Contains(string(log), "The aggregator cannot read job_conf.data_dir here") {
+			t.Errorf("the log does not say the data is the majority's:\n%s", log)
+		}
 	})
 	t.Run("no majority", func(t *testing.T) {
-		c := attackConf(t)
+		c := elsewhere(attackConf(t))
 		j := startAggregator(t, c, 2, nil)
 		serveHostile(t, j, bogus(helloFor(t, j.conf, 1)), attack{})
 		ok := startExecutor(t, context.Background(), j, 2, 1, nil)

@@ -23,8 +23,9 @@ import (
 // event loop, like state's.
 type mode interface {
 	// agreement is what every executor's data description must agree on
-	// (state.agree takes the job's from a majority of the ranks, and
-	// refuses the others).
+	// with the job's: the one the aggregator derived from data_dir
+	// (jobData), or else the one state.agree takes from a majority of the
+	// ranks; the others are refused.
 	agreement(d *pb.DataInfo) dataKey
 	// admit checks what this mode requires of executor rank's data
 	// description d on its own, once d agrees with the job's (when there

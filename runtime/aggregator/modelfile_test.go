@@ -265,6 +265,10 @@ func TestModelFileResNet18(t *testing.T) {
 	}
 	c := baseConf(t)
 	c.Model = spec.Name
+	// femnist's 3x32x32 input and 62 classes, which the executor below
+	// claims for the grey test data: a data_dir the aggregator cannot
+	// read leaves the data to the executors.
+	c.GreyInput, c.DataSet, c.DataDir = false, "femnist", filepath.Join(t.TempDir(), "on-the-executor")
 	c.Rounds = 1
 	c.NumParticipants = 2
 	c.Overcommitment = 1
@@ -276,7 +280,11 @@ func TestModelFileResNet18(t *testing.T) {
 	// ExecutorWait as long as the test's context: under -race on a loaded
 	// machine, initialising resnet18 once took the whole minute before the
 	// loop saw the Hello.
-	agg, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, Log: fedlog.New(testWriter{t}), ExecutorWait: 4 * time.Minute})
+	// ExecutorTimeout too: the raw executor below never heartbeats, so an
+	// initialisation slower than the default 10 s (resnet18 under -race on
+	// a loaded machine: 22 s) would count it lost.
+	agg, err := aggregator.New(aggregator.Options{Conf: c, Executors: 1, Log: fedlog.New(testWriter{t}), ExecutorWait: 4 * time.Minute,
+		ExecutorTimeout: 4 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,11 @@ type state struct {
 	initModel  tensor.List
 	initDigest string
 
-	// data is the job's data description, agreed by a majority of the
-	// ranks (agree); until then claims holds each rank's latest.
+	// expect is what the job file fixes of the data (jobdata.go). data is
+	// the job's data description: the one the aggregator derived from
+	// data_dir (expect.derived) or else the one a majority of the ranks
+	// agreed on (agree); until then claims holds each rank's latest.
+	expect jobData
 	data   *pb.DataInfo
 	claims map[int32]*pb.DataInfo
 	// samples is every client's training sample count, from data: what a
@@ -99,8 +102,8 @@ type state struct {
 	err        error
 }
 
-func newState(e *env, m mode, initModel tensor.List, initDigest string) state {
-	return state{env: e, mode: m, sched: newScheduler(e), initModel: initModel, initDigest: initDigest}
+func newState(e *env, m mode, expect jobData, initModel tensor.List, initDigest string) state {
+	return state{env: e, mode: m, sched: newScheduler(e), expect: expect, data: expect.derived, initModel: initModel, initDigest: initDigest}
 }
 
 // open starts the job's clocks: Run calls it as it begins accepting
@@ -110,6 +113,9 @@ func (st *state) open() {
 	st.started = st.now()
 	st.sched.open(st.started)
 	st.timeStamp = st.conf.TimeStamp
+	if n := st.expect.note(st.conf); n != "" {
+		st.log.Infof("%s", n)
+	}
 }
 
 // ---- events ----
@@ -244,11 +250,12 @@ func (st *state) hello(s *session, h *pb.Hello) error {
 }
 
 // checkData admits executor rank's data description d: its counts and
-// sizes must be possible, it must fit what the job file says
-// (num_classes), agree with the job's data once a majority of the ranks
-// has fixed that (agree; until then d is kept as rank's claim), and pass
-// the mode's own checks. A refused description changes nothing: one
-// executor's claim never locks the others out.
+// sizes must be possible, it must fit what the job file fixes (jobData:
+// the model's sizes, a pinned digest), agree with the job's data once
+// that is known (derived by the aggregator from the start, or fixed by a
+// majority of the ranks, agree; until then d is kept as rank's claim),
+// and pass the mode's own checks. A refused description changes nothing:
+// one executor's claim never locks the others out.
 func (st *state) checkData(rank int32, d *pb.DataInfo) error {
 	if d == nil || len(d.GetClientSamples()) == 0 {
 		return fmt.Errorf("reports no training clients")
@@ -262,12 +269,16 @@ func (st *state) checkData(rank int32, d *pb.DataInfo) error {
 		return fmt.Errorf("reports impossible data: %d test samples, %d classes of %dx%dx%d inputs",
 			d.GetTestSamples(), d.GetClasses(), d.GetChannels(), d.GetHeight(), d.GetWidth())
 	}
-	if n := st.conf.NumClasses; n > 0 && int64(d.GetClasses()) != int64(n) {
-		return fmt.Errorf("has %d classes but job_conf.num_classes is %d", d.GetClasses(), n)
+	if err := st.expect.check(d); err != nil {
+		return err
 	}
 	if st.data != nil {
 		if got, want := st.mode.agreement(d), st.mode.agreement(st.data); got != want {
-			return fmt.Errorf("loaded other data (%s) than the job's (%s, which most executors agreed on): point every executor at the same data_dir", got, want)
+			whose := "which most executors agreed on"
+			if st.expect.derived != nil {
+				whose = "as the aggregator reads data_dir"
+			}
+			return fmt.Errorf("loaded other data (%s) than the job's (%s, %s): point every executor at the same data_dir", got, want, whose)
 		}
 	}
 	if err := st.mode.admit(rank, d, st.registry != nil); err != nil {

@@ -82,6 +82,10 @@ type Conf struct {
 	// augmentation, the mapping CSV's clients) instead of data_set's
 	// FedScale pipeline; data_set is then only a name.
 	GreyInput bool `json:"grey_input"`
+	// DataFingerprint is our own key: the SHA-256 (hex) digest of the
+	// data the job must train on, as the aggregator logs it; "" = not
+	// pinned. Simulation only (each device's data is its own).
+	DataFingerprint string `json:"data_fingerprint"`
 
 	Model      string `json:"model"`
 	NumClasses int    `json:"num_classes"` // 0 = from the data
@@ -247,6 +251,7 @@ var fields = []field{
 	{"data_dir", kindPath, func(c *Conf) any { return &c.DataDir }, false, mayChange},
 	{"data_map_file", kindOptPath, func(c *Conf) any { return &c.DataMapFile }, false, mayChange},
 	{"grey_input", kindBool, func(c *Conf) any { return &c.GreyInput }, false, mustMatch},
+	{"data_fingerprint", kindString, func(c *Conf) any { return &c.DataFingerprint }, false, mayChange},
 	{"device_conf_file", kindOptPath, func(c *Conf) any { return &c.DeviceConfFile }, false, mayChange},
 	{"device_avail_file", kindOptPath, func(c *Conf) any { return &c.DeviceAvailFile }, false, mayChange},
 	{"model", kindString, func(c *Conf) any { return &c.Model }, false, mustMatch},
@@ -568,6 +573,13 @@ func (c *Conf) issues() []issue {
 	}
 	if c.NumClasses < 0 {
 		add("num_classes", "job_conf.num_classes must be >= 0 (0 = from the data), got %d", c.NumClasses)
+	}
+	if f := c.DataFingerprint; f != "" {
+		if len(f) != 64 || strings.Trim(f, "0123456789abcdef") != "" {
+			add("data_fingerprint", "job_conf.data_fingerprint must be 64 lowercase hex digits (a SHA-256, as the aggregator logs it), got %q", clip(f))
+		} else if c.ExperimentMode == Deployment {
+			add("data_fingerprint", "job_conf.data_fingerprint pins the data set of experiment_mode simulation; in deployment each device's data is its own")
+		}
 	}
 	if c.NumLoaders < 0 {
 		add("num_loaders", "job_conf.num_loaders must be >= 0, got %d", c.NumLoaders)

@@ -730,6 +730,11 @@ func TestDefaultAndValidate(t *testing.T) {
 		{"bad policy", func(c *Conf) { c.GradientPolicy = "sgd" }, "job_conf.gradient_policy"},
 		{"empty job name", func(c *Conf) { c.JobName = "" }, "job_conf.job_name must be a non-empty name"},
 		{"cuda_device", func(c *Conf) { c.CudaDevice = -2 }, "job_conf.cuda_device must be a GPU index"},
+		{"short fingerprint", func(c *Conf) { c.DataFingerprint = "abc" }, "job_conf.data_fingerprint must be 64 lowercase hex digits"},
+		{"upper-case fingerprint", func(c *Conf) { c.DataFingerprint = strings.Repeat("A", 64) }, "job_conf.data_fingerprint must be 64 lowercase hex digits"},
+		{"fingerprint in deployment", func(c *Conf) {
+			c.DataFingerprint, c.ExperimentMode = strings.Repeat("a", 64), Deployment
+		}, "in deployment each device's data is its own"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -144,8 +144,7 @@ func New(opt Options) (*Executor, error) {
 	ds := opt.Data
 	if ds == nil {
 		var err error
-		ds, err = data.Open(data.Options{DataSet: opt.Conf.DataSet, DataDir: opt.Conf.DataDir, MapFile: opt.Conf.DataMapFile,
-			Grey: opt.Conf.GreyInput, Clients: opt.Conf.NumParticipants})
+		ds, err = data.Open(DataOptions(opt.Conf))
 		if err != nil {
 			return nil, err
 		}
@@ -156,14 +155,36 @@ func New(opt Options) (*Executor, error) {
 			ds.Train.SetCacheBudget(b)
 		}
 	}
-	// The model's size: FedScale's class count for the data set (the
-	// labels' under grey_input), or num_classes.
+	info, err := Describe(opt.Conf, ds)
+	if err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &Executor{opt: opt, log: opt.Log, data: ds, info: info, incarnation: hex.EncodeToString(id[:]),
+		trainers: make(chan *computeSlot, computeSlots(opt.Slots)),
+		classes:  int(info.GetClasses()), deployment: opt.Conf.ExperimentMode == config.Deployment}, nil
+}
+
+// DataOptions is how an executor opens the data job file c names.
+func DataOptions(c config.Conf) data.Options {
+	return data.Options{DataSet: c.DataSet, DataDir: c.DataDir, MapFile: c.DataMapFile, Grey: c.GreyInput, Clients: c.NumParticipants}
+}
+
+// Describe is the data description an honest executor of job file c
+// registers with when it loaded ds: DataInfo with the model's class count
+// (num_classes, else FedScale's for the data set, else the labels') and,
+// in deployment, its one client. It refuses data the job file rules out:
+// labels beyond the class count, or a digest other than
+// job_conf.data_fingerprint. The aggregator derives its expectation with
+// it too, when it can read data_dir itself.
+func Describe(c config.Conf, ds *data.Dataset) (*pb.DataInfo, error) {
 	classes := ds.ModelClasses()
-	if n := opt.Conf.NumClasses; n > 0 {
+	if n := c.NumClasses; n > 0 {
 		// Deployment clients rarely hold every class; num_classes names
 		// the model's size so all executors agree.
 		if n < ds.Classes {
-			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, opt.Conf.DataDir, ds.Classes-1)
+			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, c.DataDir, ds.Classes-1)
 		}
 		if n > math.MaxInt32 { // Hello carries it as an int32
 			return nil, fmt.Errorf("job_conf.num_classes must be at most %d, got %d", math.MaxInt32, n)
@@ -171,19 +192,41 @@ func New(opt Options) (*Executor, error) {
 		classes = n
 	} else if classes < ds.Classes {
 		return nil, fmt.Errorf("job_conf.data_dir: %s has label ids up to %d, but %s has %d classes in FedScale; set job_conf.num_classes to train a larger model",
-			opt.Conf.DataDir, ds.Classes-1, ds.Pipe().DataSet, classes)
+			c.DataDir, ds.Classes-1, ds.Pipe().DataSet, classes)
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	e := &Executor{opt: opt, log: opt.Log, data: ds, incarnation: hex.EncodeToString(id[:]), trainers: make(chan *computeSlot, computeSlots(opt.Slots)),
-		classes: classes, deployment: opt.Conf.ExperimentMode == config.Deployment}
-	e.info = DataInfo(ds)
-	e.info.Classes = int32(classes)
-	if e.deployment {
+	info := DataInfo(ds)
+	info.Classes = int32(classes)
+	if c.ExperimentMode == config.Deployment {
 		// This process is one real client: all of its training data.
-		e.info.ClientSamples = []int64{int64(ds.Train.Len())}
+		info.ClientSamples = []int64{int64(ds.Train.Len())}
+	} else if pin := c.DataFingerprint; pin != "" && info.GetFingerprint() != pin {
+		return nil, fmt.Errorf("job_conf.data_fingerprint is %s but the data in %s has digest %s: it is not the data the job file pins", pin, c.DataDir, info.GetFingerprint())
 	}
-	return e, nil
+	return info, nil
+}
+
+// Shape is the model input and output size job file c fixes without
+// looking at any data: data_set's pipeline (runtime/data's table) gives
+// the input, num_classes or else FedScale's class count for the data set
+// the output. Under grey_input the images' stored size and, without
+// num_classes, their labels decide: those are 0. from names the keys
+// the figures come from, for messages.
+func Shape(c config.Conf) (classes, channels, height, width int, from string, err error) {
+	classes = c.NumClasses
+	if c.GreyInput {
+		return classes, 1, 0, 0, "grey_input and num_classes", nil
+	}
+	p, err := data.PipelineFor(c.DataSet)
+	if err != nil {
+		return 0, 0, 0, 0, "", fmt.Errorf("job_conf.data_set: %w", err)
+	}
+	from = fmt.Sprintf("data_set %s", c.DataSet)
+	if classes == 0 {
+		classes = p.Classes
+	} else {
+		from += " and num_classes"
+	}
+	return classes, p.Channels, p.Height, p.Width, from, nil
 }
 
 // DataInfo describes ds for registration: the model input its pipeline

@@ -482,6 +482,20 @@ func (s *hostileSuite) aggAttacks() []aggAttack {
 			return wantStatus(r.exchange(r.creds(1), 0, s.helloAs(1, func(h *pb.Hello) { h.Data = nil })),
 				codes.FailedPrecondition, "no training clients")
 		}},
+		{name: "every rank lies about the data", log: "The job's data is data_dir", attack: func(r *aggRun) error {
+			// Both ranks of the job claim the same other data at once: a
+			// majority, were the aggregator to count heads. It reads
+			// data_dir itself, so neither is admitted.
+			lie := func(h *pb.Hello) { h.Data.TestSamples, h.Data.Fingerprint = 7, strings.Repeat("0", 64) }
+			errs := make(chan error, 2)
+			for rank := int32(1); rank <= 2; rank++ {
+				go func() {
+					errs <- wantStatus(r.exchange(r.creds(int(rank)), 2*time.Second, s.helloAs(rank, lie)),
+						codes.FailedPrecondition, "than the job's (20 clients, 100 test samples")
+				}()
+			}
+			return errors.Join(<-errs, <-errs)
+		}},
 		{name: "oversized message", attack: func(r *aggRun) error {
 			big := s.helloAs(1, func(h *pb.Hello) { h.Data.ClientSamples = make([]int64, pb.MaxMessageBytes) })
 			return wantStatus(r.exchange(r.creds(1), 0, big), codes.ResourceExhausted, "larger than max")
