@@ -220,6 +220,12 @@ func (s slot) status() backend.ProcessStatus {
 	switch p.Status.Phase {
 	case corev1.PodPending:
 		out.Message = pendingReason(p, cs)
+		if cs != nil && cs.State.Waiting != nil && imageFailures[cs.State.Waiting.Reason] {
+			// The kubelet keeps retrying, but nothing here will change
+			// by waiting: a wait ends with the reason instead of hanging.
+			out.Phase = backend.Failed
+			out.Message = "the node cannot get image " + cs.Image + ": " + out.Message
+		}
 	case corev1.PodRunning:
 		out.Phase = backend.Running
 		out.Ready = podReady(p)
@@ -265,6 +271,12 @@ func (s slot) status() backend.ProcessStatus {
 		out.Message = strings.TrimPrefix(out.Message+"; "+s.failed, "; ")
 	}
 	return out
+}
+
+// imageFailures are the container waiting reasons of an image the node
+// cannot get: a process in one is Failed (status shows why, a wait ends).
+var imageFailures = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
 }
 
 // containerStatus is the status of the pod's (one) container.

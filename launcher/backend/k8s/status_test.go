@@ -71,6 +71,11 @@ func notReady(p *corev1.Pod) {
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
 }
 
+func pullFails(p *corev1.Pod) {
+	p.Spec.NodeName = "n"
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "executor", Image: "reg/exec:none", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "failed to resolve reference"}}}}
+}
+
 func TestComputeStatus(t *testing.T) {
 	type want struct {
 		phase backend.Phase
@@ -185,9 +190,14 @@ func TestComputeStatus(t *testing.T) {
 			name: "image pull trouble",
 			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodPending, func(p *corev1.Pod) {
 				p.Spec.NodeName = "n"
-				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "aggregator", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "pull access denied"}}}}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "aggregator", Image: "reg/aggr:none", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "pull access denied"}}}}
 			})},
-			want: want{backend.Pending, "aggregator=Pending executor-1=Pending executor-2=Pending", "ImagePullBackOff: pull access denied"},
+			want: want{backend.Failed, "aggregator=Failed executor-1=Pending executor-2=Pending", "the node cannot get image reg/aggr:none: ImagePullBackOff: pull access denied"},
+		},
+		{
+			name: "the executors' image the node cannot pull",
+			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodPending, pullFails), pod(j, 1, 0, corev1.PodPending, pullFails)},
+			want: want{backend.Failed, "aggregator=Running/ready executor-1=Failed executor-2=Failed", "the node cannot get image reg/exec:none: ErrImagePull: failed to resolve reference"},
 		},
 		{
 			name: "pods of another index range are ignored",
