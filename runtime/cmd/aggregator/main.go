@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
+	"github.com/fedscale/fedscale-go/runtime/dashboard"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/jobapi"
@@ -151,7 +152,11 @@ func main() {
 		// Beyond maxConns, connections wait in the kernel's backlog instead
 		// of costing this process a descriptor and goroutines each.
 		lis = netutil.LimitListener(lis, maxConns)
-		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg, health.Route{Pattern: jobapi.Path, Handler: agg.JobHandler()})
+		routes := []health.Route{{Pattern: jobapi.Path, Handler: agg.JobHandler()}}
+		for _, p := range dashboard.Patterns {
+			routes = append(routes, health.Route{Pattern: p, Handler: dashboard.Handler()})
+		}
+		hs, err := health.Listen(flags.HealthAddr(conf, 0), reg, routes...)
 		if err != nil {
 			return err
 		}

@@ -148,6 +148,7 @@ func TestThreeProcesses(t *testing.T) {
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", execHTTP), "ready")
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", aggHTTP), "fedscale_executors_connected 1")
 					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s", aggHTTP, jobapi.Path), `{"rank":1,"state":"connected"`)
+					waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", aggHTTP), `<script src="static/dashboard.js">`)
 				}
 			}
 			logFile := filepath.Join(home, "benchmark", "logs", "processes", tc.name, "aggregator", "log")
