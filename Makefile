@@ -25,7 +25,8 @@ build:
 ## with fake GPU nodes) with one real node (containerd, kubelet, CoreDNS;
 ## root only), all built from their Go modules into a version-keyed cache on
 ## first use (in parallel; about 15-25 minutes cold on 2 cores, seconds
-## after), and the Docker engine (when installed; .ci/run installs it).
+## after), the Docker engine (when installed; .ci/run installs it) and, as
+## root, two more engines in one swarm for the multi-host Docker tests.
 infra:
 	@./scripts/devinfra.sh tools $$(./scripts/devinfra.sh infra-tools) >/dev/null
 	@./scripts/buildkitd.sh start >/dev/null
@@ -33,18 +34,22 @@ infra:
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh start >/dev/null; \
 		else echo "make: not root: no real node (its tests will skip; CI runs as root)"; fi
 	@./scripts/dockerd.sh start || echo "make: no Docker engine: Docker tests will skip (CI installs it: scripts/dockerd.sh install)"
+	@if [ "$$(id -u)" = 0 ] && command -v dockerd >/dev/null; then ./scripts/swarm.sh start >/dev/null || echo "make: no Docker swarm: its tests will skip (fail under CI)"; \
+		else echo "make: not root or no dockerd: no Docker swarm (its tests will skip; CI runs as root)"; fi
 
 ## infra-stop: stops what `make infra` started: the real node (drained;
-## its bridges, iptables rules, mounts and processes removed), the control
-## plane (etcd wiped) and buildkitd. The Docker engine stays.
+## its bridges, iptables rules, mounts and processes removed), the swarm's
+## two engines (namespaces, data, cgroups removed), the control plane (etcd
+## wiped) and buildkitd. The Docker engine stays.
 infra-stop:
-	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh stop; fi
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh stop; ./scripts/swarm.sh stop; fi
 	@./scripts/kube.sh stop
 	@./scripts/buildkitd.sh stop
 
 # The addresses the integration tests read (see internal/infratest).
 INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig) \
-	FEDSCALE_NODE_CONTAINERD=$$(./scripts/node.sh status >/dev/null 2>&1 && ./scripts/node.sh addr)
+	FEDSCALE_NODE_CONTAINERD=$$(./scripts/node.sh status >/dev/null 2>&1 && ./scripts/node.sh addr) \
+	FEDSCALE_SWARM="$$(./scripts/swarm.sh status >/dev/null 2>&1 && ./scripts/swarm.sh addr)"
 
 .PHONY: infra-stop kubeconfig images-node
 

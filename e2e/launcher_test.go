@@ -19,8 +19,14 @@ import (
 // launcher runs the launcher binary built from this tree and returns its
 // stdout and stderr.
 func (s *suite) launcherCmd(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	return s.launcherEnv(ctx, nil, args...)
+}
+
+// launcherEnv is launcherCmd with env added to the environment.
+func (s *suite) launcherEnv(ctx context.Context, env []string, args ...string) (stdout, stderr string, err error) {
 	var o, e bytes.Buffer
 	cmd := exec.CommandContext(ctx, s.launcher, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err

@@ -129,6 +129,7 @@ func mainRun(m *testing.M) int {
 			code = 1
 		}
 	}
+	teardownSwarm(&env)
 	env.teardown()
 	return code
 }

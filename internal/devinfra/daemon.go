@@ -26,6 +26,10 @@ type Daemon struct {
 	// on PATH, or a path to a binary.
 	Tool string
 	Args []string
+	// Prefix is a command that execs Tool with Args in the same process
+	// (e.g. nsenter --net=PATH): the pid and command line checked later are
+	// Tool's.
+	Prefix []string
 	// Env holds KEY=VALUE pairs added to the caller's environment.
 	Env []string
 	// Mark is an argument, or several joined by single spaces, that only
@@ -186,7 +190,8 @@ func (s State) launch(d Daemon, path string) (*proc, error) {
 	}
 	defer logf.Close() // the child has its own copy
 	fmt.Fprintf(logf, "==== %s start\n", time.Now().UTC().Format(time.RFC3339))
-	cmd := exec.Command(path, d.Args...)
+	argv := append(append(append([]string{}, d.Prefix...), path), d.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -196,9 +196,19 @@ func TestLock(t *testing.T) {
 	}
 }
 
+// A daemon started through a prefix that execs it (as nsenter does for the
+// swarm's engines) is the same process: its pid and command line are the
+// daemon's own.
 func TestStackStartHealthyStop(t *testing.T) {
+	for _, prefix := range [][]string{nil, {"env"}} {
+		t.Run(fmt.Sprint(prefix), func(t *testing.T) { testStartHealthyStop(t, prefix) })
+	}
+}
+
+func testStartHealthyStop(t *testing.T, prefix []string) {
 	st := testStack(t)
 	d := testDaemon(t, st.State.Dir, "testd", "serve")
+	d.Prefix = prefix
 	st.Daemons = []Daemon{d}
 	if err := st.Healthy(context.Background()); err == nil {
 		t.Fatal("Healthy before start")

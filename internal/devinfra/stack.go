@@ -28,6 +28,7 @@ var (
 	_ Service = (*Kube)(nil)
 	_ Service = (*Docker)(nil)
 	_ Service = (*Node)(nil)
+	_ Service = (*Swarm)(nil)
 )
 
 // Check is a probe on what a stack's daemons manage together (the nodes

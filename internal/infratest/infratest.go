@@ -4,9 +4,10 @@
 // Docker engine, and a Kubernetes control plane (etcd, kube-apiserver,
 // controller-manager, scheduler and kwok's fake GPU nodes, found through
 // $FEDSCALE_KUBECONFIG) with one real node (its containerd found through
-// $FEDSCALE_NODE_CONTAINERD). `make test` / .ci/run start the daemons with
-// scripts/buildkitd.sh, scripts/kube.sh and scripts/dockerd.sh (package
-// internal/devinfra). Outside CI a missing daemon skips the test; under
+// $FEDSCALE_NODE_CONTAINERD), and two more Docker engines in one swarm
+// (found through $FEDSCALE_SWARM). `make test` / .ci/run start the daemons
+// with scripts/buildkitd.sh, scripts/kube.sh, scripts/dockerd.sh and
+// scripts/swarm.sh (package internal/devinfra). Outside CI a missing daemon skips the test; under
 // CI=true it fails it, since CI must provide everything.
 package infratest
 
@@ -91,6 +92,27 @@ func Docker(t testing.TB) {
 	if err != nil {
 		missing(t, "the Docker engine ("+strings.TrimSpace(string(out))+")")
 	}
+}
+
+// Swarm returns the addresses of the test swarm's two Docker engines (A,
+// the manager, then B), each in a network namespace of its own, joined by
+// the attachable overlay network devinfra.SwarmNetwork
+// (internal/devinfra's Swarm, scripts/swarm.sh, as root).
+func Swarm(t testing.TB) [2]string {
+	t.Helper()
+	Docker(t)
+	v := needs(t, "the two-engine Docker swarm", "FEDSCALE_SWARM", "scripts/swarm.sh start, as root")
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		t.Fatalf("FEDSCALE_SWARM=%q: want two engine addresses", v)
+	}
+	for _, addr := range f {
+		sock, ok := strings.CutPrefix(addr, "unix://")
+		if fi, err := os.Stat(sock); !ok || err != nil || fi.Mode()&os.ModeSocket == 0 {
+			t.Fatalf("FEDSCALE_SWARM is set but %s is not a unix socket (%v)", addr, err)
+		}
+	}
+	return [2]string{f[0], f[1]}
 }
 
 // Kube returns the kubeconfig path of the test control plane.

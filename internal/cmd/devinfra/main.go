@@ -9,6 +9,7 @@
 //	devinfra node start|stop|status|addr           # the real node; start prints containerd's address last
 //	devinfra node import OCI-LAYOUT...             # fsbuild's images into the node's containerd
 //	devinfra dockerd install|start|stop|status
+//	devinfra swarm start|stop|status|addr          # two more engines in one swarm; start prints their addresses last
 //
 // Progress goes to stderr; stdout carries only what callers parse.
 // --root names the repository (tools/ holds the helper modules); by default
@@ -37,7 +38,7 @@ import (
 const module = "github.com/fedscale/fedscale-go"
 
 // errUsage: a bad command line (exit status 2).
-var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | infra-tools | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | node start|stop|status|addr|import DIR... | dockerd install|start|stop|status")
+var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | infra-tools | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | node start|stop|status|addr|import DIR... | dockerd install|start|stop|status | swarm start|stop|status|addr")
 
 // errDown: status found the daemon not running (exit status 1, no message).
 var errDown = errors.New("not running")
@@ -189,6 +190,12 @@ func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, l
 			return nil, nil, err
 		}
 		return d, map[string]func([]string) error{"install": noArgs(func() error { return d.Install(ctx) })}, nil
+	case "swarm":
+		s, err := devinfra.SwarmFromEnv(log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, map[string]func([]string) error{"addr": noArgs(func() error { return say(stdout, strings.Join(s.Addrs(), " ")) })}, nil
 	}
 	return nil, nil, errUsage
 }
