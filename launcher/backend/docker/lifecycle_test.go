@@ -395,6 +395,78 @@ func TestExecutorKilled(t *testing.T) {
 	}
 }
 
+// With executor restarts, an executor whose process is killed during the
+// job (from outside, as the OOM killer would: `docker kill` would disable
+// the restart policy) is restarted by the engine, rejoins the aggregator
+// under its rank and ends with the job; the job succeeded, and status
+// shows the restart and the Degraded condition.
+func TestExecutorRestarted(t *testing.T) {
+	b := engine(t)
+	const rounds = 3000 // a few seconds per 400 here: long enough for a restart
+	j := newJob(t, b, 2, rounds)
+	j.spec.ExecutorRestarts = 1
+	ctx := timeout(t, 4*time.Minute)
+	if err := b.Submit(ctx, j.spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(ctx, j.name, backend.UntilRunning); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Client().ContainerInspect(ctx, docker.ContainerName(j.name, "executor-2"), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pol := res.Container.HostConfig.RestartPolicy; pol.Name != "on-failure" || pol.MaximumRetryCount != 1 {
+		t.Fatalf("executor-2's restart policy %+v, want on-failure with 1 retry", pol)
+	}
+	if err := syscall.Kill(res.Container.State.Pid, syscall.SIGKILL); err != nil {
+		t.Skipf("killing executor-2's process %d from this machine: %v (the engine runs elsewhere or as another user)", res.Container.State.Pid, err)
+	}
+	// Back, ready, and taken back by the aggregator while the job runs.
+	for {
+		st, err := b.Status(ctx, j.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Phase == backend.Succeeded || st.Phase == backend.Failed {
+			var out bytes.Buffer
+			_ = b.Logs(ctx, j.name, backend.LogOptions{Process: "executor-2", Tail: 30}, &out)
+			_ = b.Logs(ctx, j.name, backend.LogOptions{Process: "aggregator", Tail: 40}, &out)
+			t.Fatalf("the job ended before executor-2 came back (make it longer?): %+v\nexecutor-2's output:\n%s", st, out.String())
+		}
+		var agg bytes.Buffer
+		if err := b.Logs(ctx, j.name, backend.LogOptions{Process: "aggregator"}, &agg); err != nil {
+			t.Fatal(err)
+		}
+		p := st.Processes[2]
+		if p.Restarts == 1 && p.Phase == backend.Running && p.Ready && strings.Contains(agg.String(), "Executor 2 rejoined") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("executor-2 did not come back: %+v", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := b.Wait(ctx, j.name, backend.UntilDone)
+	if err != nil {
+		t.Fatalf("Wait(UntilDone): %v", err)
+	}
+	if st.Phase != backend.Succeeded || st.Round == nil || *st.Round != rounds {
+		t.Errorf("phase %s round %v, want Succeeded at round %d", st.Phase, st.Round, rounds)
+	}
+	for i, wantRestarts := range []int{0, 0, 1} {
+		if p := st.Processes[i]; p.Phase != backend.Succeeded || p.ExitCode == nil || *p.ExitCode != 0 || p.Restarts != wantRestarts {
+			t.Errorf("%s: %+v, want Succeeded with exit code 0 after %d restarts", p.Name, p, wantRestarts)
+		}
+	}
+	if c := degraded(st); !strings.Contains(c, "executor-2") || !strings.Contains(c, "restarted once") {
+		t.Errorf("conditions %+v, want Degraded naming executor-2, restarted once", st.Conditions)
+	}
+	if err := b.Stop(ctx, j.name); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The aggregator killed fails the job: Wait's *backend.ProcessError names
 // it, its container and its exit code.
 func TestAggregatorKilled(t *testing.T) {
