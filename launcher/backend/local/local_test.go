@@ -572,7 +572,7 @@ func TestSupervisorLock(t *testing.T) {
 			t.Fatal("the supervised process did not start within 30s")
 		}
 	}
-	if err := b.kill(&state{Processes: []procState{p}}); err != nil {
+	if err := b.kill(context.Background(), &state{Processes: []procState{p}}); err != nil {
 		t.Fatal(err)
 	}
 	if alive(p) {
@@ -585,6 +585,55 @@ func TestSupervisorLock(t *testing.T) {
 	// State from before lock files: the pid alone.
 	if old := (procState{Pid: os.Getpid()}); !alive(old) {
 		t.Error("a running pid without a lock file counts as gone")
+	}
+}
+
+// TestStopTimeout: a stop that runs out of time (a process that ignores
+// SIGTERM, in its grace period) names what still runs and keeps the job's
+// state, so a later stop finishes the job.
+func TestStopTimeout(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	b, err := New(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := b.dir("stubborn")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := procState{Name: "executor-1", Log: filepath.Join(dir, "x.log"), ExitFile: filepath.Join(dir, "x.exit"),
+		LockFile: filepath.Join(dir, "x.lock"), Argv: []string{sh, "-c", "trap '' TERM; echo started; exec sleep 60"}}
+	if p.Pid, err = b.startSupervisor(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-p.Pid, syscall.SIGKILL) })
+	if err := writeState(dir, &state{Name: "stubborn", Processes: []procState{p}}); err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	for out, _ := os.ReadFile(p.Log); !strings.Contains(string(out), "started"); out, _ = os.ReadFile(p.Log) {
+		if c.Err() != nil {
+			t.Fatal("the process did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(c, 200*time.Millisecond)
+	defer cancel()
+	err = b.Delete(short, "stubborn")
+	if want := fmt.Sprintf("job stubborn: stopping: context deadline exceeded; still running: executor-1 (pid %d)", p.Pid); err == nil || err.Error() != want {
+		t.Fatalf("Delete = %v, want %q", err, want)
+	}
+	if _, err := b.readState("stubborn"); err != nil {
+		t.Fatalf("the state went with the timed-out stop: %v", err)
+	}
+	if err := b.Delete(c, "stubborn"); err != nil { // SIGKILL after the grace period
+		t.Fatal(err)
+	}
+	if alive(p) {
+		t.Error("alive after the second stop")
 	}
 }
 
@@ -660,7 +709,7 @@ func TestSupervisorRestarts(t *testing.T) {
 				if ps.Phase != backend.Pending || ps.Restarts != 1 || ps.Message != "attempt 1 of 6 failed (exit code 3); restarting" {
 					t.Errorf("in the backoff: %+v", ps)
 				}
-				if err := b.kill(st); err != nil {
+				if err := b.kill(c, st); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -72,7 +72,7 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	st := &state{Name: s.Name, JobFile: s.File, Created: time.Now().UTC(), Instance: instance}
 	defer func() {
 		if err != nil {
-			b.kill(st)
+			_ = b.kill(context.WithoutCancel(ctx), st) // no deadline: nothing of a failed submit stays
 			os.RemoveAll(dir)
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -120,19 +121,49 @@ func joinLines(s []string) string {
 }
 
 func stopCommand(g *globals, stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+	var timeout time.Duration
+	stop := g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
+		if err := b.Stop(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "stopped %s on %s\n", name, b.Name())
+		return nil
+	})
+	cmd := &cobra.Command{
 		Use:   "stop JOB",
 		Short: "Remove every process/container/object of a job",
 		Example: `  launcher stop femnist
-  launcher stop femnist --backend k8s --context prod -n fedscale`,
+  launcher stop femnist --backend k8s --context prod -n fedscale
+  launcher stop femnist --timeout 1m        # give up after a minute, naming what is left`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: g.completeJobs,
-		RunE: g.onJob(func(ctx context.Context, b backend.Backend, name string) error {
-			if err := b.Stop(ctx, name); err != nil {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel, err := withTimeout(cmd.Context(), timeout)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "stopped %s on %s\n", name, b.Name())
-			return nil
-		}),
+			defer cancel()
+			cmd.SetContext(ctx)
+			return stop(cmd, args)
+		},
 	}
+	timeoutFlag(cmd, &timeout, "stopping (finding the job, removing it, waiting until nothing is left)")
+	return cmd
+}
+
+// timeoutFlag defines --timeout, as submit and stop have it.
+func timeoutFlag(cmd *cobra.Command, d *time.Duration, what string) {
+	cmd.Flags().DurationVar(d, "timeout", 0, "give up "+what+" after this long, e.g. 10m (0: no limit)")
+}
+
+// withTimeout bounds ctx by --timeout d (0: no limit).
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc, error) {
+	switch {
+	case d < 0:
+		return ctx, func() {}, cli.Usagef("--timeout %s: want a duration of 0 (no limit) or more", d)
+	case d == 0:
+		return ctx, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	return ctx, cancel, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -93,12 +92,11 @@ this machine, and for local processes that the job's ports are free. With
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
+			ctx, cancel, err := withTimeout(cmd.Context(), timeout)
+			if err != nil {
+				return err
 			}
+			defer cancel()
 			if err := b.Submit(ctx, spec); err != nil {
 				return backendErr(err)
 			}
@@ -124,7 +122,7 @@ this machine, and for local processes that the job's ports are free. With
 	f.Var(&wait, "wait", "wait until every process runs (--wait) or the job finishes (--wait=done)")
 	f.Lookup("wait").NoOptDefVal = "running"
 	cli.CompleteFlag(cmd, "wait", "running", "done")
-	f.DurationVar(&timeout, "timeout", 0, "give up submitting and waiting after this long, e.g. 10m (0: no limit)")
+	timeoutFlag(cmd, &timeout, "submitting and waiting")
 	f.IntVar(&restarts, "executor-restarts", 0, fmt.Sprintf("start a failed executor again up to this many times (default: executor_restarts, else %d; %d on k8s)",
 		job.DefaultExecutorRestarts(job.BackendLocal), job.DefaultExecutorRestarts(job.BackendK8s)))
 	f.BoolVar(&dryRun, "dry-run", false, "check the job file and print what would be created; start nothing")
