@@ -161,11 +161,16 @@ func (b *Backend) where() string {
 }
 
 // apiErr makes a transport failure (server down, wrong address, TLS) one
-// clear error naming the server and the kubeconfig; API status errors
-// (not found, forbidden, invalid) are returned as they are.
+// clear error naming the server and the kubeconfig, and a Forbidden one
+// naming the namespace and the Role that grants what is missing; other API
+// status errors (not found, invalid) are returned as they are.
 func (b *Backend) apiErr(what string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if apierrors.IsForbidden(err) {
+		// The server's message names the user, the verb and the resource.
+		return fmt.Errorf("k8s backend: %s in namespace %s: not allowed: %w (the launcher's user needs launcher/backend/k8s/rbac.yaml's Role there)", what, b.ns, err)
 	}
 	var st apierrors.APIStatus
 	if errors.As(err, &st) {

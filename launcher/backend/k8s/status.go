@@ -3,9 +3,11 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/launcher/progress"
 )
 
 // selector selects every object of one job.
@@ -40,7 +43,36 @@ func (b *Backend) Look(ctx context.Context, name string, _ bool) (backend.Status
 	if err != nil {
 		return backend.Status{}, b.apiErr("listing pods of "+name, err)
 	}
-	return computeStatus(name, ptrs(jl.Items), ptrs(pl.Items)), nil
+	st := computeStatus(name, ptrs(jl.Items), ptrs(pl.Items))
+	if len(st.Processes) > 0 && st.Processes[0].Phase == backend.Running {
+		st.Round, st.Accuracy = b.progress(ctx, name)
+	}
+	return st, nil
+}
+
+// maxMetricsBytes bounds the aggregator's /metrics as read through the
+// proxy (a few KiB; the aggregator is a peer, not to be trusted for size).
+const maxMetricsBytes = 4 << 20
+
+// progress reads the round and the last top-1 from the running
+// aggregator's /metrics through the API server's service proxy (the
+// job's Service, its health port), so status shows them from any machine
+// with the kubeconfig; nil when they cannot be read (not serving yet, or a
+// launcher without rbac.yaml's services/proxy right: status goes on
+// without them).
+func (b *Backend) progress(ctx context.Context, name string) (*int, *float64) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rc, err := b.cs.CoreV1().Services(b.ns).ProxyGet("http", AggregatorName(name), portHealth, "/metrics", nil).Stream(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	defer rc.Close()
+	p, err := progress.Parse(io.LimitReader(rc, maxMetricsBytes))
+	if err != nil {
+		return nil, nil
+	}
+	return p.Round, p.Accuracy
 }
 
 // LookAll reports one Status per aggregator Job the launcher made.

@@ -32,6 +32,9 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	if err := b.ensureNamespace(ctx, objs); err != nil {
 		return err
 	}
+	if err := b.checkClaim(ctx, s); err != nil {
+		return err
+	}
 
 	var undo []func(context.Context) error
 	defer func() {
@@ -125,12 +128,15 @@ func (b *Backend) exists(name string) error {
 	return fmt.Errorf("job %q: %w (Job %s in %s); stop it first", name, backend.ErrExists, AggregatorName(name), b.where())
 }
 
-// ensureNamespace creates the namespace unless it exists. It is never
-// deleted: other jobs (and other things) may live there.
+// ensureNamespace creates the namespace unless it exists (or the launcher
+// may not look). It is never deleted: other jobs (and other things) may
+// live there.
 func (b *Backend) ensureNamespace(ctx context.Context, objs *objects) error {
 	nss := b.cs.CoreV1().Namespaces()
 	_, err := nss.Get(ctx, b.ns, metav1.GetOptions{})
-	if err == nil {
+	if err == nil || apierrors.IsForbidden(err) {
+		// Forbidden: a launcher with only rbac.yaml's Role may not read
+		// namespaces; its namespace exists or the Job's create says so.
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
@@ -141,6 +147,25 @@ func (b *Backend) ensureNamespace(ctx context.Context, objs *objects) error {
 		return b.apiErr("creating namespace "+b.ns, err)
 	}
 	return nil
+}
+
+// checkClaim fails, naming the key, when k8s.data_pvc names no
+// PersistentVolumeClaim of the namespace: the pods would wait for it
+// forever. A launcher that may not read claims leaves it to the
+// scheduler, whose reason status shows.
+func (b *Backend) checkClaim(ctx context.Context, s *job.Spec) error {
+	pvc := s.K8s.DataPVC
+	if pvc == "" {
+		return nil
+	}
+	_, err := b.cs.CoreV1().PersistentVolumeClaims(b.ns).Get(ctx, pvc, metav1.GetOptions{})
+	switch {
+	case err == nil, apierrors.IsForbidden(err):
+		return nil
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s: k8s.data_pvc %s: no PersistentVolumeClaim %s in %s; create it (ReadWriteMany when the pods may run on several nodes) or fix the name", s.File, pvc, pvc, b.where())
+	}
+	return b.apiErr("looking for PersistentVolumeClaim "+pvc, err)
 }
 
 // deleteUID makes a delete apply only to the very object we created.
