@@ -213,6 +213,9 @@ func Parse(data []byte, path string, opts Options) (*Spec, error) {
 	}
 	s.Ports = j.Ports
 	s.PsPort = j.Conf.PsPort
+	if err := s.checkHealthPorts(); err != nil {
+		return nil, err
+	}
 	s.UseCUDA = j.Conf.UseCuda
 	s.DataPath = j.DataPath
 	s.Network = j.ContainerNetwork
@@ -268,6 +271,32 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
+// HealthPort is the port of the health endpoint of the process of rank
+// inside its network namespace: the runtime's default (config.HealthPort,
+// ps_port+1+rank), except that on Kubernetes every executor has rank 1's
+// (pods do not share a network namespace, and an Indexed Job has one pod
+// template).
+func (s *Spec) HealthPort(rank int) int {
+	if s.Backend == BackendK8s && rank > 1 {
+		rank = 1
+	}
+	return config.HealthPort(s.PsPort, rank)
+}
+
+// checkHealthPorts: every process's health port is a port. The rule for
+// every backend: they all take their ports from HealthPort.
+func (s *Spec) checkHealthPorts() error {
+	top := 0
+	for _, r := range []int{0, s.Executors} {
+		top = max(top, s.HealthPort(r))
+	}
+	if top > config.MaxPort {
+		return fmt.Errorf("%s: job_conf ps_port %d: the health ports of the aggregator and the %d executors (from ps_port+1 on) would reach %d, past %d; choose a lower ps_port",
+			s.File, s.PsPort, s.Executors, top, config.MaxPort)
+	}
+	return nil
+}
+
 // Process is one process of the job.
 type Process struct {
 	Name       string // "aggregator", "executor-1", ...
@@ -289,14 +318,14 @@ func (s *Spec) Processes(configPath, psHost, tlsDir string) []Process {
 	out := []Process{{
 		Name: "aggregator", Component: "aggregator", Rank: 0, Image: s.AggregatorImage,
 		Args:       append(append([]string{}, common...), "--ps-port", strconv.Itoa(s.PsPort)),
-		HealthPort: s.PsPort + 1, GPU: -1,
+		HealthPort: s.HealthPort(0), GPU: -1,
 	}}
 	for r := 1; r <= s.Executors; r++ {
 		p := Process{
 			Name: "executor-" + strconv.Itoa(r), Component: "executor", Rank: r, Image: s.ExecutorImage,
 			Args: append(append([]string{}, common...), "--rank", strconv.Itoa(r),
 				"--ps-ip", psHost, "--ps-port", strconv.Itoa(s.PsPort)),
-			HealthPort: s.PsPort + 1 + r, GPU: -1,
+			HealthPort: s.HealthPort(r), GPU: -1,
 		}
 		if r-1 < len(gpus) {
 			p.Host, p.GPU = gpus[r-1].host, gpus[r-1].gpu

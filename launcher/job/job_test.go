@@ -1,6 +1,7 @@
 package job
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,6 +152,46 @@ func TestExecutorRestarts(t *testing.T) {
 			}
 			if s.ExecutorRestarts != tc.want {
 				t.Errorf("ExecutorRestarts %d, want %d", s.ExecutorRestarts, tc.want)
+			}
+		})
+	}
+}
+
+// The health ports (ps_port+1 on) must stay ports: ps_port+1+rank for
+// local processes and Docker containers, ps_port+2 for every Kubernetes
+// executor.
+func TestHealthPorts(t *testing.T) {
+	withHome(t)
+	for _, tc := range []struct {
+		backend string
+		psPort  int
+		want    string // "" for no error
+	}{
+		{BackendDocker, 65532, ""}, // executor-2 at 65535
+		{BackendDocker, 65533, "job_conf ps_port 65533: the health ports of the aggregator and the 2 executors (from ps_port+1 on) would reach 65536, past 65535"},
+		{BackendLocal, 65533, "would reach 65536"},
+		{BackendK8s, 65533, ""}, // every executor at 65535
+		{BackendK8s, 65534, "would reach 65536"},
+	} {
+		t.Run(fmt.Sprintf("%s %d", tc.backend, tc.psPort), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "conf_docker.yml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := strings.Replace(string(data), "job_conf:\n", fmt.Sprintf("job_conf:\n    - ps_port: %d\n", tc.psPort), 1)
+			s, err := Parse([]byte(file), "conf.yml", Options{Backend: tc.backend, RemoteEngine: true})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps := s.Processes("c", "h", "t")
+				if last := ps[len(ps)-1].HealthPort; last > 65535 {
+					t.Errorf("last health port %d", last)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
 	}

@@ -16,6 +16,16 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregate"
 )
 
+// MaxPort is the highest TCP port: ps_port and the health ports derived
+// from it (HealthPort) must not pass it.
+const MaxPort = 65535
+
+// HealthPort is the default port of the health endpoint (/healthz, /readyz,
+// /metrics) of the process of rank (0: the aggregator) of a job with
+// ps_port psPort: ps_port+1+rank, so the processes of a job on one machine
+// do not collide.
+func HealthPort(psPort, rank int) int { return psPort + 1 + rank }
+
 // Bounds on the sizes executors allocate from (a batch's inputs, a task's
 // batches): far above any real job, far below what would exhaust memory
 // before an error could be given.
@@ -490,8 +500,8 @@ func (c *Conf) issues() []issue {
 	if strings.ContainsAny(c.TimeStamp, `/\`) || c.TimeStamp == "." || c.TimeStamp == ".." {
 		add("time_stamp", "job_conf.time_stamp must not contain path separators, got %q", clip(c.TimeStamp))
 	}
-	if c.PsPort < 1 || c.PsPort > 65535 {
-		add("ps_port", "job_conf.ps_port must be in 1..65535, got %d", c.PsPort)
+	if c.PsPort < 1 || c.PsPort > MaxPort {
+		add("ps_port", "job_conf.ps_port must be in 1..%d, got %d", MaxPort, c.PsPort)
 	}
 	if c.ThisRank < 0 {
 		add("this_rank", "job_conf.this_rank must be >= 0 (0 is the aggregator), got %d", c.ThisRank)

@@ -256,8 +256,8 @@ func (j *Job) issues() []issue {
 		}
 	}
 	for _, p := range j.Ports {
-		if p < 1 || p > 65535 {
-			add("ports", "ports: %d is not in 1..65535", p)
+		if p < 1 || p > MaxPort {
+			add("ports", "ports: %d is not in 1..%d", p, MaxPort)
 		}
 	}
 	if j.ExecutorRestarts != nil {

@@ -138,7 +138,7 @@ func (f *Flags) TLS(c config.Conf, rank int) (files mtls.Files, insecure bool, e
 func (f *Flags) HealthAddr(c config.Conf, rank int) string {
 	port := f.HTTPPort
 	if port < 0 {
-		port = c.PsPort + 1 + rank
+		port = config.HealthPort(c.PsPort, rank)
 	}
 	return ":" + strconv.Itoa(port)
 }

@@ -78,7 +78,7 @@ type objects struct {
 // pod: the aggregator's default (ps_port+1), and for executors one fixed
 // port for all (ps_port+2, rank 1's default), given with --http-port, since
 // pods do not share a network namespace and an Indexed Job has one template.
-func healthPorts(s *job.Spec) (agg, exec int) { return s.PsPort + 1, s.PsPort + 2 }
+func healthPorts(s *job.Spec) (agg, exec int) { return s.HealthPort(0), s.HealthPort(1) }
 
 // executorArgs turns rank 1's arguments into the template every index
 // shares: --rank N becomes --rank-from-index, and --http-port is fixed.
@@ -101,10 +101,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	if s.Executors < 1 {
 		return nil, fmt.Errorf("k8s backend: job %s has %d executors; want at least 1", s.Name, s.Executors)
 	}
-	aggPort, execPort := healthPorts(s)
-	if s.PsPort < 1 || execPort > 65535 {
-		return nil, fmt.Errorf("k8s backend: job_conf ps_port %d: want 1..65533 (ps_port+1 and ps_port+2 serve health checks)", s.PsPort)
-	}
+	aggPort, execPort := healthPorts(s) // job.Parse checked they are ports
 	procs := s.Processes(job.ContainerConfigPath, AggregatorName(s.Name), job.ContainerTLSDir)
 	agg, exec1 := procs[0], procs[1]
 	execTLS := []string{mtls.CAFile}

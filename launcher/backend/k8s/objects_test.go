@@ -280,10 +280,15 @@ func TestOwnerRef(t *testing.T) {
 	}
 }
 
-func TestBadPort(t *testing.T) {
-	s := testSpec(t, jobParams{name: "p", psPort: 65534})
-	if _, err := buildObjects(s, "ns"); err == nil || !strings.Contains(err.Error(), "ps_port 65534") {
-		t.Errorf("ps_port 65534: %v", err)
+// The health ports come from job.Spec.HealthPort, which job.Parse checked:
+// the highest ps_port leaves ps_port+2 for every executor.
+func TestHealthPortsAtTheTop(t *testing.T) {
+	s := testSpec(t, jobParams{name: "p", executors: 5, psPort: 65533})
+	if agg, exec := healthPorts(s); agg != 65534 || exec != 65535 {
+		t.Errorf("health ports %d %d, want 65534 65535", agg, exec)
+	}
+	if _, err := buildObjects(s, "ns"); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -171,11 +171,6 @@ func checkPorts(s *job.Spec, procs []job.Process) error {
 		uses = append(uses, use{p.HealthPort, fmt.Sprintf("%s's health port, job_conf %s", p.Name, from)})
 	}
 	for _, u := range uses {
-		if u.port < 1 || u.port > 65535 {
-			return fmt.Errorf("job %q: port %d (%s) is outside 1..65535", s.Name, u.port, u.what)
-		}
-	}
-	for _, u := range uses {
 		// The runtime listens on every address (":port"): so does the check.
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(u.port))
 		if err != nil {
