@@ -32,6 +32,7 @@ import (
 	"github.com/fedscale/fedscale-go/internal/infratest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/launcher/results"
 )
 
 // testNamespace holds every integration test's jobs (it is never deleted
@@ -193,6 +194,15 @@ func TestKubeLifecycle(t *testing.T) {
 	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses {
 		t.Errorf("service %+v", svc.Spec)
+	}
+
+	// launcher results: the job document through the service proxy; the
+	// kwok pod serves none, so the error says where it looked.
+	if _, err := results.Load(ctx, b, name); err == nil || !strings.Contains(err.Error(), "no metrics can be read from here: the aggregator's job document through the API server's service proxy") {
+		t.Errorf("results of a job whose aggregator serves nothing: %v", err)
+	}
+	if _, err := results.Load(ctx, b, "it-nosuch"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("results of an unknown job: %v, want ErrNotFound", err)
 	}
 
 	// Waiting again returns at once: everything runs.
