@@ -22,6 +22,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/data"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	"github.com/fedscale/fedscale-go/runtime/executor"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
@@ -375,7 +376,7 @@ func rawSession(t *testing.T, j *job, hello *pb.Hello) (pb.Aggregator_SessionCli
 func helloFor(t *testing.T, c config.Conf, rank int32) *pb.Hello {
 	_, ds := testData(t)
 	return &pb.Hello{ProtocolVersion: pb.ProtocolVersion, Rank: rank, JobName: c.JobName, Incarnation: "raw", Slots: 2,
-		Data: executor.DataInfo(ds)}
+		Data: datadesc.Info(ds)}
 }
 
 // clientSamples is client's training sample count in the test data: what

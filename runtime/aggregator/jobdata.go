@@ -9,7 +9,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/data"
-	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 )
 
@@ -17,7 +17,7 @@ import (
 // executor.
 type jobData struct {
 	// shape is the model's input and output size the job file fixes
-	// (executor.Shape); 0 where it leaves a figure to the data.
+	// (datadesc.Shape); 0 where it leaves a figure to the data.
 	shape dataKey
 	from  string // the keys shape comes from, for messages
 	// derived is, in simulation, the description an honest executor
@@ -38,7 +38,7 @@ type jobData struct {
 // contradicting num_classes or data_fingerprint); data_dir being
 // unreadable here is not one.
 func newJobData(c config.Conf) (jobData, error) {
-	classes, channels, height, width, from, err := executor.Shape(c)
+	classes, channels, height, width, from, err := datadesc.Shape(c)
 	if err != nil {
 		return jobData{}, err
 	}
@@ -47,14 +47,14 @@ func newJobData(c config.Conf) (jobData, error) {
 		return j, nil
 	}
 	j.pin = c.DataFingerprint
-	ds, err := data.Open(executor.DataOptions(c))
+	ds, err := data.Open(datadesc.Options(c))
 	if err != nil {
 		j.unread = err
 		return j, nil
 	}
 	// The same description an honest executor computes from the same
 	// job file: any other is not this job's data.
-	if j.derived, err = executor.Describe(c, ds); err != nil {
+	if j.derived, err = datadesc.Describe(c, ds); err != nil {
 		return jobData{}, err
 	}
 	return j, nil

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/data"
-	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 )
@@ -24,7 +24,7 @@ func TestJobData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest := executor.DataInfo(ds).GetFingerprint() // the grey pipeline's
+	digest := datadesc.Info(ds).GetFingerprint() // the grey pipeline's
 	grey := func(c *config.Conf) { c.GreyInput, c.DataDir = true, dir }
 	for _, tc := range []struct {
 		name    string

@@ -17,7 +17,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/config"
-	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/safetensors"
@@ -29,7 +29,7 @@ import (
 // with extra classes.
 func testSpec(t *testing.T, name string, extra int) model.Spec {
 	_, ds := testData(t)
-	d := executor.DataInfo(ds)
+	d := datadesc.Info(ds)
 	return model.Spec{Name: name, Channels: int(d.GetChannels()), Height: int(d.GetHeight()), Width: int(d.GetWidth()), Classes: int(d.GetClasses()) + extra}
 }
 

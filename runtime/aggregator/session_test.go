@@ -15,7 +15,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/aggregator"
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/data"
-	"github.com/fedscale/fedscale-go/runtime/executor"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/jobtest"
 	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
@@ -99,7 +99,7 @@ func TestDroppedSessionBlockedInSendEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hello := &pb.Hello{ProtocolVersion: pb.ProtocolVersion, Rank: 1, JobName: c.JobName, Incarnation: "stuck", Slots: 2, Data: executor.DataInfo(ds)}
+	hello := &pb.Hello{ProtocolVersion: pb.ProtocolVersion, Rank: 1, JobName: c.JobName, Incarnation: "stuck", Slots: 2, Data: datadesc.Info(ds)}
 	if err := stream.Send(&pb.ExecutorMessage{Body: &pb.ExecutorMessage_Hello{Hello: hello}}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,10 @@ package executor
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	mrand "math/rand/v2"
 	"net"
 	"path/filepath"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/runtime/config"
 	"github.com/fedscale/fedscale-go/runtime/data"
+	"github.com/fedscale/fedscale-go/runtime/datadesc"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/model"
@@ -144,7 +142,7 @@ func New(opt Options) (*Executor, error) {
 	ds := opt.Data
 	if ds == nil {
 		var err error
-		ds, err = data.Open(DataOptions(opt.Conf))
+		ds, err = data.Open(datadesc.Options(opt.Conf))
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +153,7 @@ func New(opt Options) (*Executor, error) {
 			ds.Train.SetCacheBudget(b)
 		}
 	}
-	info, err := Describe(opt.Conf, ds)
+	info, err := datadesc.Describe(opt.Conf, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -164,107 +162,6 @@ func New(opt Options) (*Executor, error) {
 	return &Executor{opt: opt, log: opt.Log, data: ds, info: info, incarnation: hex.EncodeToString(id[:]),
 		trainers: make(chan *computeSlot, computeSlots(opt.Slots)),
 		classes:  int(info.GetClasses()), deployment: opt.Conf.ExperimentMode == config.Deployment}, nil
-}
-
-// DataOptions is how an executor opens the data job file c names.
-func DataOptions(c config.Conf) data.Options {
-	return data.Options{DataSet: c.DataSet, DataDir: c.DataDir, MapFile: c.DataMapFile, Grey: c.GreyInput, Clients: c.NumParticipants}
-}
-
-// Describe is the data description an honest executor of job file c
-// registers with when it loaded ds: DataInfo with the model's class count
-// (num_classes, else FedScale's for the data set, else the labels') and,
-// in deployment, its one client. It refuses data the job file rules out:
-// labels beyond the class count, or a digest other than
-// job_conf.data_fingerprint. The aggregator derives its expectation with
-// it too, when it can read data_dir itself.
-func Describe(c config.Conf, ds *data.Dataset) (*pb.DataInfo, error) {
-	classes := ds.ModelClasses()
-	if n := c.NumClasses; n > 0 {
-		// Deployment clients rarely hold every class; num_classes names
-		// the model's size so all executors agree.
-		if n < ds.Classes {
-			return nil, fmt.Errorf("job_conf.num_classes is %d but %s has label ids up to %d", n, c.DataDir, ds.Classes-1)
-		}
-		if n > math.MaxInt32 { // Hello carries it as an int32
-			return nil, fmt.Errorf("job_conf.num_classes must be at most %d, got %d", math.MaxInt32, n)
-		}
-		classes = n
-	} else if classes < ds.Classes {
-		return nil, fmt.Errorf("job_conf.data_dir: %s has label ids up to %d, but %s has %d classes in FedScale; set job_conf.num_classes to train a larger model",
-			c.DataDir, ds.Classes-1, ds.Pipe().DataSet, classes)
-	}
-	info := DataInfo(ds)
-	info.Classes = int32(classes)
-	if c.ExperimentMode == config.Deployment {
-		// This process is one real client: all of its training data.
-		info.ClientSamples = []int64{int64(ds.Train.Len())}
-	} else if pin := c.DataFingerprint; pin != "" && info.GetFingerprint() != pin {
-		return nil, fmt.Errorf("job_conf.data_fingerprint is %s but the data in %s has digest %s: it is not the data the job file pins", pin, c.DataDir, info.GetFingerprint())
-	}
-	return info, nil
-}
-
-// Shape is the model input and output size job file c fixes without
-// looking at any data: data_set's pipeline (runtime/data's table) gives
-// the input, num_classes or else FedScale's class count for the data set
-// the output. Under grey_input the images' stored size and, without
-// num_classes, their labels decide: those are 0. from names the keys
-// the figures come from, for messages.
-func Shape(c config.Conf) (classes, channels, height, width int, from string, err error) {
-	classes = c.NumClasses
-	if c.GreyInput {
-		return classes, 1, 0, 0, "grey_input and num_classes", nil
-	}
-	p, err := data.PipelineFor(c.DataSet)
-	if err != nil {
-		return 0, 0, 0, 0, "", fmt.Errorf("job_conf.data_set: %w", err)
-	}
-	from = fmt.Sprintf("data_set %s", c.DataSet)
-	if classes == 0 {
-		classes = p.Classes
-	} else {
-		from += " and num_classes"
-	}
-	return classes, p.Channels, p.Height, p.Width, from, nil
-}
-
-// DataInfo describes ds for registration: the model input its pipeline
-// makes, and a digest of its mapping (and pipeline, unless grey) so the
-// aggregator can tell executors with different data apart.
-func DataInfo(ds *data.Dataset) *pb.DataInfo {
-	h := sha256.New()
-	var b [8]byte
-	p := ds.Pipe()
-	c, height, width := ds.Input()
-	if !p.Grey() {
-		// Grey digests stay what they were before pipelines existed, so
-		// older checkpoints still resume.
-		fmt.Fprintf(h, "pipeline %s %dx%dx%d\x00", p.DataSet, c, height, width)
-	}
-	for _, sp := range []*data.Split{ds.Train, ds.Test} {
-		binary.LittleEndian.PutUint64(b[:], uint64(sp.Len()))
-		h.Write(b[:])
-		for i := range sp.Paths {
-			h.Write([]byte(sp.Paths[i]))
-			binary.LittleEndian.PutUint32(b[:4], uint32(sp.Labels[i]))
-			binary.LittleEndian.PutUint32(b[4:], uint32(sp.Clients[i]))
-			h.Write(b[:])
-		}
-	}
-	counts := make([]int64, len(ds.Train.ClientSamples))
-	for i, s := range ds.Train.ClientSamples {
-		counts[i] = int64(len(s))
-	}
-	return &pb.DataInfo{
-		ClientSamples: counts,
-		TestSamples:   int64(ds.Test.Len()),
-		Classes:       int32(ds.Classes), // labels are at most data.MaxLabel
-		Channels:      int32(c),
-		Height:        int32(height),
-		Width:         int32(width),
-		Fingerprint:   hex.EncodeToString(h.Sum(nil)),
-	}
 }
 
 // Addr is the aggregator address from the job configuration.
