@@ -357,7 +357,7 @@ func degraded(st backend.Status) string {
 // naming the executor and its exit code.
 func TestExecutorKilled(t *testing.T) {
 	b := engine(t)
-	const rounds = 400
+	const rounds = 3000 // a few seconds per 400 here: the job must outlast the kill
 	j := newJob(t, b, 2, rounds)
 	ctx := timeout(t, 4*time.Minute)
 	if err := b.Submit(ctx, j.spec); err != nil {
