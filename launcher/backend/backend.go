@@ -52,7 +52,7 @@ type ProcessStatus struct {
 	// output.
 	Message string `json:"message,omitempty"`
 	// Where names the process's place for messages ("container
-	// job-executor-1", "pod job-executors-0-x", "pid 1234").
+	// job-executor-1", "pod job-executor-1-x", "pid 1234").
 	Where string `json:"-"`
 	// LogRef is the provider's handle on the process's output (a container
 	// id, a pod name), "" when there is none yet.

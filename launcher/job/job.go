@@ -92,7 +92,7 @@ type Options struct {
 
 // DefaultExecutorRestarts is how often a backend starts a failed executor
 // again when neither executor_restarts nor --executor-restarts says. On
-// Kubernetes, the Indexed Job's per-index backoff (backoffLimitPerIndex)
+// Kubernetes, each executor Job's backoff (backoffLimit, per rank)
 // has always replaced a lost executor's pod a few times; local processes
 // and Docker containers are not restarted unless asked, as before the key.
 func DefaultExecutorRestarts(backend string) int {

@@ -7,12 +7,15 @@
 //     restarted pod simply starts again).
 //   - Job <job>-aggregator (batch/v1, one pod) and the headless Service
 //     <job>-aggregator that executors dial with --ps-ip <job>-aggregator.
-//   - Job <job>-executors: ONE Indexed Job of num_executors pods; each takes
-//     its rank from its completion index (--rank-from-index).
+//   - Job <job>-executor-N per rank N (one pod, retried alone), and a Secret
+//     <job>-tls-<process> per process holding the job's CA certificate and
+//     that process's certificate and key: each pod mounts its own Secret, so
+//     no pod can read another rank's key (an Indexed Job's pods share one
+//     template, hence one Job per rank).
 //
-// The aggregator Job is the top object: the ConfigMap, the Service and the
-// executors Job carry ownerReferences to it, so deleting it lets the garbage
-// collector remove the rest. Every object carries the job's labels
+// The aggregator Job is the top object: the ConfigMap, the Secrets, the
+// Service and the executors' Jobs carry ownerReferences to it, so deleting
+// it lets the garbage collector remove the rest. Every object carries the job's labels
 // (job.Spec.Labels), which is all stop, status, logs and list need: no state
 // is kept outside the cluster, and any machine with the kubeconfig can manage
 // the job. Wait and Stop follow the cluster by watch (informers), never by

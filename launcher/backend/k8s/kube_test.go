@@ -33,6 +33,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/launcher/results"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // testNamespace holds every integration test's jobs (it is never deleted
@@ -146,9 +147,9 @@ func TestKubeLifecycle(t *testing.T) {
 	}
 
 	got := labelled(t, cs, testNamespace, name)
-	if strings.Join(got["Job"], ",") != "it-life-aggregator,it-life-executors" ||
+	if strings.Join(got["Job"], ",") != "it-life-aggregator,it-life-executor-1,it-life-executor-2,it-life-executor-3" ||
 		strings.Join(got["ConfigMap"], ",") != "it-life-config" || strings.Join(got["Service"], ",") != "it-life-aggregator" ||
-		strings.Join(got["Secret"], ",") != "it-life-tls" {
+		strings.Join(got["Secret"], ",") != "it-life-tls-aggregator,it-life-tls-executor-1,it-life-tls-executor-2,it-life-tls-executor-3" {
 		t.Errorf("objects %v", got)
 	}
 	agg, err := cs.BatchV1().Jobs(testNamespace).Get(ctx, "it-life-aggregator", metav1.GetOptions{})
@@ -157,9 +158,44 @@ func TestKubeLifecycle(t *testing.T) {
 	}
 	cm, _ := cs.CoreV1().ConfigMaps(testNamespace).Get(ctx, "it-life-config", metav1.GetOptions{})
 	svc, _ := cs.CoreV1().Services(testNamespace).Get(ctx, "it-life-aggregator", metav1.GetOptions{})
-	ex, _ := cs.BatchV1().Jobs(testNamespace).Get(ctx, "it-life-executors", metav1.GetOptions{})
-	sec, _ := cs.CoreV1().Secrets(testNamespace).Get(ctx, "it-life-tls", metav1.GetOptions{})
-	for _, o := range []metav1.Object{cm, svc, ex, sec} {
+	owned := []metav1.Object{cm, svc}
+	// Each process has a Secret of its own holding the CA certificate and
+	// its own certificate and key, and its pod mounts that Secret alone: no
+	// pod can read another process's key. A certificate works for its rank
+	// only (runtime/mtls's tests, and TestMutualTLSJob).
+	for rank := 0; rank <= 3; rank++ {
+		proc := mtls.ProcessName(rank)
+		sec, err := cs.CoreV1().Secrets(testNamespace).Get(ctx, "it-life-tls-"+proc, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"ca.crt", proc + ".crt", proc + ".key"}
+		slices.Sort(want)
+		if keys := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(keys, want) || !*sec.Immutable {
+			t.Errorf("%s: keys %v", sec.Name, keys)
+		}
+		j := agg
+		if rank > 0 {
+			if j, err = cs.BatchV1().Jobs(testNamespace).Get(ctx, fmt.Sprintf("it-life-executor-%d", rank), metav1.GetOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			owned = append(owned, j)
+		}
+		owned = append(owned, sec)
+		var mounted []string
+		for _, v := range j.Spec.Template.Spec.Volumes {
+			if v.Secret != nil {
+				mounted = append(mounted, v.Secret.SecretName)
+				for _, it := range v.Secret.Items {
+					mounted = append(mounted, it.Key)
+				}
+			}
+		}
+		if want := []string{sec.Name, "ca.crt", proc + ".crt", proc + ".key"}; !slices.Equal(mounted, want) {
+			t.Errorf("%s's pod mounts %v, want %v", proc, mounted, want)
+		}
+	}
+	for _, o := range owned {
 		refs := o.GetOwnerReferences()
 		if len(refs) != 1 || refs[0].UID != agg.UID || *refs[0].Controller || !*refs[0].BlockOwnerDeletion {
 			t.Errorf("%s: owner references %+v", o.GetName(), refs)
@@ -167,30 +203,6 @@ func TestKubeLifecycle(t *testing.T) {
 	}
 	if cm.Data[job.ContainerConfigFile] != string(s.Config) {
 		t.Errorf("configmap %v", cm.Data)
-	}
-	// The Secret holds a certificate and key per process, and each pod
-	// mounts only its component's: the aggregator's pod no executor key,
-	// the executors' pods not the aggregator's key. A certificate works for
-	// its rank only (runtime/mtls's tests, and TestMutualTLSJob).
-	if keys := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(keys, []string{"aggregator.crt", "aggregator.key", "ca.crt",
-		"executor-1.crt", "executor-1.key", "executor-2.crt", "executor-2.key", "executor-3.crt", "executor-3.key"}) || !*sec.Immutable {
-		t.Errorf("secret keys %v", keys)
-	}
-	mounted := func(j *batchv1.Job) (keys []string) {
-		for _, v := range j.Spec.Template.Spec.Volumes {
-			if v.Secret != nil && v.Secret.SecretName == "it-life-tls" {
-				for _, it := range v.Secret.Items {
-					keys = append(keys, it.Key)
-				}
-			}
-		}
-		return keys
-	}
-	if got := mounted(agg); !slices.Equal(got, []string{"ca.crt", "aggregator.crt", "aggregator.key"}) {
-		t.Errorf("aggregator pod mounts %v", got)
-	}
-	if got := mounted(ex); slices.Contains(got, "aggregator.key") || len(got) != 7 {
-		t.Errorf("executor pods mount %v", got)
 	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses {
 		t.Errorf("service %+v", svc.Spec)
@@ -233,21 +245,16 @@ func TestKubeLifecycle(t *testing.T) {
 				t.Errorf("aggregator pod %s: rank %q gpus %v node %s", p.Name, p.Labels[job.LabelRank], gpus, p.Spec.NodeName)
 			}
 		case "executor":
-			i, ok := completionIndex(&p)
+			r, ok := rankOf(p.Labels)
 			if !ok {
-				t.Errorf("%s: no completion index", p.Name)
+				t.Errorf("%s: no rank label", p.Name)
 			}
-			seen["executor-"+strconv.Itoa(i+1)] = true
+			seen["executor-"+strconv.Itoa(r)] = true
 			if gpus.Value() != 1 || !strings.HasPrefix(p.Spec.NodeName, "kwok-gpu-") {
 				t.Errorf("executor pod %s: gpus %v on node %s", p.Name, gpus, p.Spec.NodeName)
 			}
-			// The job controller gives each pod its index.
-			found := false
-			for _, e := range c.Env {
-				found = found || e.Name == "JOB_COMPLETION_INDEX"
-			}
-			if !found {
-				t.Errorf("%s: no JOB_COMPLETION_INDEX in %v", p.Name, c.Env)
+			if !slices.Contains(c.Args, "--rank") || c.Args[slices.Index(c.Args, "--rank")+1] != strconv.Itoa(r) {
+				t.Errorf("%s: rank %d, args %q", p.Name, r, c.Args)
 			}
 		}
 		var host *corev1.HostPathVolumeSource
@@ -337,7 +344,7 @@ func TestKubeExists(t *testing.T) {
 	t.Logf("second submit: %v", err)
 	// Nothing was added or removed.
 	got := labelled(t, cs, testNamespace, "it-exists")
-	if len(got["Job"]) != 2 || len(got["ConfigMap"]) != 1 || len(got["Service"]) != 1 || len(got["Secret"]) != 1 {
+	if len(got["Job"]) != 2 || len(got["ConfigMap"]) != 1 || len(got["Service"]) != 1 || len(got["Secret"]) != 2 {
 		t.Errorf("objects after a refused submit: %v", got)
 	}
 }
@@ -635,7 +642,7 @@ func TestKubeUnschedulable(t *testing.T) {
 
 // An executor killed during the job, on a real API server and job
 // controller. kwok never ends a pod, so the test sets the pods' status as
-// the kubelet would: executor-2's pod killed (exit code 137), the Indexed
+// the kubelet would: executor-2's pod killed (exit code 137), its
 // Job replaces it, then the aggregator and the executors exit 0. The job
 // succeeded, Degraded by executor-2; Wait(UntilRunning) meanwhile is no
 // failure either.
@@ -690,10 +697,9 @@ func podOf(ctx context.Context, t *testing.T, b *Backend, name, process, not str
 	for {
 		var pods []*corev1.Pod
 		for _, p := range f.pods() {
-			i, isExec := completionIndex(p)
 			proc := "aggregator"
-			if isExec {
-				proc = "executor-" + strconv.Itoa(i+1)
+			if r, isExec := rankOf(p.Labels); isExec && p.Labels[job.LabelComponent] == componentExecutor {
+				proc = "executor-" + strconv.Itoa(r)
 			}
 			if proc == process && p.Name != not && p.Status.Phase == corev1.PodRunning {
 				pods = append(pods, p)

@@ -49,19 +49,22 @@ const (
 // reach the aggregator at this DNS name.
 func AggregatorName(jobName string) string { return jobName + "-aggregator" }
 
-// ExecutorsName is the executors' Indexed Job.
-func ExecutorsName(jobName string) string { return jobName + "-executors" }
+// ExecutorName is executor rank's Job. Each rank has a Job of its own,
+// not one Indexed Job for all, because a pod template is shared by every
+// pod of a Job and each rank must mount only its own key.
+func ExecutorName(jobName string, rank int) string {
+	return jobName + "-executor-" + strconv.Itoa(rank)
+}
 
 // ConfigMapName holds the job file.
 func ConfigMapName(jobName string) string { return jobName + "-config" }
 
-// TLSSecretName is the Secret holding the job's TLS files: each pod
-// mounts only the keys of its component (runtime/mtls.FileNames).
-func TLSSecretName(jobName string) string { return jobName + "-tls" }
-
-// maxSecretBytes is what a Secret may hold (1 MiB) less room for its
-// metadata: about 800 executors' key pairs.
-const maxSecretBytes = 1<<20 - 16<<10
+// TLSSecretName is the Secret holding one process's TLS files (rank 0 the
+// aggregator): the job's CA certificate and that process's certificate
+// and key, nothing of another process (runtime/mtls.FileNames).
+func TLSSecretName(jobName string, rank int) string {
+	return jobName + "-tls-" + mtls.ProcessName(rank)
+}
 
 // objects is everything Submit creates, in creation order after the
 // Namespace: the aggregator Job first (its uid makes the owner references).
@@ -69,31 +72,18 @@ type objects struct {
 	Namespace  *corev1.Namespace
 	Aggregator *batchv1.Job
 	ConfigMap  *corev1.ConfigMap
-	Secret     *corev1.Secret // its Data filled at submit, never in a plan
-	Service    *corev1.Service
-	Executors  *batchv1.Job
+	// Secrets holds each process's TLS files, by rank (0 the
+	// aggregator); their Data is filled at submit, never in a plan.
+	Secrets   []*corev1.Secret
+	Service   *corev1.Service
+	Executors []*batchv1.Job // by rank - 1
 }
 
 // healthPort is where each process serves /healthz and /readyz inside its
 // pod: the aggregator's default (ps_port+1), and for executors one fixed
 // port for all (ps_port+2, rank 1's default), given with --http-port, since
-// pods do not share a network namespace and an Indexed Job has one template.
+// pods do not share a network namespace.
 func healthPorts(s *job.Spec) (agg, exec int) { return s.HealthPort(0), s.HealthPort(1) }
-
-// executorArgs turns rank 1's arguments into the template every index
-// shares: --rank N becomes --rank-from-index, and --http-port is fixed.
-func executorArgs(p job.Process, httpPort int) []string {
-	var out []string
-	for i := 0; i < len(p.Args); i++ {
-		if p.Args[i] == "--rank" && i+1 < len(p.Args) {
-			out = append(out, "--rank-from-index")
-			i++
-			continue
-		}
-		out = append(out, p.Args[i])
-	}
-	return append(out, "--http-port", strconv.Itoa(httpPort))
-}
 
 // buildObjects makes the job's objects. Owner references are added by
 // Submit, once the aggregator Job's uid is known.
@@ -103,16 +93,15 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 	}
 	aggPort, execPort := healthPorts(s) // job.Parse checked they are ports
 	procs := s.Processes(job.ContainerConfigPath, AggregatorName(s.Name), job.ContainerTLSDir)
-	agg, exec1 := procs[0], procs[1]
-	execTLS := []string{mtls.CAFile}
-	for _, p := range procs[1:] {
-		execTLS = append(execTLS, mtls.FileNames(p.Rank)[1:]...)
-	}
-	sec := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: meta(TLSSecretName(s.Name), ns, s.Labels(nil), nil),
-		Type:       corev1.SecretTypeOpaque,
-		Immutable:  ptr.To(true),
+	agg := procs[0]
+	secrets := make([]*corev1.Secret, len(procs))
+	for i, p := range procs {
+		secrets[i] = &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: meta(TLSSecretName(s.Name, p.Rank), ns, s.Labels(&procs[i]), nil),
+			Type:       corev1.SecretTypeOpaque,
+			Immutable:  ptr.To(true),
+		}
 	}
 
 	cm := &corev1.ConfigMap{
@@ -151,7 +140,7 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		aggAnn[job.AnnotationJobFile] = s.File
 	}
 	aggPod := podTemplate(s, aggLabels, componentAggregator, agg.Image, agg.Args, aggPort,
-		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false, mtls.FileNames(0), s.K8s.Aggregator)
+		[]corev1.ContainerPort{{Name: portGRPC, ContainerPort: int32(s.PsPort), Protocol: corev1.ProtocolTCP}}, false, 0, s.K8s.Aggregator)
 	aggJob := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(AggregatorName(s.Name), ns, aggLabels, aggAnn),
@@ -169,30 +158,31 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		aggJob.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}
 
-	// The executors' objects: rank 1's labels without the rank, which
-	// each pod takes from its completion index.
-	execLabels := s.Labels(&exec1)
-	delete(execLabels, job.LabelRank)
-	execPod := podTemplate(s, execLabels, componentExecutor, exec1.Image, executorArgs(exec1, execPort), execPort, nil, s.UseCUDA, execTLS, s.K8s.Executor)
-	execPod.Spec.RestartPolicy = corev1.RestartPolicyNever
-	n := int32(s.Executors) // job.Executors bounds it by config.MaxExecutors
-	execJob := &batchv1.Job{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: meta(ExecutorsName(s.Name), ns, execLabels, nil),
-		Spec: batchv1.JobSpec{
-			CompletionMode: ptr.To(batchv1.IndexedCompletion),
-			Completions:    &n,
-			Parallelism:    &n,
-			// Executors restart per rank (job.Spec.ExecutorRestarts): a
-			// lost executor's tasks are re-issued by the aggregator and a
-			// new pod of the same index re-registers, without disturbing
-			// the other ranks (backoffLimitPerIndex, GA since 1.33).
-			BackoffLimitPerIndex: ptr.To(int32(s.ExecutorRestarts)), // bounded by config.MaxExecutorRestarts
-			// Never two pods of one rank at once: the replacement starts
-			// only after the failed pod has fully terminated.
-			PodReplacementPolicy: ptr.To(batchv1.Failed),
-			Template:             execPod,
-		},
+	// The executors: one Job of one pod per rank, so that each pod
+	// mounts its own rank's Secret alone.
+	var execJobs []*batchv1.Job
+	for _, p := range procs[1:] {
+		labels := s.Labels(&p)
+		args := append(append([]string(nil), p.Args...), "--http-port", strconv.Itoa(execPort))
+		pod := podTemplate(s, labels, componentExecutor, p.Image, args, execPort, nil, s.UseCUDA, p.Rank, s.K8s.Executor)
+		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+		execJobs = append(execJobs, &batchv1.Job{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+			ObjectMeta: meta(ExecutorName(s.Name, p.Rank), ns, labels, nil),
+			Spec: batchv1.JobSpec{
+				Parallelism: ptr.To(int32(1)),
+				Completions: ptr.To(int32(1)),
+				// Executors restart per rank (job.Spec.ExecutorRestarts): a
+				// lost executor's tasks are re-issued by the aggregator and
+				// a new pod of its Job re-registers, without disturbing the
+				// other ranks.
+				BackoffLimit: ptr.To(int32(s.ExecutorRestarts)), // bounded by config.MaxExecutorRestarts
+				// Never two pods of one rank at once: the replacement
+				// starts only after the failed pod has fully terminated.
+				PodReplacementPolicy: ptr.To(batchv1.Failed),
+				Template:             pod,
+			},
+		})
 	}
 
 	return &objects{
@@ -202,9 +192,9 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 		},
 		Aggregator: aggJob,
 		ConfigMap:  cm,
-		Secret:     sec,
+		Secrets:    secrets,
 		Service:    svc,
-		Executors:  execJob,
+		Executors:  execJobs,
 	}, nil
 }
 
@@ -219,7 +209,9 @@ func meta(name, ns string, labels, ann map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: ann}
 }
 
-func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool, tlsFiles []string, res job.Resources) corev1.PodTemplateSpec {
+// podTemplate is the pod of process rank (0 the aggregator), which mounts
+// that process's TLS Secret alone.
+func podTemplate(s *job.Spec, labels map[string]string, component, image string, args []string, healthPort int, ports []corev1.ContainerPort, gpu bool, rank int, res job.Resources) corev1.PodTemplateSpec {
 	pl := make(map[string]string, len(labels))
 	for k, v := range labels {
 		pl[k] = v
@@ -292,7 +284,7 @@ func podTemplate(s *job.Spec, labels map[string]string, component, image string,
 			dataVolume(s.DataPath, s.K8s.DataPVC),
 			{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: volTLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: TLSSecretName(s.Name), Items: keyItems(tlsFiles), DefaultMode: ptr.To(int32(0o440)),
+				SecretName: TLSSecretName(s.Name, rank), Items: keyItems(mtls.FileNames(rank)), DefaultMode: ptr.To(int32(0o440)),
 			}}},
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
 // testJob is a k8s job file; %s are the executors, data_path line,
@@ -85,7 +86,14 @@ func TestObjects(t *testing.T) {
 			ps := s.PsPort
 
 			// Names, namespace, labels on every object.
-			for _, m := range []*metav1.ObjectMeta{&o.ConfigMap.ObjectMeta, &o.Service.ObjectMeta, &o.Aggregator.ObjectMeta, &o.Executors.ObjectMeta} {
+			metas := []*metav1.ObjectMeta{&o.ConfigMap.ObjectMeta, &o.Service.ObjectMeta, &o.Aggregator.ObjectMeta}
+			for _, j := range o.Executors {
+				metas = append(metas, &j.ObjectMeta)
+			}
+			for _, sec := range o.Secrets {
+				metas = append(metas, &sec.ObjectMeta)
+			}
+			for _, m := range metas {
 				if m.Namespace != "fs-test" {
 					t.Errorf("%s: namespace %q", m.Name, m.Namespace)
 				}
@@ -101,9 +109,11 @@ func TestObjects(t *testing.T) {
 			if o.Namespace.Name != "fs-test" {
 				t.Errorf("namespace %q", o.Namespace.Name)
 			}
-			if o.ConfigMap.Name != tc.name+"-config" || o.Service.Name != tc.name+"-aggregator" ||
-				o.Aggregator.Name != tc.name+"-aggregator" || o.Executors.Name != tc.name+"-executors" {
-				t.Errorf("names %s %s %s %s", o.ConfigMap.Name, o.Service.Name, o.Aggregator.Name, o.Executors.Name)
+			if o.ConfigMap.Name != tc.name+"-config" || o.Service.Name != tc.name+"-aggregator" || o.Aggregator.Name != tc.name+"-aggregator" {
+				t.Errorf("names %s %s %s", o.ConfigMap.Name, o.Service.Name, o.Aggregator.Name)
+			}
+			if len(o.Executors) != tc.executors || len(o.Secrets) != tc.executors+1 {
+				t.Fatalf("%d executor Jobs and %d Secrets for %d executors", len(o.Executors), len(o.Secrets), tc.executors)
 			}
 
 			// The job file, as bytes, under job.yml.
@@ -140,44 +150,49 @@ func TestObjects(t *testing.T) {
 				t.Errorf("aggregator annotations %v", o.Aggregator.Annotations)
 			}
 
-			// The executors: ONE Indexed Job.
-			ej := o.Executors.Spec
-			if ej.CompletionMode == nil || *ej.CompletionMode != batchv1.IndexedCompletion ||
-				*ej.Completions != int32(tc.executors) || *ej.Parallelism != int32(tc.executors) {
-				t.Errorf("executors job spec %+v", ej)
-			}
+			// The executors: one Job of one pod per rank, retried alone.
 			wantRetries := int32(job.DefaultExecutorRestarts(job.BackendK8s))
 			if tc.restarts != nil {
 				wantRetries = int32(*tc.restarts)
 			}
-			if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimitPerIndex != wantRetries || *ej.PodReplacementPolicy != batchv1.Failed {
-				t.Errorf("executors retries: restartPolicy %s backoffLimitPerIndex %v podReplacementPolicy %v", ej.Template.Spec.RestartPolicy, *ej.BackoffLimitPerIndex, *ej.PodReplacementPolicy)
-			}
-			if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelAppComponent] != "executor" || l[job.LabelJob] != tc.name || l[job.LabelRank] != "" {
-				t.Errorf("executor pod labels %v", l)
+			for r, j := range o.Executors {
+				ej := j.Spec
+				if want := fmt.Sprintf("%s-executor-%d", tc.name, r+1); j.Name != want {
+					t.Errorf("executor Job %s, want %s", j.Name, want)
+				}
+				if *ej.Completions != 1 || *ej.Parallelism != 1 || ej.CompletionMode != nil {
+					t.Errorf("executor %d: job spec %+v", r+1, ej)
+				}
+				if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimit != wantRetries || *ej.PodReplacementPolicy != batchv1.Failed {
+					t.Errorf("executor %d retries: restartPolicy %s backoffLimit %v podReplacementPolicy %v", r+1, ej.Template.Spec.RestartPolicy, *ej.BackoffLimit, *ej.PodReplacementPolicy)
+				}
+				if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelAppComponent] != "executor" || l[job.LabelJob] != tc.name || l[job.LabelRank] != strconv.Itoa(r+1) {
+					t.Errorf("executor %d: pod labels %v", r+1, l)
+				}
+				if got := j.Labels[job.LabelAppComponent]; got != "executor" {
+					t.Errorf("%s: app.kubernetes.io/component %q, want executor", j.Name, got)
+				}
+				wantExec := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--tls-dir", "/etc/fedscale-tls", "--rank", strconv.Itoa(r + 1),
+					"--ps-ip", tc.name + "-aggregator", "--ps-port", strconv.Itoa(ps), "--http-port", strconv.Itoa(ps + 2)}
+				if got := ej.Template.Spec.Containers[0].Args; !slices.Equal(got, wantExec) {
+					t.Errorf("executor %d: args %q, want %q", r+1, got, wantExec)
+				}
 			}
 			for _, c := range []struct {
 				m    metav1.ObjectMeta
 				want string
-			}{{o.ConfigMap.ObjectMeta, "config"}, {o.Service.ObjectMeta, "aggregator"}, {o.Aggregator.ObjectMeta, "aggregator"}, {o.Executors.ObjectMeta, "executor"}} {
+			}{{o.ConfigMap.ObjectMeta, "config"}, {o.Service.ObjectMeta, "aggregator"}, {o.Aggregator.ObjectMeta, "aggregator"}} {
 				if got := c.m.Labels[job.LabelAppComponent]; got != c.want {
 					t.Errorf("%s: app.kubernetes.io/component %q, want %q", c.m.Name, got, c.want)
 				}
 			}
 
 			// Arguments.
+			ej := o.Executors[0].Spec
 			ac, ec := aj.Template.Spec.Containers[0], ej.Template.Spec.Containers[0]
 			wantAgg := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--tls-dir", "/etc/fedscale-tls", "--ps-port", strconv.Itoa(ps)}
 			if !slices.Equal(ac.Args, wantAgg) {
 				t.Errorf("aggregator args %q, want %q", ac.Args, wantAgg)
-			}
-			wantExec := []string{"--config", "/etc/fedscale/job.yml", "--job-name", tc.name, "--tls-dir", "/etc/fedscale-tls", "--rank-from-index",
-				"--ps-ip", tc.name + "-aggregator", "--ps-port", strconv.Itoa(ps), "--http-port", strconv.Itoa(ps + 2)}
-			if !slices.Equal(ec.Args, wantExec) {
-				t.Errorf("executor args %q, want %q", ec.Args, wantExec)
-			}
-			if slices.Contains(ec.Args, "--rank") {
-				t.Errorf("executor args keep --rank: %q", ec.Args)
 			}
 
 			for _, c := range []struct {
@@ -272,6 +287,54 @@ func TestObjects(t *testing.T) {
 	}
 }
 
+// Each pod mounts its own process's Secret and, from it, its own files:
+// executor N's manifest names rank N's key and no other process's, so one
+// executor pod cannot act as another rank.
+func TestEachPodHoldsOnlyItsKey(t *testing.T) {
+	s := testSpec(t, jobParams{name: "keys", executors: 3})
+	o, err := buildObjects(s, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := []corev1.PodTemplateSpec{o.Aggregator.Spec.Template}
+	for _, j := range o.Executors {
+		pods = append(pods, j.Spec.Template)
+	}
+	for rank, pod := range pods {
+		want := mtls.FileNames(rank)
+		var secrets []string
+		for _, v := range pod.Spec.Volumes {
+			if v.Secret == nil {
+				continue
+			}
+			secrets = append(secrets, v.Secret.SecretName)
+			var items []string
+			for _, it := range v.Secret.Items {
+				items = append(items, it.Key)
+			}
+			if !slices.Equal(items, want) {
+				t.Errorf("rank %d mounts %v, want %v", rank, items, want)
+			}
+		}
+		if w := []string{TLSSecretName("keys", rank)}; !slices.Equal(secrets, w) {
+			t.Errorf("rank %d mounts Secrets %v, want %v", rank, secrets, w)
+		}
+		if sec := o.Secrets[rank]; sec.Name != TLSSecretName("keys", rank) || sec.Labels[job.LabelRank] != strconv.Itoa(rank) {
+			t.Errorf("rank %d's Secret %s, labels %v", rank, sec.Name, sec.Labels)
+		}
+		// The manifest as printed: no other process's file is named.
+		b, err := manifest(&batchv1.Job{Spec: batchv1.JobSpec{Template: pod}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for other := 0; other <= 3; other++ {
+			if other != rank && strings.Contains(string(b), mtls.ProcessName(other)+".key") {
+				t.Errorf("rank %d's pod names %s's key:\n%s", rank, mtls.ProcessName(other), b)
+			}
+		}
+	}
+}
+
 func TestOwnerRef(t *testing.T) {
 	agg := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "x-aggregator", UID: "1234"}}
 	r := ownerRef(agg)
@@ -335,7 +398,7 @@ func TestPlanOffline(t *testing.T) {
 		for _, o := range objs {
 			kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
 		}
-		want := []string{"ConfigMap", "Secret", "Service", "Job", "Job"}
+		want := []string{"ConfigMap", "Secret", "Secret", "Secret", "Service", "Job", "Job", "Job"}
 		if withNS {
 			want = append([]string{"Namespace"}, want...)
 			if ns := objs[0].(*corev1.Namespace); ns.Name != DefaultNamespace {
@@ -346,13 +409,19 @@ func TestPlanOffline(t *testing.T) {
 		if !slices.Equal(kinds, want) {
 			t.Fatalf("kinds %v, want %v", kinds, want)
 		}
-		// The plan names the Secret and the keys each pod mounts, never a key.
-		if sec := objs[1].(*corev1.Secret); len(sec.Data)+len(sec.StringData) != 0 || strings.Contains(plan, "PRIVATE KEY") {
-			t.Errorf("the plan shows TLS material: %v", sec.Data)
+		// The plan names the Secrets and the keys each pod mounts, never a
+		// key or certificate.
+		for _, o := range objs[1:4] {
+			if sec := o.(*corev1.Secret); len(sec.Data)+len(sec.StringData) != 0 {
+				t.Errorf("the plan shows TLS material in %s: %v", sec.Name, sec.Data)
+			}
 		}
-		ex := objs[4].(*batchv1.Job)
-		if ex.Name != "plan-executors" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
-			t.Errorf("executors job %+v", ex.Spec)
+		if strings.Contains(plan, "PRIVATE KEY") || strings.Contains(plan, "CERTIFICATE") {
+			t.Error("the plan shows TLS material")
+		}
+		ex := objs[7].(*batchv1.Job)
+		if ex.Name != "plan-executor-2" || ex.Spec.Template.Spec.Containers[0].Resources.Limits.Name(GPUResource, "").Value() != 1 {
+			t.Errorf("executor 2's job %+v", ex.Spec)
 		}
 		if b.Requests() != 0 {
 			t.Errorf("plan made %d requests", b.Requests())

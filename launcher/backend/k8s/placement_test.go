@@ -93,15 +93,17 @@ func TestPodSettings(t *testing.T) {
 					tc.exec.Limits[GPUResource] = q("1")
 				}
 			}
-			for _, c := range []struct {
+			type pod struct {
 				name string
 				spec corev1.PodSpec
 				tols []corev1.Toleration
 				res  corev1.ResourceRequirements
-			}{
-				{"aggregator", o.Aggregator.Spec.Template.Spec, slices.DeleteFunc(slices.Clone(tc.tols), func(t corev1.Toleration) bool { return t == gpuTol }), tc.agg},
-				{"executor", o.Executors.Spec.Template.Spec, tc.tols, tc.exec},
-			} {
+			}
+			pods := []pod{{"aggregator", o.Aggregator.Spec.Template.Spec, slices.DeleteFunc(slices.Clone(tc.tols), func(t corev1.Toleration) bool { return t == gpuTol }), tc.agg}}
+			for _, j := range o.Executors {
+				pods = append(pods, pod{j.Name, j.Spec.Template.Spec, tc.tols, tc.exec})
+			}
+			for _, c := range pods {
 				sp := c.spec
 				if !maps.Equal(sp.NodeSelector, tc.selector) {
 					t.Errorf("%s: nodeSelector %v, want %v", c.name, sp.NodeSelector, tc.selector)

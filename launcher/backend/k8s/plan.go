@@ -24,9 +24,9 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 	if !b.planNS {
 		fmt.Fprintf(w, "# The namespace is not among them (submit creates it when missing; --with-namespace prints it).\n")
 	}
-	fmt.Fprintf(w, "# At submit, the Secret gets the job's CA certificate and one certificate and key\n")
-	fmt.Fprintf(w, "# per process, made then and never printed; the ConfigMap, the Secret, the\n")
-	fmt.Fprintf(w, "# Service and the executors Job also get an\n")
+	fmt.Fprintf(w, "# At submit, each process's Secret gets the job's CA certificate and that\n")
+	fmt.Fprintf(w, "# process's own certificate and key, made then and never printed; the\n")
+	fmt.Fprintf(w, "# ConfigMap, the Secrets, the Service and the executors' Jobs also get an\n")
 	fmt.Fprintf(w, "# ownerReference to Job %s, so that deleting it removes them too.\n", AggregatorName(s.Name))
 	list := objs.list()
 	if !b.planNS {
@@ -47,7 +47,15 @@ func (b *Backend) Plan(w io.Writer, s *job.Spec) error {
 // list is the objects in the order a reader (and kubectl apply) wants
 // them, the Namespace first.
 func (o *objects) list() []runtime.Object {
-	return []runtime.Object{o.Namespace, o.ConfigMap, o.Secret, o.Service, o.Aggregator, o.Executors}
+	out := []runtime.Object{o.Namespace, o.ConfigMap}
+	for _, s := range o.Secrets {
+		out = append(out, s)
+	}
+	out = append(out, o.Service, o.Aggregator)
+	for _, j := range o.Executors {
+		out = append(out, j)
+	}
+	return out
 }
 
 // manifest is one object as YAML, without its (empty) status.

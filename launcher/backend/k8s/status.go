@@ -16,6 +16,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
 	"github.com/fedscale/fedscale-go/launcher/progress"
+	"github.com/fedscale/fedscale-go/runtime/config"
 )
 
 // selector selects every object of one job.
@@ -122,26 +123,32 @@ func ptrs[T any](items []T) []*T {
 }
 
 // computeStatus derives the job's status from its Jobs and pods (as listed
-// or as an informer holds them). Each process is its newest pod: the
-// aggregator, and executor-N from the pods of completion index N-1.
+// or as an informer holds them). Each process is its Job's newest pod: the
+// aggregator, and executor-N from the pods of rank N's Job (label
+// job.LabelRank).
 func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend.Status {
 	st := backend.Status{Job: name, Backend: job.BackendK8s}
-	var agg, exec *batchv1.Job
+	var agg *batchv1.Job
+	execJobs := map[int]*batchv1.Job{}
+	maxRank := 0
 	for _, j := range jobs {
 		switch j.Labels[job.LabelComponent] {
 		case componentAggregator:
 			agg = j
 		case componentExecutor:
-			exec = j
+			if r, ok := rankOf(j.Labels); ok {
+				execJobs[r] = j
+				maxRank = max(maxRank, r)
+			}
 		}
 	}
-	executors := 0
-	if exec != nil && exec.Spec.Completions != nil {
-		executors = int(*exec.Spec.Completions)
-	} else if agg != nil {
-		executors, _ = strconv.Atoi(agg.Annotations[AnnotationExecutors])
-	}
+	// The aggregator Job records how many executors the job has; without
+	// it, the executors' Jobs still show what is left.
+	executors := maxRank
 	if agg != nil {
+		if n, err := strconv.Atoi(agg.Annotations[AnnotationExecutors]); err == nil && n >= 0 && n <= config.MaxExecutors {
+			executors = n
+		}
 		st.Created = agg.CreationTimestamp.Time.UTC()
 	}
 
@@ -152,9 +159,8 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 		case componentAggregator:
 			aggPods = append(aggPods, p)
 		case componentExecutor:
-			i, ok := completionIndex(p)
-			if ok && i < executors {
-				execPods[i] = append(execPods[i], p)
+			if r, ok := rankOf(p.Labels); ok && r <= executors {
+				execPods[r-1] = append(execPods[r-1], p)
 			}
 		}
 	}
@@ -174,34 +180,29 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 	}
 	st.Processes = append(st.Processes, ps.status())
 
-	var completed, failedIdx map[int]bool
-	var execFailed string
-	limit := job.DefaultExecutorRestarts(job.BackendK8s) // the Job is gone: what it most likely had
-	if exec != nil {
-		completed = parseIndexes(exec.Status.CompletedIndexes)
-		if exec.Status.FailedIndexes != nil {
-			failedIdx = parseIndexes(*exec.Status.FailedIndexes)
-		}
-		if exec.Spec.BackoffLimitPerIndex != nil {
-			limit = int(*exec.Spec.BackoffLimitPerIndex)
-		}
-		if c := jobCondition(exec, batchv1.JobFailed); c != nil {
-			execFailed = conditionMessage(c)
-		}
-	}
-	for i := 0; i < executors; i++ {
-		s := slot{name: "executor-" + strconv.Itoa(i+1), pods: execPods[i], limit: limit, done: completed[i]}
-		if failedIdx[i] {
-			s.failed = "the Job gave up on index " + strconv.Itoa(i)
-		} else if execFailed != "" && !completed[i] && (len(execPods[i]) == 0 || terminal(newest(execPods[i]))) {
-			s.failed = execFailed
-		}
-		if exec == nil && agg != nil && !s.done {
-			s.failed = "its Job " + ExecutorsName(name) + " is gone"
+	for r := 1; r <= executors; r++ {
+		// A Job that is gone: what it most likely had.
+		s := slot{name: "executor-" + strconv.Itoa(r), pods: execPods[r-1], limit: job.DefaultExecutorRestarts(job.BackendK8s)}
+		if ej := execJobs[r]; ej != nil {
+			if ej.Spec.BackoffLimit != nil {
+				s.limit = int(*ej.Spec.BackoffLimit)
+			}
+			s.done = jobCondition(ej, batchv1.JobComplete) != nil
+			if c := jobCondition(ej, batchv1.JobFailed); c != nil {
+				s.failed = conditionMessage(c)
+			}
+		} else if agg != nil {
+			s.failed = "its Job " + ExecutorName(name, r) + " is gone"
 		}
 		st.Processes = append(st.Processes, s.status())
 	}
 	return st
+}
+
+// rankOf is the executor rank an object's labels carry (job.LabelRank).
+func rankOf(labels map[string]string) (int, bool) {
+	r, err := strconv.Atoi(labels[job.LabelRank])
+	return r, err == nil && r >= 1 && r <= config.MaxExecutors
 }
 
 // slot is one process: every pod that ran it, and what its Job says.
@@ -331,10 +332,6 @@ func newest(pods []*corev1.Pod) *corev1.Pod {
 	return n
 }
 
-func terminal(p *corev1.Pod) bool {
-	return p != nil && (p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded)
-}
-
 // podReady: the Ready condition where the pod reports conditions, else
 // running is enough.
 func podReady(p *corev1.Pod) bool {
@@ -411,45 +408,6 @@ func conditionMessage(c *batchv1.JobCondition) string {
 		return c.Reason + ": " + c.Message
 	}
 	return c.Reason
-}
-
-// completionIndex is the pod's index in its Indexed Job.
-func completionIndex(p *corev1.Pod) (int, bool) {
-	v, ok := p.Annotations[batchv1.JobCompletionIndexAnnotation]
-	if !ok {
-		v, ok = p.Labels[batchv1.JobCompletionIndexAnnotation]
-	}
-	if !ok {
-		return 0, false
-	}
-	i, err := strconv.Atoi(v)
-	return i, err == nil && i >= 0
-}
-
-// parseIndexes reads the Job status's index sets: "1,3-5,7".
-func parseIndexes(s string) map[int]bool {
-	out := map[int]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			continue
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil {
-				continue
-			}
-		}
-		for i := a; i <= b; i++ {
-			out[i] = true
-		}
-	}
-	return out
 }
 
 // started: the container has run (or runs), so it has output to show.

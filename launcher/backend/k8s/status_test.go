@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -18,7 +17,8 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// pod makes a pod of the job; index < 0 is the aggregator.
+// pod makes a pod of the job: index < 0 is the aggregator, else executor
+// index+1's (its Job's pod, labelled with its rank).
 func pod(jobName string, index int, attempt int, phase corev1.PodPhase, mods ...func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
 		Namespace:         "ns",
@@ -32,10 +32,9 @@ func pod(jobName string, index int, attempt int, phase corev1.PodPhase, mods ...
 		p.Labels[job.LabelComponent] = "aggregator"
 	} else {
 		cname = "executor"
-		p.Name = jobName + "-executors-" + strconv.Itoa(index) + "-" + strconv.Itoa(attempt)
+		p.Name = jobName + "-executor-" + strconv.Itoa(index+1) + "-" + strconv.Itoa(attempt)
 		p.Labels[job.LabelComponent] = "executor"
-		p.Annotations[batchv1.JobCompletionIndexAnnotation] = strconv.Itoa(index)
-		p.Labels[batchv1.JobCompletionIndexAnnotation] = strconv.Itoa(index)
+		p.Labels[job.LabelRank] = strconv.Itoa(index + 1)
 	}
 	p.UID = ktypes.UID("uid-" + p.Name)
 	cs := corev1.ContainerStatus{Name: cname}
@@ -64,7 +63,7 @@ func testJobs(t testing.TB, p jobParams) []*batchv1.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*batchv1.Job{o.Aggregator, o.Executors}
+	return append([]*batchv1.Job{o.Aggregator}, o.Executors...)
 }
 
 func notReady(p *corev1.Pod) {
@@ -139,8 +138,10 @@ func TestComputeStatus(t *testing.T) {
 			want: want{backend.Pending, "aggregator=Running/ready executor-1=Pending/exit3 executor-2=Running/ready", "attempt 1 of 4 failed"},
 		},
 		{
-			name: "executor index failed for good",
-			jobs: func(js []*batchv1.Job) { js[1].Status.FailedIndexes = ptr.To("1") },
+			name: "executor failed for good",
+			jobs: func(js []*batchv1.Job) {
+				js[2].Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}}
+			},
 			pods: []*corev1.Pod{
 				pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodRunning),
 				pod(j, 1, 0, corev1.PodFailed), pod(j, 1, 1, corev1.PodFailed), pod(j, 1, 2, corev1.PodFailed), pod(j, 1, 3, corev1.PodFailed),
@@ -153,9 +154,17 @@ func TestComputeStatus(t *testing.T) {
 			name: "done: aggregator job complete, pods gone",
 			jobs: func(js []*batchv1.Job) {
 				js[0].Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
-				js[1].Status.CompletedIndexes = "0-1"
+				for _, e := range js[1:] {
+					e.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+				}
 			},
 			want: want{backend.Succeeded, "aggregator=Succeeded executor-1=Succeeded executor-2=Succeeded", ""},
+		},
+		{
+			name: "an executor's Job deleted",
+			jobs: func(js []*batchv1.Job) { js[2] = js[1] }, // only rank 1's left
+			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodRunning)},
+			want: want{backend.Running, "aggregator=Running/ready executor-1=Running/ready executor-2=Failed", "its Job st-executor-2 is gone"},
 		},
 		{
 			name: "done with pods",
@@ -200,7 +209,7 @@ func TestComputeStatus(t *testing.T) {
 			want: want{backend.Failed, "aggregator=Running/ready executor-1=Failed executor-2=Failed", "the node cannot get image reg/exec:none: ErrImagePull: failed to resolve reference"},
 		},
 		{
-			name: "pods of another index range are ignored",
+			name: "pods of ranks outside the job are ignored",
 			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodRunning), pod(j, 1, 0, corev1.PodRunning), pod(j, 7, 0, corev1.PodFailed)},
 			want: want{backend.Running, "aggregator=Running/ready executor-1=Running/ready executor-2=Running/ready", ""},
 		},
@@ -237,17 +246,5 @@ func TestComputeStatus(t *testing.T) {
 				t.Errorf("status %+v", st)
 			}
 		})
-	}
-}
-
-func TestParseIndexes(t *testing.T) {
-	got := parseIndexes("0,2-4, 7,x,9-")
-	for _, i := range []int{0, 2, 3, 4, 7} {
-		if !got[i] {
-			t.Errorf("%d missing from %v", i, got)
-		}
-	}
-	if len(got) != 5 {
-		t.Errorf("got %v", got)
 	}
 }

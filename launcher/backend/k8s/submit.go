@@ -16,8 +16,9 @@ import (
 )
 
 // Create makes the job: the Namespace if missing, the aggregator Job
-// (first: its uid makes the owner references), then the ConfigMap, the
-// Service and the executors Job. On error it deletes what it created.
+// (first: its uid makes the owner references), then the ConfigMap, each
+// process's TLS Secret, the Service and each executor's Job. On error it
+// deletes what it created.
 func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	objs, err := buildObjects(s, b.ns)
 	if err != nil {
@@ -73,21 +74,24 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	if n := secretBytes(bundle); n > maxSecretBytes {
-		return fmt.Errorf("job %q: its %d executors' certificates take %d bytes, more than a Secret holds (%d)", s.Name, s.Executors, n, maxSecretBytes)
-	}
-	objs.Secret.Data = bundle
 	secs := b.cs.CoreV1().Secrets(b.ns)
-	if err := createOwned(ctx, b, "Secret", objs.Secret, ref, secs.Create, secs.Delete, &undo); err != nil {
-		return err
+	for rank, sec := range objs.Secrets {
+		// Each Secret holds one process's key: a pod can read no other's.
+		sec.Data = bundle.For(rank)
+		if err := createOwned(ctx, b, "Secret", sec, ref, secs.Create, secs.Delete, &undo); err != nil {
+			return err
+		}
 	}
 	if err := createOwned(ctx, b, "Service", objs.Service, ref, svcs.Create, svcs.Delete, &undo); err != nil {
 		return err
 	}
-
-	objs.Executors.OwnerReferences = append(objs.Executors.OwnerReferences, ref)
-	if _, err := jobs.Create(ctx, objs.Executors, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
-		return b.apiErr("creating Job "+objs.Executors.Name, err)
+	for _, ej := range objs.Executors {
+		if err := createOwned(ctx, b, "Job", ej, ref, jobs.Create, func(c context.Context, name string, o metav1.DeleteOptions) error {
+			o.PropagationPolicy = bg.PropagationPolicy
+			return jobs.Delete(c, name, o)
+		}, &undo); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -114,14 +118,6 @@ func createOwned[T interface {
 		return del(c, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	})
 	return nil
-}
-
-func secretBytes(b map[string][]byte) int {
-	n := 0
-	for k, v := range b {
-		n += len(k) + len(v)
-	}
-	return n
 }
 
 func (b *Backend) exists(name string) error {

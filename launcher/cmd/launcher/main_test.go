@@ -154,7 +154,7 @@ func TestDryRunNeedsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("k8s dry run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"kind: ConfigMap", "kind: Service", "completionMode: Indexed", "nvidia.com/gpu: \"1\"", "--rank-from-index", "type: Directory",
+	for _, want := range []string{"kind: ConfigMap", "kind: Service", "name: femnist-executor-2", "nvidia.com/gpu: \"1\"", "secretName: femnist-tls-executor-2", "type: Directory",
 		"fedscale/fedscale-exec:" + version.Version + "-cuda" + version.CUDA, "app.kubernetes.io/instance: femnist", "memory: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("k8s plan lacks %q", want)
