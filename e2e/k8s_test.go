@@ -18,6 +18,7 @@ import (
 
 	"github.com/fedscale/fedscale-go/internal/devinfra"
 	"github.com/fedscale/fedscale-go/internal/infratest"
+	"github.com/fedscale/fedscale-go/internal/kubetest"
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/k8s"
 	"github.com/fedscale/fedscale-go/launcher/job"
@@ -89,7 +90,8 @@ job_conf:
 }
 
 // TestLauncherKubernetesRealNode runs a whole job on the test cluster's
-// real node: the backend's Submit (placed on the node: it is tainted so the
+// real node, as a ServiceAccount with launcher/backend/k8s/rbac.yaml's Role
+// alone: the backend's Submit (placed on the node: it is tainted so the
 // kwok tests' pods stay off), every pod Succeeded, executors finding the
 // aggregator through the headless Service by CoreDNS, mutual TLS from the
 // job's Secret, FedScale's log and metrics under data_path on the node;
@@ -129,13 +131,16 @@ func TestLauncherKubernetesRealNode(t *testing.T) {
 	if _, err := spec.Preflight(false); err != nil {
 		t.Fatal(err)
 	}
-	b, err := k8s.New(k8s.Options{Kubeconfig: kc, Namespace: realNodeNamespace})
+	// The launcher runs as a ServiceAccount with rbac.yaml's Role alone,
+	// as an operator would run it; the checks use the admin's kubeconfig.
+	launcherKC := kubetest.As(t, kc, realNodeNamespace, k8s.RBAC, nil)
+	b, err := k8s.New(k8s.Options{Kubeconfig: launcherKC, Namespace: realNodeNamespace})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs := clientset(t, kc)
 	launcher := func(args ...string) (string, error) {
-		out, errOut, err := s.launcherCmd(ctx, append([]string{"--backend", "k8s", "--kubeconfig", kc, "-n", realNodeNamespace}, args...)...)
+		out, errOut, err := s.launcherCmd(ctx, append([]string{"--backend", "k8s", "--kubeconfig", launcherKC, "-n", realNodeNamespace}, args...)...)
 		if err != nil {
 			return out, fmt.Errorf("launcher %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
 		}
@@ -305,5 +310,42 @@ func showPods(t *testing.T, cs kubernetes.Interface, name string) {
 		t.Logf("pod %s on %q: %s %+v", p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.ContainerStatuses)
 		raw, err := cs.CoreV1().Pods(realNodeNamespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: new(int64(30))}).DoRaw(ctx)
 		t.Logf("--- %s (last 30 lines; %v):\n%s", p.Name, err, raw)
+	}
+}
+
+// TestLauncherKubernetesImageMissing: executors whose image the real node
+// cannot get (nothing can be pulled here) end `submit --wait` with the
+// image and the kubelet's reason, instead of a wait without end; status
+// shows the same.
+func TestLauncherKubernetesImageMissing(t *testing.T) {
+	s := need(t)
+	infratest.Node(t)
+	kc := infratest.Kube(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	name := s.jobName("noimage")
+	const missing = "fedscale/fedscale-exec:no-such-tag"
+	conf := strings.Replace(string(confK8s(s, name, t.TempDir())), "executor_image: "+s.execImage, "executor_image: "+missing, 1)
+	if !strings.Contains(conf, missing) {
+		t.Fatal("the job file names no executor_image to replace")
+	}
+	file := filepath.Join(t.TempDir(), "conf_k8s.yml")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	launcherKC := kubetest.As(t, kc, realNodeNamespace, k8s.RBAC, nil)
+	args := []string{"--backend", "k8s", "--kubeconfig", launcherKC, "-n", realNodeNamespace}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_, _, _ = s.launcherCmd(ctx, append(args, "stop", name)...)
+	})
+	_, errOut, err := s.launcherCmd(ctx, append(args, "submit", "--wait", file)...)
+	if err == nil || !strings.Contains(errOut, "the node cannot get image "+missing) {
+		t.Fatalf("submit --wait: %v\n%s", err, errOut)
+	}
+	t.Logf("submit --wait: %s", strings.TrimSpace(errOut))
+	out, _, err := s.launcherCmd(ctx, append(args, "status", name)...)
+	if !strings.Contains(out, "cannot get image "+missing) {
+		t.Errorf("status (%v):\n%s", err, out)
 	}
 }
