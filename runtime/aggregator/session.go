@@ -242,11 +242,17 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 		tick := time.NewTicker(a.opt.HeartbeatInterval)
 		defer tick.Stop()
 		quiet := true // nothing sent since the last tick
+		// No ack goes before the Welcome, which the loop queued before
+		// this goroutine starts: an executor takes a first message other
+		// than Welcome for a refusal, and the select below picks at random
+		// when a tick is due too (this goroutine delayed past a heartbeat
+		// interval on a loaded machine).
+		welcomed := false
 		for {
 			select {
 			case <-s.notify:
 			case <-tick.C:
-				if quiet {
+				if quiet && welcomed {
 					ack := &pb.AggregatorMessage{Body: &pb.AggregatorMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{Seq: s.heartbeatSeq.Load()}}}
 					if err := stream.Send(ack); err != nil {
 						sendErr <- err
@@ -260,6 +266,7 @@ func (a *Aggregator) Session(stream pb.Aggregator_SessionServer) error {
 			}
 			msgs, closing := s.take()
 			quiet = quiet && len(msgs) == 0
+			welcomed = welcomed || len(msgs) > 0
 			for _, m := range msgs {
 				if err := stream.Send(m); err != nil {
 					sendErr <- err
