@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/inputfile"
@@ -99,17 +101,38 @@ func FromLogs(job, jobLogDir string) (Results, error) {
 }
 
 // metricsFiles are the metrics.jsonl files of the runs under jobLogDir,
-// oldest run first (time stamps sort by time).
+// oldest run first: by when each was last written, since FedScale's
+// time stamps (MMDD_HHMMSS) carry no year and a January run's name sorts
+// before December's.
 func metricsFiles(jobLogDir string) ([]string, error) {
-	var files []string
+	type run struct {
+		path string
+		mod  time.Time
+	}
+	var runs []run
 	for _, pat := range []string{"*/metrics.jsonl", "*/aggregator/metrics.jsonl"} {
 		m, err := filepath.Glob(filepath.Join(jobLogDir, pat))
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, m...)
+		for _, p := range m {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, run{p, fi.ModTime()})
+		}
 	}
-	sort.Strings(files)
+	sort.Slice(runs, func(i, j int) bool {
+		if !runs[i].mod.Equal(runs[j].mod) {
+			return runs[i].mod.Before(runs[j].mod)
+		}
+		return runs[i].path < runs[j].path
+	})
+	files := make([]string, len(runs))
+	for i, r := range runs {
+		files[i] = r.path
+	}
 	return files, nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 )
@@ -47,6 +49,26 @@ func writeRun(t *testing.T, dir, stamp string, recs []fedlog.Record, tail string
 	}
 }
 
+// writeRuns writes runs (time stamp -> records) as runs written in the
+// order of order, or of their stamps when order is nil, an hour apart.
+func writeRuns(t *testing.T, dir string, runs map[string][]fedlog.Record, order []string, tail string) {
+	t.Helper()
+	if order == nil {
+		for stamp := range runs {
+			order = append(order, stamp)
+		}
+		sort.Strings(order)
+	}
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i, stamp := range order {
+		writeRun(t, dir, stamp, runs[stamp], tail)
+		at := start.Add(time.Duration(i) * time.Hour)
+		if err := os.Chtimes(filepath.Join(dir, stamp, "metrics.jsonl"), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func rounds(recs []fedlog.Record) []int {
 	var out []int
 	for _, r := range recs {
@@ -62,23 +84,24 @@ func TestFromLogs(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		runs   map[string][]fedlog.Record
+		order  []string // the runs' order, when their stamps' is not it
 		tail   string
 		rounds []int
 		err    string
 	}{
-		{"one run", map[string][]fedlog.Record{"1201_100000": records(0, 4)}, "", []int{0, 1, 2, 3, 4}, ""},
-		{"resumed", map[string][]fedlog.Record{"1201_100000": records(0, 5), "1201_110000": records(4, 6)}, "", []int{0, 1, 2, 3, 4, 5, 6}, ""},
-		{"partial line", map[string][]fedlog.Record{"1201_100000": records(0, 2)}, `{"round":3,"virt`, []int{0, 1, 2}, ""},
-		{"no runs", nil, "", []int(nil), ""},
-		{"corrupt", map[string][]fedlog.Record{"1201_100000": records(0, 1)}, "not json\n", nil, "metrics.jsonl:3: invalid character"},
-		{"out of order", map[string][]fedlog.Record{"1201_100000": append(records(0, 2), records(1, 1)...)}, "", nil, "metrics.jsonl:4: round 1 after round 2"},
-		{"long line", map[string][]fedlog.Record{"1201_100000": records(0, 1)}, strings.Repeat("x", maxLine+1) + "\n", nil, "line over 65536 bytes"},
+		{"one run", map[string][]fedlog.Record{"1201_100000": records(0, 4)}, nil, "", []int{0, 1, 2, 3, 4}, ""},
+		{"resumed", map[string][]fedlog.Record{"1201_100000": records(0, 5), "1201_110000": records(4, 6)}, nil, "", []int{0, 1, 2, 3, 4, 5, 6}, ""},
+		// Stamps carry no year: January's run comes after December's.
+		{"resumed in the new year", map[string][]fedlog.Record{"1231_230000": records(0, 5), "0101_010000": records(4, 6)}, []string{"1231_230000", "0101_010000"}, "", []int{0, 1, 2, 3, 4, 5, 6}, ""},
+		{"partial line", map[string][]fedlog.Record{"1201_100000": records(0, 2)}, nil, `{"round":3,"virt`, []int{0, 1, 2}, ""},
+		{"no runs", nil, nil, "", []int(nil), ""},
+		{"corrupt", map[string][]fedlog.Record{"1201_100000": records(0, 1)}, nil, "not json\n", nil, "metrics.jsonl:3: invalid character"},
+		{"out of order", map[string][]fedlog.Record{"1201_100000": append(records(0, 2), records(1, 1)...)}, nil, "", nil, "metrics.jsonl:4: round 1 after round 2"},
+		{"long line", map[string][]fedlog.Record{"1201_100000": records(0, 1)}, nil, strings.Repeat("x", maxLine+1) + "\n", nil, "line over 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			for stamp, recs := range tc.runs {
-				writeRun(t, dir, stamp, recs, tc.tail)
-			}
+			writeRuns(t, dir, tc.runs, tc.order, tc.tail)
 			res, err := FromLogs("job", dir)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {

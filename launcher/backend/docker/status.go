@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fedscale/fedscale-go/launcher/progress"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fedscale/fedscale-go/launcher/progress"
+	"github.com/fedscale/fedscale-go/runtime/jobapi"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -299,7 +301,10 @@ func (b *Backend) get(ctx context.Context, c ctr, path string) (int, []byte, err
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	// The largest answer read here is the job document: one byte over its
+	// bound lets jobapi.Decode say the document is too large rather than
+	// fail on JSON cut short.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, jobapi.MaxBytes+1))
 	return resp.StatusCode, body, err
 }
 
