@@ -404,8 +404,13 @@ func (n *Node) sweep() error {
 	for _, pid := range shims(n.Containerd()) {
 		errs = append(errs, terminate(pid))
 	}
-	errs = append(errs, unmountUnder(n.Data, n.Run))
-	errs = append(errs, n.netDown())
+	unmounted := unmountUnder(n.Data, n.Run)
+	errs = append(errs, unmounted, n.netDown())
+	if unmounted != nil {
+		// Never walk into a file system still mounted below (a pod's
+		// volume may be anyone's data): the folders stay for a later stop.
+		return errors.Join(errs...)
+	}
 	for _, d := range []string{n.kubeletRoot(), filepath.Join(n.Data, "cni"), filepath.Join(n.Data, "pod-logs"), n.Run} {
 		errs = append(errs, os.RemoveAll(d))
 	}

@@ -316,15 +316,19 @@ func (s *Swarm) clean(ctx context.Context) error {
 	var errs []error
 	for _, n := range swarmNodes {
 		roots := []string{s.dir(n), n.execRoot()}
+		removable := append([]string(nil), roots...)
 		if err := unmountUnder(roots...); err != nil {
+			// Never walk into a file system still mounted below: it
+			// may be anyone's data.
 			errs = append(errs, err)
+			removable = nil
 		}
 		if _, err := os.Stat("/run/netns/" + n.ns); err == nil {
 			if err := ipCmd(ctx, "netns", "del", n.ns); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		for _, p := range append(roots, s.socket(n)) {
+		for _, p := range append(removable, s.socket(n)) {
 			if err := os.RemoveAll(p); err != nil {
 				errs = append(errs, err)
 			}
