@@ -71,10 +71,18 @@ func (b *Backend) Create(ctx context.Context, s *job.Spec) (err error) {
 	}
 	st := &state{Name: s.Name, JobFile: s.File, Created: time.Now().UTC(), Instance: instance}
 	defer func() {
-		if err != nil {
-			_ = b.kill(context.WithoutCancel(ctx), st) // no deadline: nothing of a failed submit stays
-			os.RemoveAll(dir)
+		if err == nil {
+			return
 		}
+		// Bounded (a process stuck in the kernel ignores even SIGKILL);
+		// what outlives it keeps its state folder, so stop can finish it.
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*grace)
+		defer cancel()
+		if kerr := b.kill(kctx, st); kerr != nil {
+			err = fmt.Errorf("%w; cleaning up: %v (state kept in %s: launcher stop %s)", err, kerr, dir, s.Name)
+			return
+		}
+		os.RemoveAll(dir)
 	}()
 	if err := os.WriteFile(cfg, s.Config, 0o644); err != nil {
 		return fmt.Errorf("local backend: %w", err)
