@@ -252,6 +252,11 @@ func (e *engine) list(ctx context.Context, name string) ([]container.Summary, er
 }
 
 // wheres names the engines for messages.
+// notHereHint ends a not-found message: a job whose containers all sit on
+// an engine the launcher was not pointed at carries no label on the
+// engines it looked at.
+const notHereHint = " (a job placed on another engine is found by naming it: --docker-engine HOST=ENGINE, DOCKER_HOST or a Docker context)"
+
 func wheres(es []*engine) string {
 	if len(es) == 1 {
 		return es[0].where()

@@ -93,7 +93,7 @@ func (b *Backend) Look(ctx context.Context, name string, probe bool) (st backend
 		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, err
 	}
 	if len(cs) == 0 {
-		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, wheres(engines))
+		return backend.Status{Job: name, Backend: b.Name(), Phase: backend.Unknown}, backend.NotFound(name, wheres(engines)+notHereHint)
 	}
 	return b.statusOf(ctx, name, cs, probe), nil
 }

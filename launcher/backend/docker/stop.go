@@ -43,7 +43,7 @@ func (b *Backend) Delete(ctx context.Context, name string) (err error) {
 		}
 	}
 	if len(items) == 0 && len(candidates) == 0 {
-		return backend.NotFound(name, wheres(engines))
+		return backend.NotFound(name, wheres(engines)+notHereHint)
 	}
 	for _, it := range items {
 		if it.c.NetworkSettings == nil {
