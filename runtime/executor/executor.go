@@ -394,8 +394,14 @@ func (e *Executor) shutdown(sd *pb.Shutdown) error {
 		e.log.Infof("Aggregator finished the job: %s", sd.GetReason())
 		return nil
 	}
-	return fmt.Errorf("aggregator stopped the job: %s", sd.GetReason())
+	return &JobStoppedError{Reason: sd.GetReason()}
 }
+
+// JobStoppedError is the aggregator's word that the job failed: the
+// executor exits with health.ExitJobStopped on it, so it is not restarted.
+type JobStoppedError struct{ Reason string }
+
+func (e *JobStoppedError) Error() string { return "aggregator stopped the job: " + e.Reason }
 
 // workerGrace is how long a session that ends waits for its workers to
 // finish the task they are in.

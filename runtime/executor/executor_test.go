@@ -212,6 +212,33 @@ func runScripted(t *testing.T, ds *data.Dataset, logPath string, srv pb.Aggregat
 	return ex.Run(ctx)
 }
 
+// The aggregator's word that the job failed is a JobStoppedError (the
+// command exits health.ExitJobStopped on it, so launchers do not restart
+// the executor); the job's success is no error at all.
+func TestJobStopped(t *testing.T) {
+	ds := tinyData(t)
+	for _, tc := range []struct {
+		name    string
+		done    bool
+		stopped bool
+	}{
+		{"job failed", false, true},
+		{"job done", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sd := &pb.AggregatorMessage{Body: &pb.AggregatorMessage_Shutdown{Shutdown: &pb.Shutdown{Reason: "diverged", JobDone: tc.done}}}
+			err := runScripted(t, ds, "", scriptedServer{msgs: []*pb.AggregatorMessage{sd}})
+			var stopped *executor.JobStoppedError
+			if got := errors.As(err, &stopped); got != tc.stopped || tc.done && err != nil {
+				t.Fatalf("Run: %v, want a JobStoppedError: %v", err, tc.stopped)
+			}
+			if tc.stopped && stopped.Reason != "diverged" {
+				t.Errorf("reason %q, want the aggregator's", stopped.Reason)
+			}
+		})
+	}
+}
+
 // The executor holds the aggregator's settings to the job file's rules
 // before using them: a time stamp that climbs out of log_path, sizes that
 // would be allocations, non-finite numbers are errors naming the key, and

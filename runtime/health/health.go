@@ -44,6 +44,12 @@ const (
 	InstanceHeader = "Fedscale-Instance"
 )
 
+// ExitJobStopped is an executor's exit status when the aggregator stopped
+// the job (it failed): the job's outcome is the aggregator's, and no
+// restart of this executor can change it, so launchers that restart failed
+// executors (executor_restarts) do not restart on it.
+const ExitJobStopped = 3
+
 // MetricName is the exposed name of a series of the aggregator's.
 func MetricName(name string) string { return prometheus.BuildFQName(MetricsNamespace, "", name) }
 

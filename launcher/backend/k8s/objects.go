@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
@@ -180,7 +181,16 @@ func buildObjects(s *job.Spec, ns string) (*objects, error) {
 				// Never two pods of one rank at once: the replacement
 				// starts only after the failed pod has fully terminated.
 				PodReplacementPolicy: ptr.To(batchv1.Failed),
-				Template:             pod,
+				// An executor the aggregator told the job failed is not
+				// restarted: nothing a new pod could change.
+				PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+					Action: batchv1.PodFailurePolicyActionFailJob,
+					OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+						Operator: batchv1.PodFailurePolicyOnExitCodesOpIn,
+						Values:   []int32{health.ExitJobStopped},
+					},
+				}}},
+				Template: pod,
 			},
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/mtls"
 )
 
@@ -165,6 +166,10 @@ func TestObjects(t *testing.T) {
 				}
 				if ej.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *ej.BackoffLimit != wantRetries || *ej.PodReplacementPolicy != batchv1.Failed {
 					t.Errorf("executor %d retries: restartPolicy %s backoffLimit %v podReplacementPolicy %v", r+1, ej.Template.Spec.RestartPolicy, *ej.BackoffLimit, *ej.PodReplacementPolicy)
+				}
+				if fp := ej.PodFailurePolicy; fp == nil || len(fp.Rules) != 1 || fp.Rules[0].Action != batchv1.PodFailurePolicyActionFailJob ||
+					fp.Rules[0].OnExitCodes == nil || !slices.Equal(fp.Rules[0].OnExitCodes.Values, []int32{health.ExitJobStopped}) {
+					t.Errorf("executor %d: podFailurePolicy %+v, want FailJob on exit code %d (the aggregator stopped the job)", r+1, fp, health.ExitJobStopped)
 				}
 				if l := ej.Template.Labels; l[job.LabelComponent] != "executor" || l[job.LabelAppComponent] != "executor" || l[job.LabelJob] != tc.name || l[job.LabelRank] != strconv.Itoa(r+1) {
 					t.Errorf("executor %d: pod labels %v", r+1, l)

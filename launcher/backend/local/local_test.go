@@ -672,13 +672,16 @@ func TestSupervisorRestarts(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name         string
+		code         int // the process's exit status
 		max          int
 		stopInWait   bool // stop in the first backoff
 		wantRestarts int  // by status
 		wantRuns     int  // the process's starts
 	}{
-		{"limit reached", 2, false, 2, 3},
-		{"stopped in the backoff", 5, true, 0, 1},
+		{"limit reached", 5, 2, false, 2, 3},
+		{"stopped in the backoff", 5, 5, true, 0, 1},
+		// The aggregator stopped the job: a restart cannot change that.
+		{"job stopped", health.ExitJobStopped, 2, false, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -687,7 +690,7 @@ func TestSupervisorRestarts(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := procState{Name: "executor-1", Log: filepath.Join(dir, "x.log"), ExitFile: filepath.Join(dir, "x.exit"),
-				LockFile: filepath.Join(dir, "x.lock"), Argv: []string{sh, "-c", "echo run; exit 3"},
+				LockFile: filepath.Join(dir, "x.lock"), Argv: []string{sh, "-c", fmt.Sprintf("echo run; exit %d", tc.code)},
 				MaxRestarts: tc.max, RestartFile: filepath.Join(dir, "x.restarts")}
 			if p.Pid, err = b.startSupervisor(p); err != nil {
 				t.Fatal(err)
@@ -702,7 +705,7 @@ func TestSupervisorRestarts(t *testing.T) {
 					time.Sleep(10 * time.Millisecond)
 				}
 				ps := b.status(c, st, false).Processes[0]
-				if ps.Phase != backend.Pending || ps.Restarts != 1 || ps.Message != "attempt 1 of 6 failed (exit code 3); restarting" {
+				if ps.Phase != backend.Pending || ps.Restarts != 1 || ps.Message != fmt.Sprintf("attempt 1 of 6 failed (exit code %d); restarting", tc.code) {
 					t.Errorf("in the backoff: %+v", ps)
 				}
 				if err := b.kill(c, st); err != nil {
@@ -716,8 +719,8 @@ func TestSupervisorRestarts(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			ps := b.status(c, st, false).Processes[0]
-			if ps.Phase != backend.Failed || ps.ExitCode == nil || *ps.ExitCode != 3 || ps.Restarts != tc.wantRestarts {
-				t.Errorf("status %+v, want Failed with exit code 3 after %d restarts", ps, tc.wantRestarts)
+			if ps.Phase != backend.Failed || ps.ExitCode == nil || *ps.ExitCode != tc.code || ps.Restarts != tc.wantRestarts {
+				t.Errorf("status %+v, want Failed with exit code %d after %d restarts", ps, tc.code, tc.wantRestarts)
 			}
 			out, _ := os.ReadFile(p.Log)
 			if n := strings.Count(string(out), "run\n"); n != tc.wantRuns {

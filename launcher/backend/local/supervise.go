@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fedscale/fedscale-go/runtime/health"
 )
 
 // SuperviseEnv marks a process started as a supervisor: the launcher binary
@@ -134,7 +136,7 @@ func supervise(a superviseArgs) int {
 	delay := restartFirst
 	for restarts := 0; ; restarts++ {
 		e, ran := run(a, c, logf)
-		if !ran || e.Code == 0 || restarts >= a.MaxRestarts {
+		if !ran || e.Code == 0 || e.Code == health.ExitJobStopped || restarts >= a.MaxRestarts {
 			return record(a.ExitFile, e)
 		}
 		r := restartRecord{Count: restarts + 1, Last: e, Waiting: true}

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -106,6 +107,9 @@ func main() {
 	}
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "executor:", err)
+		if stopped := (*executor.JobStoppedError)(nil); errors.As(err, &stopped) {
+			os.Exit(health.ExitJobStopped)
+		}
 		os.Exit(1)
 	}
 }
