@@ -107,8 +107,18 @@ func TestPIDOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.State.stop(d) })
+	// Once serving, the daemon is ours by its pid file and command line
+	// (CI once read PID 0 right after the launch: a failure says what the
+	// daemon wrote).
+	ctx, cancel := context.WithTimeout(context.Background(), st.Timeout)
+	defer cancel()
+	if err := st.wait(ctx, d.Name, d.Name, d.Ready, []*proc{p}); err != nil {
+		log, _ := os.ReadFile(st.State.LogFile(d.Name))
+		t.Fatalf("the daemon did not serve: %v; its log:\n%s", err, log)
+	}
 	if got := st.State.PID(d); got != p.pid {
-		t.Fatalf("PID = %d, want the launched %d", got, p.pid)
+		log, _ := os.ReadFile(st.State.LogFile(d.Name))
+		t.Fatalf("PID = %d, want the launched %d (alive %v, command line %q); its log:\n%s", got, p.pid, alive(p.pid), cmdlineOf(p.pid), log)
 	}
 	for _, tc := range []struct {
 		name, pidFile string
@@ -315,4 +325,10 @@ func TestStackUp(t *testing.T) {
 	if st.Leftovers() {
 		t.Error("pid files after Down")
 	}
+}
+
+// cmdlineOf is pid's command line, for messages.
+func cmdlineOf(pid int) []string {
+	argv, _ := cmdline(pid)
+	return argv
 }
