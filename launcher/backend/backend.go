@@ -111,6 +111,11 @@ type LogOptions struct {
 	// so the caller selects again.
 	Tail  int
 	Since time.Time
+	// FromStart asks a backend without exact stamps (the local one) for
+	// each process's whole output despite Tail: the caller follows on
+	// from there and skips the lines it received by count, which only
+	// works when it has counted them from the start.
+	FromStart bool
 }
 
 // Backend runs jobs somewhere.

@@ -33,7 +33,7 @@ func (l *Lifecycle) Logs(ctx context.Context, name string, o LogOptions, w io.Wr
 	}
 	out := &lineWriter{w: w}
 	stream := func(p ProcessStatus) error {
-		rc, err := l.p.OpenLog(ctx, name, p, LogStream{Follow: o.Follow, Tail: o.Tail, Since: o.Since, Timestamps: o.Timestamps})
+		rc, err := l.p.OpenLog(ctx, name, p, LogStream{Follow: o.Follow, Tail: o.Tail, Since: o.Since, FromStart: o.FromStart, Timestamps: o.Timestamps})
 		if errors.Is(err, ErrNoOutput) {
 			if o.Process == "" {
 				return nil // the others' output is still worth showing

@@ -68,6 +68,8 @@ type LogStream struct {
 	// provider may read more (the local one reads the file's last 64 KiB).
 	Tail  int
 	Since time.Time
+	// FromStart: the whole output despite Tail (LogOptions.FromStart).
+	FromStart bool
 	// Timestamps starts each line with the time the provider recorded it,
 	// RFC 3339 with nanoseconds, where it records one (Docker, Kubernetes).
 	Timestamps bool

@@ -32,7 +32,7 @@ func (b *Backend) OpenLog(ctx context.Context, name string, p backend.ProcessSta
 		if err != nil {
 			return nil, fmt.Errorf("local backend: %w", err)
 		}
-		if o.Tail > 0 {
+		if o.Tail > 0 && !o.FromStart {
 			if fi, err := f.Stat(); err == nil && fi.Size() > tailBytes {
 				if _, err := f.Seek(fi.Size()-tailBytes, io.SeekStart); err != nil {
 					f.Close()

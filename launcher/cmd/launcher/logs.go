@@ -101,7 +101,9 @@ func showLogs(ctx context.Context, b backend.Backend, name string, r logRequest,
 		keep = 0
 	}
 	h := newHistory(keep, r.since)
-	lo := backend.LogOptions{Process: r.process, Timestamps: true, Since: r.since}
+	// A follow without exact stamps skips what the history received by
+	// count, so the history must count from each output's start.
+	lo := backend.LogOptions{Process: r.process, Timestamps: true, Since: r.since, FromStart: r.follow}
 	if r.tail >= 0 {
 		lo.Tail = max(r.tail, 1) // at least one: the follow below starts after it
 	}
@@ -156,7 +158,8 @@ func before(l logLine, since time.Time) bool {
 // at the oldest of the processes' last lines and drops each process's
 // lines up to its own last one; a backend without stamps (local
 // processes) gives each process's output from its beginning again, and
-// the lines already received are skipped by count.
+// the lines already received are skipped by count (the history asked for
+// the whole output, LogOptions.FromStart, so the counts start there too).
 type dedup struct {
 	h       *history
 	skipped map[string]int

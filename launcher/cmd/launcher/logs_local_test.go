@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +57,30 @@ func TestLocalLogsAndCompletion(t *testing.T) {
 	out, err = launcher(t, bin, state, "logs", "cli-logs", "--tail", "1")
 	if n := strings.Count(out, "\n"); err != nil || n != 3 {
 		t.Errorf("--tail 1 gave %d lines, want one per process: %v\n%s", n, err, out)
+	}
+	// Output over the local backend's 64 KiB tail window: a follow after
+	// the tail starts where the tail ended, repeating and skipping nothing.
+	agg := filepath.Join(home, "logs", "cli_logs", "launcher", "aggregator.log")
+	f, err := os.OpenFile(agg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		fmt.Fprintf(f, "filler line %04d of a long output, long enough to pass 64 KiB\n", i)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--tail", "2", "-f"}, {"--tail", "2", "-f", "--component", "aggregator"}} {
+		out, err = launcher(t, bin, state, append([]string{"logs", "cli-logs"}, args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		want := 6
+		if len(args) > 3 {
+			want = 2
+		}
+		if err != nil || len(lines) != want || strings.Count(out, "filler line 2998") != 1 || strings.Count(out, "filler line 2999") != 1 || strings.Contains(out, "filler line 2997") {
+			t.Errorf("logs %s: %v: want %d lines ending with filler lines 2998 and 2999 once each:\n%s", strings.Join(args, " "), err, want, out)
+		}
 	}
 	if out, err = launcher(t, bin, state, "logs", "cli-logs", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); err != nil || out != "" {
 		t.Errorf("--since in an hour: %v\n%q", err, out)
