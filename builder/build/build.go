@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/rootfs"
 	"github.com/fedscale/fedscale-go/builder/sbom"
 	"github.com/fedscale/fedscale-go/builder/vcs"
+	"github.com/fedscale/fedscale-go/runtime/variant"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -128,11 +130,12 @@ func (i Image) Ref() string { return i.Tags[0].String() + "@" + i.Digest.String(
 // plan is Options checked and filled in.
 type plan struct {
 	Options
-	info   vcs.Info
-	sde    int64
-	base   string
-	system bool
-	tags   map[string][]name.Tag // by component name
+	info    vcs.Info
+	sde     int64
+	base    string
+	system  bool
+	variant variant.Variant       // from Options.CUDA
+	tags    map[string][]name.Tag // by component name
 }
 
 // check validates opts without touching BuildKit, a registry or the compiler.
@@ -170,10 +173,13 @@ func check(ctx context.Context, opts Options) (*plan, error) {
 	if len(tags) == 0 {
 		tags = info.Tags()
 	}
-	suffix := ""
+	p.variant = variant.CPU
 	if opts.CUDA != "" {
-		suffix = version.CUDASuffix(opts.CUDA)
-		pinned, err := pins.Load(filepath.Join(opts.SourceDir, pins.File))
+		p.variant = variant.CUDA
+	}
+	suffix := p.variant.Suffix(opts.CUDA)
+	if p.variant.BasePins != "" {
+		pinned, err := pins.Load(filepath.Join(opts.SourceDir, p.variant.BasePins))
 		if err != nil {
 			return nil, err
 		}
@@ -272,11 +278,11 @@ func Build(ctx context.Context, opts Options) (res *Result, err error) {
 	for i, c := range p.Components {
 		progs[i] = gobuild.Program{Name: c.Binary, ImportPath: c.Package}
 	}
-	ver := strings.TrimSuffix(p.tags[p.Components[0].Name][0].TagStr(), version.CUDASuffix(p.CUDA))
+	ver := strings.TrimSuffix(p.tags[p.Components[0].Name][0].TagStr(), p.variant.Suffix(p.CUDA))
 	p.logf("compiling %d program(s) for %s (version %s)", len(progs), platform.Join(p.Platforms), ver)
 	bins, err := gobuild.Build(ctx, gobuild.Options{
 		ModuleDir: p.SourceDir, Programs: progs, Platforms: p.Platforms, Version: ver,
-		OutDir: filepath.Join(work, "bin"), Go: p.Go,
+		OutDir: filepath.Join(work, "bin"), Go: p.Go, Tags: p.variant.BuildTags,
 	})
 	if err != nil {
 		return nil, err
@@ -315,11 +321,8 @@ func (p *plan) buildOne(ctx context.Context, bk *buildkit.Client, c Component, b
 		"org.opencontainers.image.title":       c.Image,
 		"org.opencontainers.image.description": "FedScale " + c.Binary + " (Go runtime)",
 	}
-	target, args := "cpu", map[string]string{}
-	if p.CUDA != "" {
-		target = "cuda"
-		labels["dev.fedscale.cuda.version"] = p.CUDA
-	}
+	target, args := p.variant.Target, map[string]string{}
+	maps.Copy(labels, p.variant.Labels(p.CUDA))
 	if p.base != "" {
 		args["BASE"] = p.base
 		labels["org.opencontainers.image.base.name"] = baseName(p.base)

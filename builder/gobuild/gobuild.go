@@ -35,9 +35,10 @@ type Options struct {
 	ModuleDir string // where go.mod is; the go command runs there
 	Programs  []Program
 	Platforms []platform.Platform
-	Version   string // stamped into VersionVar
-	OutDir    string // binaries go to OutDir/<platform.Dir()>/<Name>
-	Go        string // the go command; "go" when empty
+	Version   string   // stamped into VersionVar
+	OutDir    string   // binaries go to OutDir/<platform.Dir()>/<Name>
+	Go        string   // the go command; "go" when empty
+	Tags      []string // go build -tags (a variant's, runtime/variant)
 	Stderr    io.Writer
 }
 
@@ -67,7 +68,7 @@ func Build(ctx context.Context, opts Options) ([]Binary, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("gobuild: %w", err)
 		}
-		args := []string{"build", "-trimpath", "-buildvcs=auto", "-ldflags=" + ldflags, "-o", dir + string(filepath.Separator)}
+		args := []string{"build", "-trimpath", "-buildvcs=auto", "-ldflags=" + ldflags, "-tags=" + strings.Join(opts.Tags, ","), "-o", dir + string(filepath.Separator)}
 		for _, prog := range opts.Programs {
 			args = append(args, prog.ImportPath)
 		}

@@ -3,12 +3,14 @@ package gobuild
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/fedscale/fedscale-go/builder/platform"
+	"github.com/fedscale/fedscale-go/runtime/variant"
 )
 
 // TestBuildReproducible compiles fsdata (the smallest runtime program) twice
@@ -75,4 +77,54 @@ func TestBuildErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "go build for linux/amd64") {
 		t.Errorf("bad package: %v", err)
 	}
+}
+
+// TestVariantLinking compiles the executor the way fsbuild does for each
+// variant of runtime/variant's table: a Static variant's binary must have no
+// ELF interpreter (PT_INTERP), or it could not start on scratch.
+func TestVariantLinking(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the executor")
+	}
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := platform.ParseList("linux/amd64")
+	for _, v := range variant.All {
+		if !v.Static {
+			continue // the CUDA backend's check that it links dynamically comes with it
+		}
+		bins, err := Build(context.Background(), Options{
+			ModuleDir: strings.TrimSpace(string(modDir)),
+			Programs:  []Program{{Name: "executor", ImportPath: "./runtime/cmd/executor"}},
+			Platforms: ps, Version: "v0.0.0-test", OutDir: t.TempDir(), Go: "go", Tags: v.BuildTags,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if interp := interpreter(t, bins[0].Path); interp != "" {
+			t.Errorf("variant %s: the executor asks for the interpreter %s; a static variant must run on scratch", v.Name, interp)
+		}
+	}
+}
+
+// interpreter is the ELF's PT_INTERP path, "" for a static binary.
+func interpreter(t *testing.T, path string) string {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimRight(string(b), "\x00")
+		}
+	}
+	return ""
 }

@@ -18,10 +18,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/fedscale/fedscale-go/builder/publish"
+	"github.com/fedscale/fedscale-go/runtime/variant"
 )
 
-// File is where the pins live, relative to the repository root.
-const File = "dockerfiles/cuda-bases.json"
+// File is where the pins live, relative to the repository root: the CUDA
+// variant's (runtime/variant owns it).
+var File = variant.CUDA.BasePins
 
 // Base is one pinned base image.
 type Base struct {

@@ -16,11 +16,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fedscale/fedscale-go/runtime/variant"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
 // CUDAVersion is the CUDA version of the release's CUDA images (one of
-// dockerfiles/cuda-bases.json's); runtime/version owns it, since the
+// dockerfiles/cuda-bases.json's): runtime/variant's CUDA row, since the
 // launcher's use_cuda jobs run those images by default.
 const CUDAVersion = version.CUDA
 
@@ -31,14 +32,21 @@ type Build struct {
 	CUDA bool     // builds on a CUDA base (the dry-run gives a stand-in --base)
 }
 
-// Builds are the release's fsbuild calls, in order: both images, CPU then
-// CUDA, each one index of ReleasePlatforms, pushed.
+// Builds are the release's fsbuild calls, in order: both images in every
+// variant of runtime/variant's table (the CPU one first), each one index of
+// ReleasePlatforms, pushed. A versioned variant is asked for with
+// --<name> <its release version>.
 func Builds() []Build {
 	common := []string{"all", "--push", "--platform", strings.Join(ReleasePlatforms, ","), "--progress", "plain"}
-	return []Build{
-		{Set: "cpu", Args: common},
-		{Set: "cuda", Args: append(slices.Clone(common), "--cuda", CUDAVersion), CUDA: true},
+	var out []Build
+	for _, v := range variant.All {
+		b := Build{Set: v.Name, Args: slices.Clone(common), CUDA: v.BasePins != ""}
+		if v.Versioned() {
+			b.Args = append(b.Args, "--"+v.Name, v.Release)
+		}
+		out = append(out, b)
 	}
+	return out
 }
 
 // Argv is b's whole fsbuild command line: its Args, --base cudaBase on a

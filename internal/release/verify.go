@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/fedscale/fedscale-go/builder/attest"
 	"github.com/fedscale/fedscale-go/builder/build"
 	"github.com/fedscale/fedscale-go/builder/sbom"
+	"github.com/fedscale/fedscale-go/runtime/variant"
 )
 
 // ReleasePlatforms are the platforms every released image carries.
@@ -67,8 +67,6 @@ type Checked struct {
 	Platforms []string // from the index
 	Referrers int      // provenance and SBOM artifacts found
 }
-
-var cudaSuffix = regexp.MustCompile(`-cuda([0-9]+(\.[0-9]+)*)$`)
 
 // Verify pulls every ref back and checks it: the tag resolves to the digest;
 // the digest is an OCI image index of exactly want.Platforms, each an image
@@ -129,7 +127,7 @@ func Verify(ctx context.Context, refs []string, want Want, opts ...remote.Option
 			errs = append(errs, fmt.Errorf("not one release: %s is version %s, %s is %s", out[0].Ref, out[0].Version, c.Ref, c.Version))
 		}
 	}
-	if !variants["cpu"] {
+	if !variants[variant.CPU.Name] {
 		errs = append(errs, errors.New("no CPU image"))
 	}
 	if len(variants) < 2 {
@@ -168,13 +166,9 @@ func verifyOne(ref string, want Want, baseDigest string, nopts []name.Option, op
 	}
 	repo := dref.Context().RepositoryStr()
 	c.Image = repo[strings.LastIndex(repo, "/")+1:]
-	c.Variant = "cpu"
-	cuda := ""
-	if m := cudaSuffix.FindStringSubmatch(tref.TagStr()); m != nil {
-		cuda = m[1]
-		c.Variant = "cuda" + cuda
-	}
-	c.Version = strings.TrimSuffix(tref.TagStr(), "-cuda"+cuda)
+	// runtime/variant's table says which variant a tag suffix names.
+	v, cuda, release := variant.FromTag(tref.TagStr())
+	c.Variant, c.Version = v.Name+cuda, release
 
 	// The tag must name the digest fsbuild printed.
 	head, err := remote.Head(tref, opts...)
@@ -223,8 +217,10 @@ func verifyOne(ref string, want Want, baseDigest string, nopts []name.Option, op
 		if got := (&v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}).String(); got != p {
 			return c, fmt.Errorf("%s: the image's config says %s", p, got)
 		}
-		if cuda != "" && cfg.Config.Labels["dev.fedscale.cuda.version"] != cuda {
-			return c, fmt.Errorf("%s: label dev.fedscale.cuda.version=%q, want %q", p, cfg.Config.Labels["dev.fedscale.cuda.version"], cuda)
+		for k, want := range v.Labels(cuda) {
+			if got := cfg.Config.Labels[k]; got != want {
+				return c, fmt.Errorf("%s: label %s=%q, want %q", p, k, got, want)
+			}
 		}
 	}
 	got, wantP := slices.Sorted(slices.Values(c.Platforms)), slices.Sorted(slices.Values(want.Platforms))

@@ -18,6 +18,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/inputfile"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/mtls"
+	"github.com/fedscale/fedscale-go/runtime/variant"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -257,7 +258,7 @@ func DefaultAggregatorImage() string { return DefaultAggregatorRepo + ":" + vers
 func DefaultExecutorImage(cuda bool) string {
 	tag := version.Version
 	if cuda {
-		tag += version.CUDASuffix(version.CUDA)
+		tag += variant.CUDA.Suffix(variant.CUDA.Release)
 	}
 	return DefaultExecutorRepo + ":" + tag
 }

@@ -14,17 +14,8 @@ var Version = "dev"
 
 // CUDA is the CUDA version of the released CUDA images (fsbuild --cuda, one
 // of dockerfiles/cuda-bases.json's): the release publishes them, and the
-// launcher runs them for use_cuda jobs, under the tag CUDASuffix appends.
+// launcher runs them for use_cuda jobs (runtime/variant's CUDA row).
 const CUDA = "12.4"
-
-// CUDASuffix is what a CUDA image's tag adds to the CPU image's:
-// "-cuda12.4"; "" for cuda "" (the CPU image).
-func CUDASuffix(cuda string) string {
-	if cuda == "" {
-		return ""
-	}
-	return "-cuda" + cuda
-}
 
 // Info is what `launcher version` and `fsbuild version` print.
 type Info struct {
