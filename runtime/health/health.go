@@ -161,3 +161,23 @@ func ProbeReady(ctx context.Context, c *http.Client, base string) (Readiness, er
 	resp.Body.Close()
 	return Readiness{Ready: resp.StatusCode == http.StatusOK, Instance: resp.Header.Get(InstanceHeader)}, nil
 }
+
+// Deferred is a route's handler that a process can only make after a slow
+// start (the aggregator's job document, once the data set is read): until
+// Set it answers 503 with Reason, so the port, /healthz and /readyz serve
+// from the first moment and a startup probe does not end a slow start.
+type Deferred struct {
+	Reason string
+	h      atomic.Pointer[http.Handler]
+}
+
+// Set hands every later request to h.
+func (d *Deferred) Set(h http.Handler) { d.h.Store(&h) }
+
+func (d *Deferred) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := d.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "not yet: "+d.Reason, http.StatusServiceUnavailable)
+}

@@ -113,3 +113,33 @@ func TestOurs(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferred: a deferred route answers 503 with its reason until it is
+// set, then hands requests on.
+func TestDeferred(t *testing.T) {
+	d := &Deferred{Reason: "reading the data set"}
+	s, err := Listen("127.0.0.1:0", nil, Route{Pattern: "/api/v1/job", Handler: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	url := "http://" + s.Addr()
+	for _, tc := range []struct {
+		set      bool
+		path     string
+		code     int
+		contains string
+	}{
+		{false, "/api/v1/job", 503, "not yet: reading the data set"},
+		{false, "/healthz", 200, "ok"},
+		{true, "/api/v1/job", 200, "the document"},
+	} {
+		if tc.set {
+			d.Set(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "the document") }))
+		}
+		code, body := get(t, url+tc.path)
+		if code != tc.code || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s (set=%v) = %d %q, want %d containing %q", tc.path, tc.set, code, body, tc.code, tc.contains)
+		}
+	}
+}

@@ -141,18 +141,11 @@ func main() {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		opt.Metrics = reg
-		agg, err := aggregator.New(opt)
-		if err != nil {
-			return err
-		}
-		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(conf.PsPort)))
-		if err != nil {
-			return fmt.Errorf("job_conf.ps_port: %w", err)
-		}
-		// Beyond maxConns, connections wait in the kernel's backlog instead
-		// of costing this process a descriptor and goroutines each.
-		lis = netutil.LimitListener(lis, maxConns)
-		routes := []health.Route{{Pattern: jobapi.Path, Handler: agg.JobHandler()}}
+		// The health port serves before the aggregator is made: New reads
+		// the whole data set in simulation (minutes for a large one), and
+		// a startup probe must see the process alive meanwhile.
+		jobDoc := &health.Deferred{Reason: "the aggregator is starting (reading the job's data set)"}
+		routes := []health.Route{{Pattern: jobapi.Path, Handler: jobDoc}}
 		for _, p := range dashboard.Patterns {
 			routes = append(routes, health.Route{Pattern: p, Handler: dashboard.Handler()})
 		}
@@ -161,6 +154,20 @@ func main() {
 			return err
 		}
 		defer hs.Close()
+		hs.SetReady(false, jobDoc.Reason)
+		agg, err := aggregator.New(opt)
+		if err != nil {
+			return err
+		}
+		jobDoc.Set(agg.JobHandler())
+		hs.SetReady(false, "starting")
+		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(conf.PsPort)))
+		if err != nil {
+			return fmt.Errorf("job_conf.ps_port: %w", err)
+		}
+		// Beyond maxConns, connections wait in the kernel's backlog instead
+		// of costing this process a descriptor and goroutines each.
+		lis = netutil.LimitListener(lis, maxConns)
 		creds := grpcinsecure.NewCredentials()
 		if insecure {
 			log.Warnf("--insecure: the wire is plain text and unauthenticated; anyone who reaches port %d can join this job", conf.PsPort)
