@@ -607,9 +607,10 @@ func (p *parser) workers(v *yaml.Node) []WorkerHost {
 	return out
 }
 
-// maxEngines bounds docker_engines: one engine per host of the job, and a
+// MaxEngines bounds docker_engines and the engines a job's containers
+// name (launcher/backend/docker): one engine per host of the job, and a
 // job has at most MaxExecutors+1 hosts.
-const maxEngines = MaxExecutors + 1
+const MaxEngines = MaxExecutors + 1
 
 // engines parses docker_engines, a map of host to engine.
 func (p *parser) engines(v *yaml.Node) map[string]string {
@@ -631,8 +632,8 @@ func (p *parser) engines(v *yaml.Node) map[string]string {
 			p.errorf(k.Line, "duplicate docker_engines host %q", clip(host))
 			continue
 		}
-		if len(out) == maxEngines {
-			p.errorf(k.Line, "docker_engines: more than %d hosts", maxEngines)
+		if len(out) == MaxEngines {
+			p.errorf(k.Line, "docker_engines: more than %d hosts", MaxEngines)
 			return out
 		}
 		engine, err := toString(val)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/runtime/config"
 )
 
 // Which engine runs which process. The rules, in order, for the host a
@@ -123,8 +124,9 @@ func engineSet(ps []place) string {
 }
 
 // maxLabelEngines bounds the engines one container's label may name: a
-// label is read back from an engine, which is input like any other.
-const maxLabelEngines = 1 << 12
+// label is read back from an engine, which is input like any other; no
+// job the launcher submits names more.
+const maxLabelEngines = config.MaxEngines
 
 // parseEngineSet reads LabelEngines: the engine specs it names.
 func parseEngineSet(v string) ([]string, error) {
