@@ -61,5 +61,6 @@ func merge(files, live Results) Results {
 	keep := sort.Search(len(files.Records), func(i int) bool { return files.Records[i].Round >= first })
 	live.Records = append(files.Records[:keep:keep], live.Records...)
 	live.Dropped = 0
+	live.Files = files.Files
 	return live
 }

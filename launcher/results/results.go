@@ -52,6 +52,9 @@ type Results struct {
 	// (jobapi.MaxHistory); metrics.jsonl has them.
 	Dropped int             `json:"dropped,omitempty"`
 	Records []fedlog.Record `json:"records"`
+	// Files are the metrics.jsonl files read, oldest run first (none when
+	// read from the job document alone).
+	Files []string `json:"-"`
 }
 
 // ErrNoRounds is the error for a job that has recorded no round yet.
@@ -90,6 +93,7 @@ func FromLogs(job, jobLogDir string) (Results, error) {
 		if len(recs) == 0 {
 			continue
 		}
+		res.Files = append(res.Files, f)
 		first := recs[0].Round
 		keep := sort.Search(len(res.Records), func(i int) bool { return res.Records[i].Round >= first })
 		res.Records = append(res.Records[:keep], recs...)

@@ -12,6 +12,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend/local"
 	"github.com/fedscale/fedscale-go/launcher/cmd/cli"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/launcher/watch"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -97,6 +98,7 @@ this machine, and for local processes that the job's ports are free. With
 				return err
 			}
 			defer cancel()
+			start := time.Now()
 			if err := b.Submit(ctx, spec); err != nil {
 				return backendErr(err)
 			}
@@ -104,14 +106,20 @@ this machine, and for local processes that the job's ports are free. With
 			if !wait.set {
 				return nil
 			}
+			w := watch.Start(ctx, spec.Name, watch.FromBackend(b, spec.Name), watch.NewPrinter(stderr), start)
 			st, err := b.Wait(ctx, spec.Name, wait.until)
+			last := w.Stop()
 			if err != nil {
 				if st.Phase == backend.Failed {
 					return cli.WithCode(cli.ExitJobFailed, err)
 				}
 				return backendErr(err)
 			}
-			fmt.Fprintf(stderr, "job %s: %s\n", spec.Name, st.Phase)
+			if wait.until != backend.UntilDone {
+				fmt.Fprintf(stderr, "job %s: %s\n", spec.Name, st.Phase)
+				return nil
+			}
+			watch.Figures(ctx, b, spec.Name, st, time.Since(start), last).Write(stderr)
 			return nil
 		},
 	}
