@@ -25,10 +25,11 @@ build:
 ## with fake GPU nodes) with one real node (containerd, kubelet, CoreDNS;
 ## root only), all built from their Go modules into a version-keyed cache on
 ## first use (in parallel; about 15-25 minutes cold on 2 cores, seconds
-## after), the Docker engine (when installed; .ci/run installs it) and, as
+## after), NVRTC from Debian's non-free packages for the CUDA kernels'
+## compile check (scripts/tools.sh nvrtc), the Docker engine (when installed; .ci/run installs it) and, as
 ## root, two more engines in one swarm for the multi-host Docker tests.
 infra:
-	@./scripts/devinfra.sh tools $$(./scripts/devinfra.sh infra-tools) >/dev/null
+	@./scripts/devinfra.sh tools $$(./scripts/devinfra.sh infra-tools) nvrtc >/dev/null
 	@./scripts/buildkitd.sh start >/dev/null
 	@./scripts/kube.sh start >/dev/null
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/node.sh start >/dev/null; \
@@ -49,7 +50,8 @@ infra-stop:
 # The addresses the integration tests read (see internal/infratest).
 INFRA_ENV = BUILDKIT_HOST=$$(./scripts/buildkitd.sh addr) FEDSCALE_KUBECONFIG=$$(./scripts/kube.sh kubeconfig) \
 	FEDSCALE_NODE_CONTAINERD=$$(./scripts/node.sh status >/dev/null 2>&1 && ./scripts/node.sh addr) \
-	FEDSCALE_SWARM="$$(./scripts/swarm.sh status >/dev/null 2>&1 && ./scripts/swarm.sh addr)"
+	FEDSCALE_SWARM="$$(./scripts/swarm.sh status >/dev/null 2>&1 && ./scripts/swarm.sh addr)" \
+	FEDSCALE_NVRTC=$$(./scripts/tools.sh nvrtc 2>/dev/null | tail -n1)
 
 .PHONY: infra-stop kubeconfig images-node
 

@@ -98,11 +98,14 @@ func LookupTool(name string) (Tool, bool) {
 	return tools[i], true
 }
 
-// ToolNames lists the known tools.
+// ToolNames lists the known tools, those from Debian packages last.
 func ToolNames() []string {
-	names := make([]string, len(tools))
-	for i, t := range tools {
-		names[i] = t.Name
+	names := make([]string, 0, len(tools)+len(debTools))
+	for _, t := range tools {
+		names = append(names, t.Name)
+	}
+	for _, d := range debTools {
+		names = append(names, d.Name)
 	}
 	return names
 }
@@ -212,7 +215,49 @@ func (tb *Toolbox) plan(names []string) ([]*build, error) {
 
 // Dirs returns the bin folder of each named tool's group, one per group in
 // the order first named, building what is missing: groups in parallel.
+// A tool from Debian packages (debTools) is its own group, fetched after
+// the builds; the order of the answer is still the order first named.
 func (tb *Toolbox) Dirs(ctx context.Context, names ...string) ([]string, error) {
+	var goNames, debNames []string
+	for _, n := range names {
+		if _, ok := lookupDebTool(n); ok {
+			if !slices.Contains(debNames, n) {
+				debNames = append(debNames, n)
+			}
+			continue
+		}
+		goNames = append(goNames, n)
+	}
+	if len(debNames) > 0 {
+		dirs, err := tb.Dirs(ctx, goNames...)
+		if err != nil {
+			return nil, err
+		}
+		byName := map[string]string{}
+		for _, n := range debNames {
+			d, _ := lookupDebTool(n)
+			if byName[n], err = tb.debDir(ctx, d); err != nil {
+				return nil, err
+			}
+		}
+		// Merge in first-named order: Go groups come out of dirs in theirs.
+		var out []string
+		seen := map[string]bool{}
+		for _, n := range names {
+			dir := byName[n]
+			if dir == "" {
+				t, _ := LookupTool(n)
+				dir = filepath.Join(tb.Cache, t.Group) // prefix of the group's key
+				i := slices.IndexFunc(dirs, func(d string) bool { return strings.HasPrefix(d, dir+"-") })
+				dir = dirs[i]
+			}
+			if !seen[dir] {
+				seen[dir] = true
+				out = append(out, dir)
+			}
+		}
+		return out, nil
+	}
 	builds, err := tb.plan(names)
 	if err != nil {
 		return nil, err

@@ -101,7 +101,11 @@ func TestToolCacheKeyingRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := testToolbox(t, root, "/nonexistent/go")
-	builds, err := tb.plan(ToolNames())
+	var names []string
+	for _, tool := range tools {
+		names = append(names, tool.Name)
+	}
+	builds, err := tb.plan(names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,5 +215,40 @@ func TestToolBuild(t *testing.T) {
 	}
 	if again, _ := os.ReadFile(logPath); string(again) != string(log) {
 		t.Errorf("a second call built again:\n%s", again)
+	}
+}
+
+// A Debian-package tool whose libraries are in the cache is used as it is
+// (apt-get is not even on PATH), and Dirs answers in first-named order
+// across both kinds of tools.
+func TestDebToolCacheHit(t *testing.T) {
+	tb := testToolbox(t, fakeRoot(t, "v0.34.2"), "/nonexistent/go")
+	t.Setenv("PATH", "")
+	d, _ := lookupDebTool("nvrtc")
+	lib := filepath.Join(tb.Cache, "nvrtc-"+d.Version, "lib")
+	bin := filepath.Join(tb.Cache, "buildkit-v0.34.2", "bin")
+	for _, f := range []string{filepath.Join(lib, d.Want), filepath.Join(bin, "buildkitd")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"nvrtc"}, []string{lib}},
+		{[]string{"nvrtc", "buildkitd", "nvrtc"}, []string{lib, bin}},
+		{[]string{"buildkitd", "nvrtc"}, []string{bin, lib}},
+	} {
+		got, err := tb.Dirs(context.Background(), tc.names...)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Dirs(%v) = %v, %v; want %v", tc.names, got, err, tc.want)
+		}
+	}
+	if !slices.Contains(ToolNames(), "nvrtc") {
+		t.Error("ToolNames does not list nvrtc")
 	}
 }

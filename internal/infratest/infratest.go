@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,17 @@ func FreePorts(t testing.TB, n int) int {
 	}
 	t.Fatalf("no %d consecutive free ports on 127.0.0.1", n+1)
 	return 0
+}
+
+// NVRTC is the folder holding NVRTC's shared libraries (libnvrtc.so.12 and
+// its builtins), from $FEDSCALE_NVRTC: Debian's packages unpacked into the
+// tool cache by scripts/tools.sh nvrtc. NVRTC compiles CUDA C without a GPU
+// or a driver.
+func NVRTC(t testing.TB) string {
+	t.Helper()
+	dir := needs(t, "NVRTC", "FEDSCALE_NVRTC", "scripts/tools.sh nvrtc")
+	if _, err := os.Stat(filepath.Join(dir, "libnvrtc.so.12")); err != nil {
+		t.Fatalf("FEDSCALE_NVRTC is set but: %v", err)
+	}
+	return dir
 }
