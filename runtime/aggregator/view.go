@@ -37,6 +37,18 @@ type monitor struct {
 	urgent  bool
 
 	pub atomic.Pointer[jobapi.Job]
+	// whole and tail are the latest encodings of a published document:
+	// whole, and its history after some round (the page asks for the
+	// rounds after its latest). Encoding the largest document takes about
+	// a millisecond and a half; pollers between two publications share one.
+	whole, tail atomic.Pointer[encoded]
+}
+
+// encoded is doc, its history from the index from on, as JSON.
+type encoded struct {
+	doc  *jobapi.Job
+	from int
+	body []byte
 }
 
 // rankView is what the monitor knows of a rank that registered: its
@@ -276,7 +288,8 @@ func (m *monitor) snapshot() *jobapi.Job { return m.pub.Load() }
 
 // JobHandler serves the job document (jobapi.Path): GET or HEAD, with an
 // optional ?since=ROUND. It reads the latest published snapshot only, so
-// any number of clients cost the loop nothing.
+// any number of clients cost the loop nothing, and encodes each snapshot
+// once per distinct history start (monitor.whole, monitor.tail).
 func (a *Aggregator) JobHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -289,18 +302,29 @@ func (a *Aggregator) JobHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		j := *a.mon.snapshot() // a copy: the snapshot is shared
+		doc := a.mon.snapshot()
+		from := 0
 		if since >= 0 {
-			i := sort.Search(len(j.History), func(i int) bool { return j.History[i].Round > since })
-			j.History = j.History[i:]
+			from = sort.Search(len(doc.History), func(i int) bool { return doc.History[i].Round > since })
 		}
-		var b bytes.Buffer
-		if err := json.NewEncoder(&b).Encode(&j); err != nil {
-			http.Error(w, "job document: "+err.Error(), http.StatusInternalServerError)
-			return
+		cache := &a.mon.whole
+		if from > 0 {
+			cache = &a.mon.tail
+		}
+		e := cache.Load()
+		if e == nil || e.doc != doc || e.from != from {
+			j := *doc // a copy: the snapshot is shared
+			j.History = j.History[from:]
+			var b bytes.Buffer
+			if err := json.NewEncoder(&b).Encode(&j); err != nil {
+				http.Error(w, "job document: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			e = &encoded{doc: doc, from: from, body: b.Bytes()}
+			cache.Store(e)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(b.Bytes())
+		_, _ = w.Write(e.body)
 	})
 }

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -100,5 +101,107 @@ func TestJobDocumentBounds(t *testing.T) {
 	// The ETA: 1 s a round over this run's rounds, 5000-1499 to go.
 	if j.ETASeconds == nil || *j.ETASeconds != 3501 {
 		t.Errorf("eta_seconds %v, want 3501", j.ETASeconds)
+	}
+}
+
+// BenchmarkJobHandler is one request for the job document at its largest
+// (jobapi.MaxHistory rounds, jobapi.MaxExecutors executors, every event):
+// whole, and after the latest round as the page polls it.
+func BenchmarkJobHandler(b *testing.B) {
+	c := config.Default()
+	c.JobName, c.Model, c.LogPath, c.Rounds = "bench", "logistic", b.TempDir(), 5000
+	a, err := New(Options{Conf: c, Executors: jobapi.MaxExecutors})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &a.st
+	for r := int32(1); r <= jobapi.MaxExecutors; r++ {
+		st.sched.register(newSession(&pb.Hello{Rank: r, Slots: 2}, st.now()))
+	}
+	for r := 0; r < 1500; r++ {
+		top, loss := 0.5, 1.25
+		a.mon.recorded(st.now(), fedlog.Record{Round: r, WallClock: float64(r), Participants: 10, Loss: &loss, Top1: &top, Top5: &top, TestLoss: &loss})
+	}
+	a.mon.publish(st, "")
+	h := a.JobHandler()
+	for _, q := range []string{"", "?" + jobapi.SinceParam + "=1499"} {
+		b.Run("query="+q, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, jobapi.Path+q, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &countingWriter{h: http.Header{}}
+				h.ServeHTTP(w, req)
+				if w.code != 0 && w.code != http.StatusOK {
+					b.Fatal(w.code)
+				}
+				b.SetBytes(int64(w.n))
+			}
+		})
+	}
+}
+
+// countingWriter is a ResponseWriter that counts the body's bytes: the
+// benchmark measures the handler, not a recorder's copy.
+type countingWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (w *countingWriter) Header() http.Header         { return w.h }
+func (w *countingWriter) WriteHeader(code int)        { w.code = code }
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// The handler's encodings are of the latest snapshot: a publication
+// replaces them, and each ?since= gets its own rounds.
+func TestJobHandlerEncodingsFollowSnapshot(t *testing.T) {
+	c := config.Default()
+	c.JobName, c.Model, c.LogPath, c.Rounds = "cache", "logistic", t.TempDir(), 50
+	a, err := New(Options{Conf: c, Executors: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &a.st
+	h := a.JobHandler()
+	get := func(q string) []int {
+		t.Helper()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, jobapi.Path+q, nil))
+		j, err := jobapi.Decode(w.Body.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rounds []int
+		for _, r := range j.History {
+			rounds = append(rounds, r.Round)
+		}
+		return rounds
+	}
+	for r := 0; r < 3; r++ {
+		a.mon.recorded(st.now(), fedlog.Record{Round: r})
+	}
+	a.mon.publish(st, "")
+	for _, step := range []struct {
+		record int // -1: none
+		q      string
+		want   string
+	}{
+		{-1, "", "[0 1 2]"},
+		{-1, "?since=0", "[1 2]"},
+		{-1, "?since=1", "[2]"},
+		{-1, "", "[0 1 2]"},
+		{3, "", "[0 1 2 3]"},
+		{-1, "?since=1", "[2 3]"},
+		{-1, "?since=3", "[]"},
+		{4, "?since=3", "[4]"},
+		{-1, "?since=-1", "[0 1 2 3 4]"},
+	} {
+		if step.record >= 0 {
+			a.mon.recorded(st.now(), fedlog.Record{Round: step.record})
+			a.mon.publish(st, "")
+		}
+		if got := fmt.Sprint(get(step.q)); got != step.want {
+			t.Errorf("after round %d, %q: history rounds %s, want %s", step.record, step.q, got, step.want)
+		}
 	}
 }

@@ -211,7 +211,3 @@ func TestPageInBrowser(t *testing.T) {
 		t.Errorf("console errors: %s", strings.Join(consoleErrs, "\n"))
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
