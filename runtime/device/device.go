@@ -1,0 +1,231 @@
+// Package device chooses where an executor trains: the executor's
+// --device flag (auto, cpu, cuda or cuda:N) or, without it, FedScale's
+// use_cuda and cuda_device keys; and the start-up self-check that keeps a
+// GPU that disagrees with the CPU backend from training anything.
+//
+// The GPU backend itself is optional: only an executor built with the cuda
+// tag has one (runtime/model/cuda), and it hands Select an Opener. The
+// untagged build passes none, so it stays a static binary.
+package device
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// Kind is what a Choice asks for.
+type Kind int
+
+const (
+	Auto Kind = iota // the GPU when one is usable, else the CPU
+	CPU
+	CUDA // a GPU or an error
+)
+
+// Choice is a parsed --device value.
+type Choice struct {
+	Kind Kind
+	// Ordinal is the GPU (cuda:N, cuda_device); -1 leaves it to the
+	// slot's default, the first visible GPU.
+	Ordinal int
+}
+
+// Parse reads --device: auto, cpu, cuda or cuda:N.
+func Parse(s string) (Choice, error) {
+	switch s {
+	case "auto":
+		return Choice{Auto, -1}, nil
+	case "cpu":
+		return Choice{CPU, -1}, nil
+	case "cuda":
+		return Choice{CUDA, -1}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "cuda:"); ok {
+		n, err := strconv.Atoi(rest)
+		if err == nil && n >= 0 && n < 1024 {
+			return Choice{CUDA, n}, nil
+		}
+	}
+	return Choice{}, fmt.Errorf("--device %q: want auto, cpu, cuda or cuda:N (N a GPU index, 0..1023)", s)
+}
+
+// FromConf is the choice FedScale's keys make when --device is not given:
+// use_cuda false trains on the CPU; use_cuda true (FedScale's default)
+// uses the GPU cuda_device (-1: the first) when one is usable, else the
+// CPU.
+func FromConf(useCuda bool, cudaDevice int) Choice {
+	if !useCuda {
+		return Choice{CPU, -1}
+	}
+	return Choice{Auto, cudaDevice}
+}
+
+func (c Choice) String() string {
+	switch c.Kind {
+	case CPU:
+		return "cpu"
+	case CUDA:
+		if c.Ordinal >= 0 {
+			return "cuda:" + strconv.Itoa(c.Ordinal)
+		}
+		return "cuda"
+	}
+	if c.Ordinal >= 0 {
+		return "auto (cuda:" + strconv.Itoa(c.Ordinal) + " if usable)"
+	}
+	return "auto"
+}
+
+// NewTrainer builds a backend's trainer (runtime/executor.NewTrainer).
+type NewTrainer func(model.Spec) (model.Trainer, error)
+
+// GPU is an opened GPU backend.
+type GPU interface {
+	String() string // which device, for the log
+	New(model.Spec) (model.Trainer, error)
+}
+
+// Opener opens GPU ordinal; nil when the binary has no GPU backend.
+type Opener func(ordinal int) (GPU, error)
+
+// ErrNotBuilt is Select's error for --device cuda in a binary without the
+// CUDA backend.
+var ErrNotBuilt = errors.New("this executor was built without the CUDA backend (build tag cuda; the -cuda images, fsbuild --cuda, carry it)")
+
+// Select returns the trainer factory for c and what it chose. With Auto a
+// GPU that cannot be opened means the CPU, and why is logged; with CUDA it
+// is an error. A GPU's trainers pass the self-check (Checked) first.
+func Select(c Choice, open Opener, cpu NewTrainer, logf func(format string, args ...any)) (NewTrainer, string, error) {
+	if c.Kind == CPU {
+		return cpu, "cpu", nil
+	}
+	ordinal := max(c.Ordinal, 0)
+	var gpu GPU
+	err := ErrNotBuilt
+	if open != nil {
+		gpu, err = open(ordinal)
+	}
+	if err != nil {
+		if c.Kind == CUDA {
+			return nil, "", fmt.Errorf("--device %s: %w", c, err)
+		}
+		logf("device auto: training on the CPU: %v", err)
+		return cpu, "cpu", nil
+	}
+	logf("device %s: training on %s after a self-check against the CPU backend", c, gpu)
+	return Checked(gpu, cpu, c.Kind == CUDA, logf), gpu.String(), nil
+}
+
+// Tolerances of the self-check: one step's loss relative, and every
+// updated weight relative to the tensor's largest magnitude.
+const (
+	LossTolerance   = 1e-4
+	WeightTolerance = 1e-3
+)
+
+// Checked wraps gpu so that the first trainer of each model runs the
+// self-check (SelfCheck) before it is handed out. A model that fails it is
+// refused on the GPU: an error when strict (--device cuda), else the CPU
+// backend's trainers for it, logged.
+func Checked(gpu GPU, cpu NewTrainer, strict bool, logf func(format string, args ...any)) NewTrainer {
+	var mu sync.Mutex
+	verdict := map[model.Spec]error{}
+	return func(spec model.Spec) (model.Trainer, error) {
+		mu.Lock()
+		err, done := verdict[spec]
+		if !done {
+			err = SelfCheck(spec, gpu.New, cpu)
+			verdict[spec] = err
+			if err == nil {
+				logf("device self-check: %s agrees with the CPU backend on %s", gpu, spec)
+			} else if !strict {
+				logf("device self-check: refusing %s for %s, training on the CPU: %v", gpu, spec, err)
+			}
+		}
+		mu.Unlock()
+		switch {
+		case err == nil:
+			return gpu.New(spec)
+		case strict:
+			return nil, fmt.Errorf("device self-check: refusing %s for %s (--device cuda): %w", gpu, spec, err)
+		}
+		return cpu(spec)
+	}
+}
+
+// SelfCheck trains spec for two steps (so momentum is used) on a fixed
+// small batch with both backends from the same initial weights and
+// compares each step's loss and every updated tensor.
+func SelfCheck(spec model.Spec, gpu, ref NewTrainer) error {
+	init, err := model.Init(spec, 1)
+	if err != nil {
+		return err
+	}
+	const n = 2 // batch norm needs more than one value per channel
+	b := model.Batch{N: n, X: make([]float32, n*spec.InputSize()), Y: make([]int32, n)}
+	for i := range b.X {
+		b.X[i] = model.DropoutUniform(7, 0, 0, i) // a fixed pseudo-random input in [0,1)
+	}
+	for i := range b.Y {
+		b.Y[i] = int32((i * 7) % spec.Classes)
+	}
+	opt := model.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, LossDecay: 0.2, Seed: 3}
+	run := func(newT NewTrainer, what string) (tensor.List, model.TrainStats, error) {
+		tr, err := newT(spec)
+		if err != nil {
+			return nil, model.TrainStats{}, fmt.Errorf("%s backend: %w", what, err)
+		}
+		p := init.Clone()
+		st, err := tr.Train(p, []model.Batch{b, b}, opt)
+		if err != nil {
+			return nil, st, fmt.Errorf("%s backend: %w", what, err)
+		}
+		return p, st, nil
+	}
+	gp, gst, err := run(gpu, "GPU")
+	if err != nil {
+		return err
+	}
+	cp, cst, err := run(ref, "CPU")
+	if err != nil {
+		return err
+	}
+	return Compare(cst, gst, cp, gp, LossTolerance, WeightTolerance)
+}
+
+// Compare checks b's losses and weights against reference a: each loss
+// within lossTol relative, each tensor within weightTol of its largest
+// reference magnitude (at least 1); a NaN anywhere is a disagreement.
+func Compare(a, b model.TrainStats, pa, pb tensor.List, lossTol, weightTol float64) error {
+	if len(a.Losses) != len(b.Losses) {
+		return fmt.Errorf("%d steps, the CPU backend %d", len(b.Losses), len(a.Losses))
+	}
+	for i := range a.Losses {
+		if d := math.Abs(a.Losses[i] - b.Losses[i]); !(d <= lossTol*math.Max(math.Abs(a.Losses[i]), 1e-6)) {
+			return fmt.Errorf("step %d: loss %v, the CPU backend's %v (tolerance %g relative)", i, b.Losses[i], a.Losses[i], lossTol)
+		}
+	}
+	if err := pa.CheckCompatible(pb); err != nil {
+		return err
+	}
+	for i := range pa {
+		scale := 1.0
+		for _, v := range pa[i].Data {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		for j, v := range pa[i].Data {
+			w := pb[i].Data[j]
+			if d := math.Abs(float64(v) - float64(w)); !(d <= weightTol*scale) {
+				return fmt.Errorf("tensor %q[%d]: %v, the CPU backend's %v (tolerance %g of %g)", pa[i].Name, j, w, v, weightTol, scale)
+			}
+		}
+	}
+	return nil
+}

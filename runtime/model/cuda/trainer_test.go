@@ -1,0 +1,145 @@
+package cuda
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fedscale/fedscale-go/runtime/device"
+	"github.com/fedscale/fedscale-go/runtime/model"
+	"github.com/fedscale/fedscale-go/runtime/model/cpu"
+	"github.com/fedscale/fedscale-go/runtime/tensor"
+)
+
+// batchOf is a reproducible batch of n samples of spec.
+func batchOf(spec model.Spec, n int, seed uint64) model.Batch {
+	b := model.Batch{N: n, X: make([]float32, n*spec.InputSize()), Y: make([]int32, n)}
+	for i := range b.X {
+		b.X[i] = model.DropoutUniform(seed, 1, 2, i)
+	}
+	for i := range b.Y {
+		b.Y[i] = int32(float32(spec.Classes) * model.DropoutUniform(seed, 3, 4, i))
+	}
+	return b
+}
+
+// TestTrainerMatchesCPU trains every architecture on the emulated device
+// and with the CPU backend from the same weights: per-step losses within
+// 1e-5 relative, final weights within 1e-4 of each tensor's scale (1e-3
+// for the deep networks), and evaluation the same. The emulated device's
+// product sums in the CPU backend's order (one fused multiply-add chain),
+// so differences come from the kernels alone.
+func TestTrainerMatchesCPU(t *testing.T) {
+	e := newEmu(t)
+	for _, tc := range []struct {
+		spec    model.Spec
+		n       int
+		weights float64
+		prox    bool
+	}{
+		{model.Spec{Name: model.Logistic, Channels: 1, Height: 8, Width: 8, Classes: 4}, 5, 1e-4, true},
+		{model.Spec{Name: model.MLP, Channels: 1, Height: 10, Width: 10, Classes: 7}, 4, 1e-4, false},
+		{model.Spec{Name: model.LR, Channels: 2, Height: 6, Width: 6, Classes: 3}, 3, 1e-4, false},
+		{model.Spec{Name: model.LeNet5, Channels: 1, Height: 28, Width: 28, Classes: 10}, 4, 1e-4, true},
+		{model.Spec{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 10}, 2, 1e-3, false},
+		{model.Spec{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10}, 2, 1e-3, false},
+		{model.Spec{Name: model.ShuffleNetV2x0_5, Channels: 3, Height: 32, Width: 32, Classes: 10}, 2, 1e-3, false},
+	} {
+		t.Run(tc.spec.Name, func(t *testing.T) {
+			if testing.Short() && tc.weights > 1e-4 {
+				t.Skip("deep network on the emulated device")
+			}
+			init, err := model.Init(tc.spec, 11)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := []model.Batch{batchOf(tc.spec, tc.n, 1), batchOf(tc.spec, tc.n, 2), batchOf(tc.spec, tc.n, 3)}
+			opt := model.SGD{LR: 0.05, Momentum: 0.9, WeightDecay: 5e-4, LossDecay: 0.2, Seed: 9}
+			if tc.prox {
+				opt.ProxMu, opt.Anchor = 0.1, init.Clone()
+			}
+			gt, err := newTrainer(e, tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gt.Close()
+			ct, err := cpu.New(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gp, cp := init.Clone(), init.Clone()
+			gst, err := gt.Train(gp, batches, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cst, err := ct.Train(cp, batches, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := device.Compare(cst, gst, cp, gp, 1e-5, tc.weights); err != nil {
+				t.Errorf("after %d steps: %v (losses %v, the CPU's %v)", len(batches), err, gst.Losses, cst.Losses)
+			}
+			test := batchOf(tc.spec, 7, 5)
+			ge, err := gt.Evaluate(cp, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ce, err := ct.Evaluate(cp, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ge.Count != ce.Count || ge.Top1 != ce.Top1 || ge.Top5 != ce.Top5 || !close(ge.LossSum, ce.LossSum, 1e-5) {
+				t.Errorf("Evaluate = %+v, the CPU's %+v", ge, ce)
+			}
+			if gt.Held() == 0 {
+				t.Error("the trainer reports no device memory held")
+			}
+		})
+	}
+}
+
+func close(a, b, rel float64) bool {
+	if a != a || b != b {
+		return a != a && b != b // NaN only where the CPU has one
+	}
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	m := b
+	if m < 0 {
+		m = -m
+	}
+	return d <= rel*max(m, 1e-6)
+}
+
+// Bad input is refused before the device is touched, naming what is wrong,
+// and a diverging step is an error, as on the CPU.
+func TestTrainerErrors(t *testing.T) {
+	e := newEmu(t)
+	spec := model.Spec{Name: model.Logistic, Channels: 1, Height: 4, Width: 4, Classes: 3}
+	tr, err := newTrainer(e, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p, _ := model.Init(spec, 1)
+	opt := model.SGD{LR: 0.1}
+	for _, tc := range []struct {
+		name    string
+		params  tensor.List
+		batches []model.Batch
+		opt     model.SGD
+		want    string
+	}{
+		{"no batches", p, nil, opt, "no batches"},
+		{"wrong params", p[:1], []model.Batch{batchOf(spec, 2, 1)}, opt, "params do not match"},
+		{"bad label", p, []model.Batch{{N: 1, X: make([]float32, 16), Y: []int32{3}}}, opt, "label 3 out of range"},
+		{"negative lr", p, []model.Batch{batchOf(spec, 2, 1)}, model.SGD{LR: -1}, "learning rate"},
+		{"diverging", p, []model.Batch{batchOf(spec, 2, 1), batchOf(spec, 2, 2)}, model.SGD{LR: 1e30, WeightDecay: 1}, "diverged"},
+	} {
+		_, err := tr.Train(tc.params.Clone(), tc.batches, tc.opt)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "cuda logistic") {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
