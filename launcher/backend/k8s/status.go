@@ -171,6 +171,7 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 		if agg.Spec.BackoffLimit != nil && agg.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyNever {
 			ps.limit = int(*agg.Spec.BackoffLimit)
 		}
+		ps.jobFailed = int(agg.Status.Failed)
 		ps.done = jobCondition(agg, batchv1.JobComplete) != nil
 		if c := jobCondition(agg, batchv1.JobFailed); c != nil {
 			ps.failed = conditionMessage(c)
@@ -187,6 +188,7 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 			if ej.Spec.BackoffLimit != nil {
 				s.limit = int(*ej.Spec.BackoffLimit)
 			}
+			s.jobFailed = int(ej.Status.Failed)
 			s.done = jobCondition(ej, batchv1.JobComplete) != nil
 			if c := jobCondition(ej, batchv1.JobFailed); c != nil {
 				s.failed = conditionMessage(c)
@@ -212,6 +214,10 @@ type slot struct {
 	limit  int    // failed pods tolerated (restartPolicy Never)
 	done   bool   // the Job counts it as completed
 	failed string // the Job gave up on it: why
+	// jobFailed is the Job's count of its failed pods, deleted ones
+	// included (a pod deleted by hand, or evicted, is gone from the list
+	// but was an attempt).
+	jobFailed int
 }
 
 func (s slot) status() backend.ProcessStatus {
@@ -238,7 +244,7 @@ func (s slot) status() backend.ProcessStatus {
 	if p.Status.Phase != corev1.PodPending || started(p) {
 		out.LogRef = p.Name
 	}
-	out.Restarts = failedPods
+	out.Restarts = max(failedPods, s.jobFailed)
 	if p.Status.Phase == corev1.PodFailed {
 		out.Restarts-- // this attempt is not a restart yet
 	}

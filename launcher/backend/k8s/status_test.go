@@ -133,6 +133,23 @@ func TestComputeStatus(t *testing.T) {
 			want: want{backend.Running, "aggregator=Running/ready executor-1=Running/ready/r1 executor-2=Running/ready", ""},
 		},
 		{
+			// The Job counts the deleted pod; the pod list no longer has it.
+			name: "executor pod deleted, replaced by its Job",
+			jobs: func(js []*batchv1.Job) { js[2].Status.Failed = 1 },
+			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodRunning), pod(j, 1, 1, corev1.PodRunning)},
+			want: want{backend.Running, "aggregator=Running/ready executor-1=Running/ready executor-2=Running/ready/r1", ""},
+		},
+		{
+			name: "aggregator pod deleted, replaced by its Job, restarted in place once",
+			ckpt: true,
+			jobs: func(js []*batchv1.Job) { js[0].Status.Failed = 1 },
+			pods: []*corev1.Pod{
+				pod(j, -1, 1, corev1.PodRunning, func(p *corev1.Pod) { p.Status.ContainerStatuses[0].RestartCount = 1 }),
+				pod(j, 0, 0, corev1.PodRunning), pod(j, 1, 0, corev1.PodRunning),
+			},
+			want: want{backend.Running, "aggregator=Running/ready/r2 executor-1=Running/ready executor-2=Running/ready", ""},
+		},
+		{
 			name: "executor failed, replacement not there yet",
 			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodRunning), pod(j, 0, 0, corev1.PodFailed), pod(j, 1, 0, corev1.PodRunning)},
 			want: want{backend.Pending, "aggregator=Running/ready executor-1=Pending/exit3 executor-2=Running/ready", "attempt 1 of 4 failed"},
