@@ -22,6 +22,7 @@ import (
 	"github.com/fedscale/fedscale-go/launcher/backend"
 	"github.com/fedscale/fedscale-go/launcher/backend/k8s"
 	"github.com/fedscale/fedscale-go/launcher/job"
+	"github.com/fedscale/fedscale-go/launcher/results"
 )
 
 // podUID is the user the images run as: a hostPath data_path must be
@@ -35,7 +36,18 @@ const realNodeNamespace = "fedscale-e2e"
 // confK8s is an original-style conf_k8s.yml: 1 aggregator and 2
 // executors on the MNIST subset in the FEMNIST layout (fsdata's output)
 // under data_path, which the pods mount at /FedScale/benchmark.
-func confK8s(s *suite, name, dataPath string) []byte {
+// nodeConf is what the real-node jobs vary in their job file.
+type nodeConf struct {
+	model      string
+	rounds     int
+	localSteps int
+	checkpoint bool
+}
+
+// quickNodeJob is 3 rounds of logistic regression: a few seconds.
+var quickNodeJob = nodeConf{model: "logistic", rounds: 3, localSteps: 20}
+
+func confK8s(s *suite, name, dataPath string, c nodeConf) []byte {
 	return fmt.Appendf(nil, `# Configuration file of FAR training experiment
 
 # ========== Container configuration ==========
@@ -76,17 +88,19 @@ job_conf:
     - grey_input: True
     - data_dir: %[5]s/mnist
     - data_map_file: %[5]s/mnist/client_data_mapping/train.csv
-    - model: logistic
+    - model: %[10]s
     - eval_interval: 1
-    - rounds: 3
+    - rounds: %[11]d
     - filter_less: 20
-    - local_steps: 20
+    - local_steps: %[12]d
     - learning_rate: 0.1
     - batch_size: 20
     - test_bsz: 100
     - use_cuda: False
+    - save_checkpoint: %[13]s
 `, dataPath, s.aggImage, s.execImage, name, job.ContainerDataPath, timeStamp,
-		devinfra.NodeLabel, devinfra.NodeSelector()[devinfra.NodeLabel], devinfra.NodeTaint().Value)
+		devinfra.NodeLabel, devinfra.NodeSelector()[devinfra.NodeLabel], devinfra.NodeTaint().Value,
+		c.model, c.rounds, c.localSteps, map[bool]string{true: "True", false: "False"}[c.checkpoint])
 }
 
 // TestLauncherKubernetesRealNode runs a whole job on the test cluster's
@@ -107,21 +121,9 @@ func TestLauncherKubernetesRealNode(t *testing.T) {
 	ctx := ctxFor(t, 6*time.Minute)
 	name := s.jobName("node")
 
-	// data_path on the node, owned by the pods' user.
-	dataPath := filepath.Join(s.tmp, name)
-	if err := os.CopyFS(filepath.Join(dataPath, "mnist"), os.DirFS(filepath.Join(s.data, "mnist"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := filepath.WalkDir(dataPath, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, podUID, podUID)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dataPath := nodeData(t, s, name)
 	file := filepath.Join(t.TempDir(), "conf_k8s.yml")
-	if err := os.WriteFile(file, confK8s(s, name, dataPath), 0o644); err != nil {
+	if err := os.WriteFile(file, confK8s(s, name, dataPath, quickNodeJob), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	spec, err := job.Load(file, job.Options{})
@@ -238,6 +240,14 @@ func TestLauncherKubernetesRealNode(t *testing.T) {
 		t.Errorf("no metrics in %s/metrics.jsonl (%v)", logDir, err)
 	}
 
+	// results of the ended job: the aggregator pod's log, every round.
+	if recs, err := results.ReadFile(filepath.Join(logDir, "metrics.jsonl")); err != nil {
+		t.Error(err)
+	} else {
+		l := nodeLauncher{s: s, kc: launcherKC, args: []string{"--backend", "k8s", "--kubeconfig", launcherKC, "-n", realNodeNamespace}}
+		checkResultsFromLog(ctx, t, l, name, recs, 0)
+	}
+
 	if _, err := launcher("stop", name); err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +255,25 @@ func TestLauncherKubernetesRealNode(t *testing.T) {
 	if left := labelledObjects(t, cs, name); len(left) > 0 {
 		t.Errorf("after stop: %v", left)
 	}
+}
+
+// nodeData is a data_path for job name on the node (this machine): the
+// MNIST subset, owned by the pods' user.
+func nodeData(t *testing.T, s *suite, name string) string {
+	t.Helper()
+	dataPath := filepath.Join(s.tmp, name)
+	if err := os.CopyFS(filepath.Join(dataPath, "mnist"), os.DirFS(filepath.Join(s.data, "mnist"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(dataPath, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, podUID, podUID)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return dataPath
 }
 
 func allSucceeded(st backend.Status) bool {
@@ -324,7 +353,7 @@ func TestLauncherKubernetesImageMissing(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	name := s.jobName("noimage")
 	const missing = "fedscale/fedscale-exec:no-such-tag"
-	conf := strings.Replace(string(confK8s(s, name, t.TempDir())), "executor_image: "+s.execImage, "executor_image: "+missing, 1)
+	conf := strings.Replace(string(confK8s(s, name, t.TempDir(), quickNodeJob)), "executor_image: "+s.execImage, "executor_image: "+missing, 1)
 	if !strings.Contains(conf, missing) {
 		t.Fatal("the job file names no executor_image to replace")
 	}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -182,4 +184,34 @@ func platformImage(idx v1.ImageIndex, d v1.Descriptor) (v1.Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("no linux/%s image", runtime.GOARCH)
+}
+
+// NodeTasks lists the containers of the node's containerd at address that
+// run (a task not stopped) for pods of namespace whose names start with
+// podPrefix: what a stopped job must not leave running.
+func NodeTasks(ctx context.Context, address, namespace, podPrefix string) ([]string, error) {
+	out, err := ctr(ctx, address, "containers", "ls", "-q",
+		`labels."io.kubernetes.pod.namespace"==`+namespace+`,labels."io.kubernetes.pod.name"~="^`+regexp.QuoteMeta(podPrefix)+`"`)
+	if err != nil {
+		return nil, err
+	}
+	ours := map[string]bool{}
+	for _, id := range strings.Fields(string(out)) {
+		ours[id] = true
+	}
+	if len(ours) == 0 {
+		return nil, nil
+	}
+	out, err = ctr(ctx, address, "tasks", "ls")
+	if err != nil {
+		return nil, err
+	}
+	var running []string
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line) // TASK PID STATUS
+		if len(f) == 3 && ours[f[0]] && f[2] != "STOPPED" {
+			running = append(running, f[0]+" ("+f[2]+")")
+		}
+	}
+	return running, nil
 }

@@ -41,7 +41,7 @@ const (
 type Results struct {
 	Job string `json:"job"`
 	// Source is where they come from: "aggregator" (its job document,
-	// while it runs) or "metrics.jsonl".
+	// while it runs), "metrics.jsonl" or "aggregator log" (FromLog).
 	Source string `json:"source"`
 	// State is the job document's state (jobapi.State*); "ended" when
 	// read from the files.
@@ -49,7 +49,8 @@ type Results struct {
 	// Rounds is job_conf.rounds, 0 when unknown (read from the files).
 	Rounds int `json:"rounds,omitempty"`
 	// Dropped counts the earliest rounds the job document no longer holds
-	// (jobapi.MaxHistory); metrics.jsonl has them.
+	// (jobapi.MaxHistory), or an aggregator log resumed from a checkpoint
+	// does not; metrics.jsonl has them.
 	Dropped int             `json:"dropped,omitempty"`
 	Records []fedlog.Record `json:"records"`
 	// Files are the metrics.jsonl files read, oldest run first (none when
@@ -64,6 +65,7 @@ var ErrNoRounds = errors.New("no round recorded yet")
 const (
 	SourceAggregator = "aggregator"
 	SourceFiles      = "metrics.jsonl"
+	SourceLog        = "aggregator log"
 	StateEnded       = "ended"
 )
 
@@ -100,6 +102,72 @@ func FromLogs(job, jobLogDir string) (Results, error) {
 		if len(res.Records) > MaxRecords {
 			return Results{}, fmt.Errorf("%s: over %d records", jobLogDir, MaxRecords)
 		}
+	}
+	return res, nil
+}
+
+// FromLog reads the per-round metrics from an aggregator's output (name
+// for errors): its round lines (wall clock in whole seconds, participants,
+// training loss) and FL Testing lines (virtual clock, top-1, top-5, test
+// loss), where neither its job document nor its metrics.jsonl can be read
+// (a Kubernetes job whose aggregator has ended: its files are on its
+// node). The learning rate is not in the log, nor the virtual clock of a
+// round that was not evaluated. A round at or below the last one starts a
+// new run (the output of a container restarted in place follows its
+// predecessor's); its records replace the earlier run's from there on. A
+// log that starts after round 0 (a run resumed from a checkpoint) leaves
+// the earlier rounds out: Dropped counts them. Lines over maxLine bytes
+// are skipped (they are not these).
+func FromLog(job string, r io.Reader, name string) (Results, error) {
+	res := Results{Job: job, Source: SourceLog, State: StateEnded, Records: []fedlog.Record{}}
+	br := bufio.NewReaderSize(r, maxLine)
+	// at is the record of round, appended (and the later ones dropped) if
+	// the last one is not it.
+	at := func(round int) *fedlog.Record {
+		recs := res.Records
+		if n := len(recs); n > 0 && recs[n-1].Round == round {
+			return &recs[n-1]
+		}
+		keep := sort.Search(len(recs), func(i int) bool { return recs[i].Round >= round })
+		res.Records = append(recs[:keep], fedlog.Record{Round: round})
+		return &res.Records[keep]
+	}
+	long := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = true
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return Results{}, fmt.Errorf("%s: %w", name, err)
+		}
+		if !long {
+			if v, ok := fedlog.ParseRoundLine(string(line)); ok {
+				// A round line comes before its round's test line: a
+				// record of this round already there is an earlier run's.
+				if n := len(res.Records); n > 0 && res.Records[n-1].Round >= v.Round {
+					res.Records = res.Records[:sort.Search(n, func(i int) bool { return res.Records[i].Round >= v.Round })]
+				}
+				rec := at(v.Round)
+				rec.WallClock, rec.Participants, rec.Planned = float64(v.WallSeconds), v.Succeeded, v.Planned
+				rec.Loss = rec.Value("loss", v.Loss)
+			} else if v, ok := fedlog.ParseTestLine(string(line)); ok {
+				rec := at(v.Round)
+				rec.VirtualClock, rec.Top1, rec.Top5 = v.Clock, &v.Top1, &v.Top5
+				rec.TestLoss = rec.Value("test_loss", v.Loss)
+			}
+		}
+		long = false
+		if len(res.Records) > MaxRecords {
+			return Results{}, fmt.Errorf("%s: over %d records", name, MaxRecords)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if len(res.Records) > 0 {
+		res.Dropped = res.Records[0].Round
 	}
 	return res, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -116,6 +117,83 @@ func TestFromLogs(t *testing.T) {
 				t.Fatalf("rounds %v from %s, want %v", got, res.Source, tc.rounds)
 			}
 		})
+	}
+}
+
+// aggLog is the aggregator's output of recs as it logs them: a round line
+// after each trained round, a test line after each evaluated one, among
+// other lines.
+func aggLog(recs []fedlog.Record) string {
+	var b strings.Builder
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	line := func(msg string) { b.Write(fedlog.FormatLine(at, fedlog.Info, "state.go", 1, msg)) }
+	line("Registered 30 clients (30 eligible)")
+	for _, r := range recs {
+		if r.Loss != nil {
+			line(fedlog.RoundLine(r.WallClock, r.Round, r.Planned, r.Participants, *r.Loss))
+		}
+		if r.Top1 != nil {
+			line(fedlog.TestLine(r.Round, r.VirtualClock, *r.Top1, *r.Top5, *r.TestLoss))
+		}
+		line("Selected 5 participants")
+	}
+	return b.String()
+}
+
+// asLogged is recs as their log lines say them: no learning rate, no
+// virtual clock where a round was not evaluated, and nothing of training
+// where there was none (round 0).
+func asLogged(recs []fedlog.Record) []fedlog.Record {
+	out := make([]fedlog.Record, len(recs))
+	for i, r := range recs {
+		r.LearningRate = 0
+		if r.Top1 == nil {
+			r.VirtualClock = 0
+		}
+		if r.Loss == nil {
+			r.Participants, r.Planned, r.WallClock = 0, 0, 0
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// An ended aggregator's output gives its rounds: a resumed run's log
+// starts after round 0 (Dropped says how many are missing), a container
+// restarted in place starts a new run whose rounds replace the earlier
+// ones, and long lines and other output are skipped.
+func TestFromLog(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		log     string
+		want    []fedlog.Record
+		dropped int
+	}{
+		{"whole job", aggLog(records(0, 6)), asLogged(records(0, 6)), 0},
+		{"resumed", aggLog(records(4, 6)), asLogged(records(4, 6)), 4},
+		{"restarted in place", aggLog(records(0, 5)) + aggLog(records(3, 6)), asLogged(records(0, 6)), 0},
+		{"restarted from scratch", aggLog(records(0, 5)) + aggLog(records(0, 2)), asLogged(records(0, 2)), 0},
+		{"long line", strings.Repeat("x", maxLine*2) + "\n" + aggLog(records(0, 2)), asLogged(records(0, 2)), 0},
+		{"last line without newline", strings.TrimSuffix(aggLog(records(0, 2)), "\n"), asLogged(records(0, 2)), 0},
+		{"no rounds", "(12-01) 10:00:00 INFO     [main.go:1] starting\n", []fedlog.Record{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := FromLog("job", strings.NewReader(tc.log), "log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(res.Records)
+			want, _ := json.Marshal(tc.want)
+			if !bytes.Equal(got, want) || res.Dropped != tc.dropped || res.Source != SourceLog {
+				t.Errorf("records from %s, %d dropped:\n%s\nwant %d dropped:\n%s", res.Source, res.Dropped, got, tc.dropped, want)
+			}
+		})
+	}
+	// A non-finite loss is recorded as metrics.jsonl does.
+	log := string(fedlog.FormatLine(time.Now(), fedlog.Info, "state.go", 1, fedlog.RoundLine(1, 1, 5, 4, math.NaN())))
+	res, err := FromLog("job", strings.NewReader(log), "log")
+	if err != nil || len(res.Records) != 1 || res.Records[0].Loss != nil || res.Records[0].NonFinite["loss"] != "NaN" {
+		t.Errorf("NaN loss: %+v, %v", res, err)
 	}
 }
 

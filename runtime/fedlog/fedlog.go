@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -351,4 +352,72 @@ func TestLine(round int, clock, top1, top5, loss float64) string {
 	c := PyFloat(clock)
 	return fmt.Sprintf("FL Testing in round: %d, virtual_clock: %s, results: {'round': %d, 'clock': %s, 'top_1': %s, 'top_5': %s, 'loss': %s}",
 		round, c, round, c, PyFloat(top1), PyFloat(top5), PyFloat(loss))
+}
+
+// RoundValues are what a RoundLine says.
+type RoundValues struct {
+	WallSeconds               int64 // whole seconds, as printed
+	Round, Planned, Succeeded int
+	Loss                      float64
+}
+
+// TestValues are what a TestLine says.
+type TestValues struct {
+	Round                   int
+	Clock, Top1, Top5, Loss float64
+}
+
+// The lines' values, after any log prefix, up to the line's end. A float
+// is what PyFloat writes (nan and inf included).
+var (
+	roundLineRE = regexp.MustCompile(`Wall clock: (\d{1,18}) s, round: (\d{1,9}), Planned participants: (\d{1,9}), Succeed participants: (\d{1,9}), Training loss: (\S+)$`)
+	testLineRE  = regexp.MustCompile(`FL Testing in round: (\d{1,9}), virtual_clock: (\S+), results: \{'round': (\d{1,9}), 'clock': (\S+), 'top_1': (\S+), 'top_5': (\S+), 'loss': (\S+)\}$`)
+)
+
+// ParseRoundLine reads a log line holding a RoundLine (after the log
+// prefix); ok is false for any other line.
+func ParseRoundLine(line string) (v RoundValues, ok bool) {
+	m := roundLineRE.FindStringSubmatch(strings.TrimRight(line, "\r\n"))
+	if m == nil {
+		return v, false
+	}
+	var err error
+	var ints [3]int
+	if v.WallSeconds, err = strconv.ParseInt(m[1], 10, 64); err != nil {
+		return v, false
+	}
+	for i := range ints {
+		if ints[i], err = strconv.Atoi(m[2+i]); err != nil {
+			return v, false
+		}
+	}
+	v.Round, v.Planned, v.Succeeded = ints[0], ints[1], ints[2]
+	if v.Loss, err = strconv.ParseFloat(m[5], 64); err != nil {
+		return v, false
+	}
+	return v, true
+}
+
+// ParseTestLine reads a log line holding a TestLine (after the log
+// prefix); ok is false for any other line, or one whose two rounds or
+// clocks differ.
+func ParseTestLine(line string) (v TestValues, ok bool) {
+	m := testLineRE.FindStringSubmatch(strings.TrimRight(line, "\r\n"))
+	if m == nil || m[1] != m[3] || m[2] != m[4] {
+		return v, false
+	}
+	var err error
+	if v.Round, err = strconv.Atoi(m[1]); err != nil {
+		return v, false
+	}
+	for _, f := range []struct {
+		dst *float64
+		s   string
+	}{{&v.Clock, m[2]}, {&v.Top1, m[5]}, {&v.Top5, m[6]}, {&v.Loss, m[7]}} {
+		// ParseFloat reads PyFloat's nan, inf and -inf too.
+		if *f.dst, err = strconv.ParseFloat(f.s, 64); err != nil {
+			return v, false
+		}
+	}
+	return v, true
 }

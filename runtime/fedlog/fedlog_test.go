@@ -134,3 +134,47 @@ func TestRecordNonFinite(t *testing.T) {
 		t.Errorf("metrics file:\n%s\nwant:\n%s", b, want)
 	}
 }
+
+// The round and test lines read back what RoundLine and TestLine wrote,
+// behind a log prefix too; anything else is not one of them.
+func TestParseLines(t *testing.T) {
+	prefix := string(FormatLine(time.Date(2026, 11, 25, 9, 5, 3, 0, time.UTC), Info, "state.go", 645, ""))
+	prefix = strings.TrimSuffix(prefix, "\n")
+	for _, tc := range []struct {
+		name  string
+		line  string
+		round *RoundValues
+		test  *TestValues
+	}{
+		{"round", RoundLine(12.6, 3, 13, 10, 1.5), &RoundValues{13, 3, 13, 10, 1.5}, nil},
+		{"round behind a prefix", prefix + RoundLine(0.2, 1, 10, 9, 0.25) + "\n", &RoundValues{0, 1, 10, 9, 0.25}, nil},
+		{"test", TestLine(5, 120.5, 0.75, 0.9, 0.61), nil, &TestValues{5, 120.5, 0.75, 0.9, 0.61}},
+		{"test behind a prefix", prefix + TestLine(0, 0, 0.1, 0.5, 2.3) + "\r\n", nil, &TestValues{0, 0, 0.1, 0.5, 2.3}},
+		{"tiny values", TestLine(2, 1e-5, 0, 1, 1e-7), nil, &TestValues{2, 1e-5, 0, 1, 1e-7}},
+		{"other line", prefix + "Registered 30 clients", nil, nil},
+		{"rounds differ", "FL Testing in round: 5, virtual_clock: 1.0, results: {'round': 6, 'clock': 1.0, 'top_1': 0.5, 'top_5': 0.9, 'loss': 1.0}", nil, nil},
+		{"not a number", "FL Testing in round: 5, virtual_clock: 1.0, results: {'round': 5, 'clock': 1.0, 'top_1': x, 'top_5': 0.9, 'loss': 1.0}", nil, nil},
+		{"round too large", "Wall clock: 1 s, round: 99999999999, Planned participants: 1, Succeed participants: 1, Training loss: 1.0", nil, nil},
+		{"cut short", strings.TrimSuffix(TestLine(5, 1, 0.5, 0.9, 1), "}"), nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := ParseRoundLine(tc.line)
+			if ok != (tc.round != nil) || ok && r != *tc.round {
+				t.Errorf("ParseRoundLine = %+v, %v; want %+v", r, ok, tc.round)
+			}
+			v, ok := ParseTestLine(tc.line)
+			if ok != (tc.test != nil) || ok && v != *tc.test {
+				t.Errorf("ParseTestLine = %+v, %v; want %+v", v, ok, tc.test)
+			}
+		})
+	}
+	// Non-finite losses read back as such.
+	r, ok := ParseRoundLine(RoundLine(1, 1, 1, 1, math.NaN()))
+	if !ok || !math.IsNaN(r.Loss) {
+		t.Errorf("NaN loss: %+v, %v", r, ok)
+	}
+	v, ok := ParseTestLine(TestLine(1, 1, 0.5, 0.5, math.Inf(1)))
+	if !ok || !math.IsInf(v.Loss, 1) {
+		t.Errorf("infinite test loss: %+v, %v", v, ok)
+	}
+}

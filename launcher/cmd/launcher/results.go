@@ -45,6 +45,10 @@ func resultsCommand(g *globals, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return backendErr(err)
 			}
+			if res.Source == results.SourceLog && res.Dropped > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "job %s: read from the aggregator's log, which starts after round %d (resumed from a checkpoint); "+
+					"metrics.jsonl in data_path on its node has every round\n", args[0], res.Dropped-1)
+			}
 			if plot != "" {
 				if err := writePlot(plot, format, res); err != nil {
 					return err
