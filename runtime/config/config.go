@@ -168,6 +168,31 @@ func totalProcesses(hosts []WorkerHost) int {
 	return n
 }
 
+// GPUOf is the GPU index of executor rank (1-based) on its host, as
+// FedScale's launcher hands out cuda_device: ranks go host by host through
+// worker_ips (else job_conf executor_configs), and on each host GPU by GPU,
+// n_i executors on GPU i. -1 when neither lists the executors or rank is
+// not among them.
+func (j *Job) GPUOf(rank int) int {
+	hosts := j.WorkerIPs
+	if len(hosts) == 0 && j.Conf.IsSet("executor_configs") {
+		hosts, _ = ParseExecutorConfigs(j.Conf.ExecutorConfigs)
+	}
+	r := 1
+	for _, w := range hosts {
+		for gpu, n := range w.Procs {
+			if rank < r+n {
+				if rank < r {
+					return -1
+				}
+				return gpu
+			}
+			r += n
+		}
+	}
+	return -1
+}
+
 // Executors resolves the executor count: job_conf num_executors if set,
 // else top-level num_executors, else the processes listed in worker_ips,
 // else job_conf executor_configs, else 1. Every source present must agree;

@@ -885,3 +885,15 @@ func TestExpandVarsNotOSExpand(t *testing.T) {
 		}
 	}
 }
+
+func TestGPUOf(t *testing.T) {
+	j := &Job{WorkerIPs: []WorkerHost{{"a", []int{4, 4}}, {"b", []int{0, 2}}}}
+	for rank, want := range map[int]int{0: -1, 1: 0, 4: 0, 5: 1, 8: 1, 9: 1, 10: 1, 11: -1} {
+		if got := j.GPUOf(rank); got != want {
+			t.Errorf("GPUOf(%d) = %d, want %d", rank, got, want)
+		}
+	}
+	if got := (&Job{}).GPUOf(1); got != -1 {
+		t.Errorf("no worker_ips: GPUOf(1) = %d, want -1", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/fedscale/fedscale-go/runtime/device"
 	"github.com/fedscale/fedscale-go/runtime/executor"
 	"github.com/fedscale/fedscale-go/runtime/fedlog"
 	"github.com/fedscale/fedscale-go/runtime/health"
@@ -31,6 +32,7 @@ func main() {
 		cacheMB int
 		connect time.Duration
 		byIndex bool
+		dev     string
 	)
 	cmd := &cobra.Command{
 		Use:           "executor --config JOB.yml --rank N",
@@ -44,6 +46,7 @@ func main() {
 	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
 	cmd.Flags().IntVar(&cacheMB, "image-cache-mb", 16, "memory for decoded images (train and test together; 0 = keep every image); images beyond it are decoded on each use")
 	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
+	cmd.Flags().StringVar(&dev, "device", "", "where to train: auto (the GPU when one is usable and passes the self-check, else the CPU), cpu, cuda or cuda:N (a GPU or an error); default: the job's use_cuda (auto) and cuda_device, else this rank's GPU in worker_ips")
 	cmd.Flags().BoolVar(&byIndex, "rank-from-index", false, "take the rank from $JOB_COMPLETION_INDEX + 1 (a Kubernetes Indexed Job's pod index)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if byIndex {
@@ -78,9 +81,20 @@ func main() {
 		for _, w := range job.Warnings {
 			log.Warnf("%s", w)
 		}
-		if conf.UseCuda {
-			log.Warnf("use_cuda is set but this build trains on the CPU backend")
+		choice := device.FromConf(conf.UseCuda, conf.CudaDevice)
+		if cmd.Flags().Changed("device") {
+			if choice, err = device.Parse(dev); err != nil {
+				return err
+			}
 		}
+		if choice.Ordinal < 0 {
+			choice.Ordinal = job.GPUOf(conf.ThisRank) // FedScale's per-rank GPU of worker_ips
+		}
+		backend, where, err := device.Select(choice, openGPU, cpu.New, log.Infof)
+		if err != nil {
+			return err
+		}
+		log.Infof("executor %d trains on %s", conf.ThisRank, where)
 		hs, err := health.Listen(flags.HealthAddr(conf, conf.ThisRank), nil)
 		if err != nil {
 			return err
@@ -96,7 +110,7 @@ func main() {
 		} else if creds, err = tlsFiles.ClientCredentials(conf.ThisRank); err != nil {
 			return err
 		}
-		ex, err := executor.New(executor.Options{Credentials: creds, Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: cpu.New, Log: log, Health: hs, ConnectTimeout: connect,
+		ex, err := executor.New(executor.Options{Credentials: creds, Conf: conf, Rank: conf.ThisRank, Slots: slots, Backend: executor.NewTrainer(backend), Log: log, Health: hs, ConnectTimeout: connect,
 			ImageCacheBytes: int64(cacheMB) << 20, TuneGC: os.Getenv("GOGC") == ""})
 		if err != nil {
 			return err

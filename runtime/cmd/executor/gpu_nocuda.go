@@ -1,0 +1,9 @@
+//go:build !cuda
+
+package main
+
+import "github.com/fedscale/fedscale-go/runtime/device"
+
+// openGPU is nil: this build has no GPU backend (build tag cuda adds it),
+// so it stays a static binary that runs on scratch.
+var openGPU device.Opener
