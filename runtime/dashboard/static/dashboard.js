@@ -82,20 +82,31 @@
       (last ? " · " + history.length + " rounds recorded" : " · no round recorded yet");
   }
 
+  async function fetchJob(since) {
+    const resp = await fetch("api/v1/job?since=" + since, { cache: "no-store" });
+    if (!resp.ok) throw new Error(resp.status + " " + (await resp.text()));
+    return resp.json();
+  }
+
   async function poll() {
     try {
-      const since = history.length ? history[history.length - 1].round : -1;
-      const resp = await fetch("api/v1/job?since=" + since, { cache: "no-store" });
-      if (!resp.ok) throw new Error(resp.status + " " + (await resp.text()));
-      const d = await resp.json();
-      if (d.time_stamp !== stamp) { history = []; stamp = d.time_stamp; } // a restarted aggregator: a new run
+      let d = await fetchJob(history.length ? history[history.length - 1].round : -1);
+      if (d.time_stamp !== stamp) {
+        // A restarted aggregator: a new run, whose document holds its own
+        // rounds only. Ask for all of them; a run resumed from a
+        // checkpoint goes on from the earlier run's rounds up to it.
+        if (stamp !== null) d = await fetchJob(-1);
+        history = d.resumed_at > 0 ? history.filter(r => r.round <= d.resumed_at) : [];
+        stamp = d.time_stamp;
+      }
       for (const r of d.history) {
         if (!history.length || r.round > history[history.length - 1].round) history.push(r);
       }
       render(d);
     } catch (err) {
       // The aggregator restarts or has ended: keep what is shown and retry.
-      document.getElementById("status").textContent = "cannot reach the aggregator (" + err.message + "); retrying";
+      document.getElementById("status").textContent = "cannot reach the aggregator (" + err.message + "); retrying" +
+        (history.length ? " · " + history.length + " rounds recorded" : "");
     }
     setTimeout(poll, POLL_MS);
   }
