@@ -84,11 +84,12 @@ test-fast:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags cuda ./runtime/cmd/executor/  # the CUDA variant's files
 
 ## staticcheck: honnef.co/go/tools pinned in tools/staticcheck, built once
 ## into the tool cache by scripts/tools.sh; any finding fails.
 staticcheck:
-	@bin=$$(./scripts/tools.sh staticcheck) && "$$bin/staticcheck" ./...
+	@bin=$$(./scripts/tools.sh staticcheck) && "$$bin/staticcheck" ./... && "$$bin/staticcheck" -tags cuda ./runtime/cmd/executor/
 
 ## shellcheck: every shell script in the tree (Debian's shellcheck;
 ## .ci/run installs it); any finding fails.
