@@ -216,17 +216,17 @@ func TestLauncherKubernetesFaults(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if *st.Round >= rounds || *st.Accuracy <= 0 || *st.Accuracy > 1 {
-		t.Errorf("status of the running job: round %d of %d, top-1 %v", *st.Round, rounds, *st.Accuracy)
+	if *st.Round >= rounds || st.Rounds == nil || *st.Rounds != rounds || *st.Accuracy <= 0 || *st.Accuracy > 1 {
+		t.Errorf("status of the running job: round %d of %v (want %d), top-1 %v", *st.Round, st.Rounds, rounds, *st.Accuracy)
 	}
 	out, err := l.run(ctx, "status", name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`: Running, round \d+, top-1 0\.\d{4}`).MatchString(out) {
+	if !regexp.MustCompile(`: Running, round \d+/` + strconv.Itoa(rounds) + `, top-1 0\.\d{4}`).MatchString(out) {
 		t.Errorf("launcher status of the running job shows no round and top-1:\n%s", out)
 	}
-	t.Logf("status while running: round %d, top-1 %.4f", *st.Round, *st.Accuracy)
+	t.Logf("status while running: round %d/%d, top-1 %.4f", *st.Round, *st.Rounds, *st.Accuracy)
 
 	// Executor 2's pod deleted while the job trains: the aggregator
 	// re-issues its task. Then, before its replacement comes (the Job

@@ -83,6 +83,7 @@ type Status struct {
 	Conditions []Condition `json:"conditions,omitempty"`
 	// Progress, when the aggregator's metrics could be read.
 	Round    *int      `json:"round,omitempty"`
+	Rounds   *int      `json:"rounds,omitempty"`   // job_conf.rounds, while the aggregator runs
 	Accuracy *float64  `json:"accuracy,omitempty"` // last top-1 test accuracy
 	Created  time.Time `json:"created,omitempty"`
 }

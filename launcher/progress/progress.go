@@ -27,6 +27,7 @@ import (
 // Progress is what status shows. Nil fields were not available.
 type Progress struct {
 	Round    *int
+	Rounds   *int // job_conf.rounds, where the aggregator serves it
 	Accuracy *float64
 }
 
@@ -59,6 +60,10 @@ func Parse(r io.Reader) (Progress, error) {
 	if v, ok := gauge(families, health.RoundMetric); ok && v >= 0 && v <= math.MaxInt32 {
 		r := int(v)
 		p.Round = &r
+	}
+	if v, ok := gauge(families, health.RoundsMetric); ok && v >= 1 && v <= math.MaxInt32 {
+		r := int(v)
+		p.Rounds = &r
 	}
 	if v, ok := gauge(families, health.Top1Metric); ok && v > 0 { // 0 until the first evaluation
 		p.Accuracy = &v

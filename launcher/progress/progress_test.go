@@ -16,13 +16,15 @@ import (
 // the runtime's names and served by client_golang's own handler.
 func TestParseAggregatorExposition(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		round, top float64
-		wantRound  int
-		wantAcc    float64 // 0: none
+		name               string
+		round, rounds, top float64
+		wantRound          int
+		wantRounds         int     // 0: none
+		wantAcc            float64 // 0: none
 	}{
-		{"before the first evaluation", 3, 0, 3, 0},
-		{"after an evaluation", 12, 0.625, 12, 0.625},
+		{"before the first evaluation", 3, 50, 0, 3, 50, 0},
+		{"after an evaluation", 12, 50, 0.625, 12, 50, 0.625},
+		{"an aggregator without the rounds", 12, 0, 0.625, 12, 0, 0.625},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
@@ -30,6 +32,11 @@ func TestParseAggregatorExposition(t *testing.T) {
 			top := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: health.MetricsNamespace, Name: health.Top1Metric, Help: "t"})
 			other := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: health.MetricsNamespace, Name: "tasks_issued_total", Help: "x"}, []string{"kind"})
 			reg.MustRegister(round, top, other)
+			if tc.rounds > 0 {
+				rounds := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: health.MetricsNamespace, Name: health.RoundsMetric, Help: "n"})
+				reg.MustRegister(rounds)
+				rounds.Set(tc.rounds)
+			}
 			round.Set(tc.round)
 			top.Set(tc.top)
 			other.WithLabelValues("train").Add(7)
@@ -42,6 +49,9 @@ func TestParseAggregatorExposition(t *testing.T) {
 			}
 			if p.Round == nil || *p.Round != tc.wantRound {
 				t.Errorf("round = %v, want %d", p.Round, tc.wantRound)
+			}
+			if tc.wantRounds == 0 && p.Rounds != nil || tc.wantRounds != 0 && (p.Rounds == nil || *p.Rounds != tc.wantRounds) {
+				t.Errorf("rounds = %v, want %d", p.Rounds, tc.wantRounds)
 			}
 			switch {
 			case tc.wantAcc == 0 && p.Accuracy != nil:

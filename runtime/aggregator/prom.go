@@ -8,9 +8,9 @@ import (
 
 // promMetrics are the aggregator's Prometheus series, served on /metrics.
 type promMetrics struct {
-	round, executors, clients, top1, clock prometheus.Gauge
-	roundsDone, reissued, rejected         prometheus.Counter
-	tasks                                  *prometheus.CounterVec
+	round, rounds, executors, clients, top1, clock prometheus.Gauge
+	roundsDone, reissued, rejected                 prometheus.Counter
+	tasks                                          *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
@@ -22,6 +22,7 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 	}
 	m := &promMetrics{
 		round:      g(health.RoundMetric, "Current training round."),
+		rounds:     g(health.RoundsMetric, "Rounds the job trains (job_conf.rounds)."),
 		executors:  g("executors_connected", "Executors with a live session."),
 		clients:    g("clients_eligible", "Registered clients that pass filter_less/filter_more."),
 		top1:       g(health.Top1Metric, "Top-1 accuracy of the last evaluation."),
@@ -33,7 +34,7 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 			Help: "Tasks sent to executors."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.round, m.executors, m.clients, m.top1, m.clock, m.roundsDone, m.reissued, m.rejected, m.tasks)
+		reg.MustRegister(m.round, m.rounds, m.executors, m.clients, m.top1, m.clock, m.roundsDone, m.reissued, m.rejected, m.tasks)
 	}
 	return m
 }

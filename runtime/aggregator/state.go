@@ -391,6 +391,7 @@ func (st *state) start() error {
 	}
 	st.registry, st.server, st.model, st.samples = reg, srv, params, samples
 	st.prom.clients.Set(float64(reg.Eligible()))
+	st.prom.rounds.Set(float64(c.Rounds))
 	st.log.Infof("Registered %d clients (%d eligible), model %s with %d parameters, %d test samples",
 		len(samples), reg.Eligible(), c.Model, params.NumElements(), d.GetTestSamples())
 

@@ -33,6 +33,7 @@ import (
 const (
 	MetricsNamespace = "fedscale"
 	RoundMetric      = "round"              // gauge: the current training round
+	RoundsMetric     = "rounds"             // gauge: job_conf.rounds, the rounds the job trains
 	Top1Metric       = "test_top1_accuracy" // gauge: top-1 of the last evaluation, 0 before it
 )
 

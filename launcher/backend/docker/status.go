@@ -177,7 +177,8 @@ func (b *Backend) statusOf(ctx context.Context, name string, cs []ctr, probe boo
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				st.Round, st.Accuracy = b.progress(ctx, c)
+				p := b.progress(ctx, c)
+				st.Round, st.Rounds, st.Accuracy = p.Round, p.Rounds, p.Accuracy
 			}()
 		}
 	}
@@ -322,14 +323,14 @@ func (b *Backend) ready(ctx context.Context, c ctr) (bool, string) {
 
 // progress reads the aggregator's round and last accuracy from /metrics;
 // nil when they cannot be read.
-func (b *Backend) progress(ctx context.Context, c ctr) (*int, *float64) {
+func (b *Backend) progress(ctx context.Context, c ctr) progress.Progress {
 	code, body, err := b.get(ctx, c, "/metrics")
 	if err != nil || code != http.StatusOK {
-		return nil, nil
+		return progress.Progress{}
 	}
 	p, err := progress.Parse(bytes.NewReader(body))
 	if err != nil {
-		return nil, nil
+		return progress.Progress{}
 	}
-	return p.Round, p.Accuracy
+	return p
 }

@@ -46,7 +46,8 @@ func (b *Backend) Look(ctx context.Context, name string, _ bool) (backend.Status
 	}
 	st := computeStatus(name, ptrs(jl.Items), ptrs(pl.Items))
 	if len(st.Processes) > 0 && st.Processes[0].Phase == backend.Running {
-		st.Round, st.Accuracy = b.progress(ctx, name)
+		p := b.progress(ctx, name)
+		st.Round, st.Rounds, st.Accuracy = p.Round, p.Rounds, p.Accuracy
 	}
 	return st, nil
 }
@@ -55,25 +56,25 @@ func (b *Backend) Look(ctx context.Context, name string, _ bool) (backend.Status
 // proxy (a few KiB; the aggregator is a peer, not to be trusted for size).
 const maxMetricsBytes = 4 << 20
 
-// progress reads the round and the last top-1 from the running
+// progress reads the round, the rounds and the last top-1 from the running
 // aggregator's /metrics through the API server's service proxy (the
 // job's Service, its health port), so status shows them from any machine
 // with the kubeconfig; nil when they cannot be read (not serving yet, or a
 // launcher without rbac.yaml's services/proxy right: status goes on
 // without them).
-func (b *Backend) progress(ctx context.Context, name string) (*int, *float64) {
+func (b *Backend) progress(ctx context.Context, name string) progress.Progress {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	rc, err := b.cs.CoreV1().Services(b.ns).ProxyGet("http", AggregatorName(name), portHealth, "/metrics", nil).Stream(ctx)
 	if err != nil {
-		return nil, nil
+		return progress.Progress{}
 	}
 	defer rc.Close()
 	p, err := progress.Parse(io.LimitReader(rc, maxMetricsBytes))
 	if err != nil {
-		return nil, nil
+		return progress.Progress{}
 	}
-	return p.Round, p.Accuracy
+	return p
 }
 
 // LookAll reports one Status per aggregator Job the launcher made.

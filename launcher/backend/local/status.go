@@ -85,7 +85,7 @@ func (b *Backend) status(ctx context.Context, st *state, probe bool) backend.Sta
 	if !aggOurs || err != nil {
 		pr, _ = progress.FromLogs(st.LogDir)
 	}
-	out.Round, out.Accuracy = pr.Round, pr.Accuracy
+	out.Round, out.Rounds, out.Accuracy = pr.Round, pr.Rounds, pr.Accuracy
 	return out
 }
 

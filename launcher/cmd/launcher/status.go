@@ -122,12 +122,12 @@ func printStatus(w io.Writer, output string, jobs []backend.Status, detail bool)
 					running++
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d running\t%s\t%s\n", j.Job, j.Backend, j.Phase, running, len(j.Processes), intOr(j.Round), floatOr(j.Accuracy))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d running\t%s\t%s\n", j.Job, j.Backend, j.Phase, running, len(j.Processes), roundOf(j), floatOr(j.Accuracy))
 		}
 		return tw.Flush()
 	}
 	j := jobs[0]
-	fmt.Fprintf(tw, "job %s on %s: %s, round %s, top-1 %s\n", j.Job, j.Backend, j.Phase, intOr(j.Round), floatOr(j.Accuracy))
+	fmt.Fprintf(tw, "job %s on %s: %s, round %s, top-1 %s\n", j.Job, j.Backend, j.Phase, roundOf(j), floatOr(j.Accuracy))
 	for _, c := range j.Conditions {
 		fmt.Fprintf(tw, "%s: %s\n", c.Type, c.Message)
 	}
@@ -141,6 +141,14 @@ func printStatus(w io.Writer, output string, jobs []backend.Status, detail bool)
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\n", p.Name, p.Phase, p.Ready, p.Restarts, exit, strings.ReplaceAll(p.Message, "\n", " "))
 	}
 	return tw.Flush()
+}
+
+// roundOf is "N/M" while the aggregator says both, else "N" or "-".
+func roundOf(j backend.Status) string {
+	if j.Round != nil && j.Rounds != nil {
+		return strconv.Itoa(*j.Round) + "/" + strconv.Itoa(*j.Rounds)
+	}
+	return intOr(j.Round)
 }
 
 func intOr(v *int) string {
