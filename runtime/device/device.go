@@ -182,6 +182,9 @@ func SelfCheck(spec model.Spec, gpu, ref NewTrainer) error {
 		if err != nil {
 			return nil, model.TrainStats{}, fmt.Errorf("%s backend: %w", what, err)
 		}
+		if c, ok := tr.(interface{ Close() error }); ok {
+			defer c.Close() // a GPU trainer's device memory
+		}
 		p := init.Clone()
 		st, err := tr.Train(p, []model.Batch{b, b}, opt)
 		if err != nil {

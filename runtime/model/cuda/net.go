@@ -207,18 +207,26 @@ func (m *shuffleMod) backward(t *trainer, dy uint64, needDx bool) uint64 {
 	return m.dx.p
 }
 
+// bnChunk is kernels.cu's FS_CHUNK: values per partial sum.
+const bnChunk = 256
+
 type bnMod struct {
 	l                 *model.Layer
 	x                 uint64
 	y                 buf
 	mean, invstd, sum buf // sum holds doubles: 2 per channel, 4 words
+	meanD, part       buf // doubles: the channel means, the chunks' partials (2 each)
 }
+
+func (m *bnMod) chunks(n int) int { return (n*m.l.In.H*m.l.In.W + bnChunk - 1) / bnChunk }
 
 func (m *bnMod) reserve(t *trainer, n int) {
 	m.y.need(t, n*m.l.Out.Size())
 	m.mean.need(t, m.l.In.C)
 	m.invstd.need(t, m.l.In.C)
 	m.sum.need(t, 4*m.l.In.C)
+	m.meanD.need(t, 2*m.l.In.C)
+	m.part.need(t, 4*m.l.In.C*m.chunks(n))
 }
 
 func (m *bnMod) forward(t *trainer, x uint64) uint64 {
@@ -230,7 +238,12 @@ func (m *bnMod) forward(t *trainer, x uint64) uint64 {
 		return m.y.p
 	}
 	m.x = x
-	t.k("fs_bn_stats", int64(C), x, m.mean.p, m.invstd.p, t.p[p+2], t.p[p+3], C, M)
+	ch := int32(m.chunks(t.n))
+	parts := int64(C) * int64(ch)
+	t.k("fs_bn_part", parts, x, uint64(0), m.part.p, C, M, ch)
+	t.k("fs_bn_mean", int64(C), m.part.p, m.meanD.p, C, M, ch)
+	t.k("fs_bn_part", parts, x, m.meanD.p, m.part.p, C, M, ch)
+	t.k("fs_bn_finish", int64(C), m.part.p, m.meanD.p, m.mean.p, m.invstd.p, t.p[p+2], t.p[p+3], C, M, ch)
 	t.k("fs_bn_fwd", int64(C)*M, x, m.y.p, m.mean.p, m.invstd.p, t.p[p], t.p[p+1], C, M, actCode(m.l.Act))
 	t.k("fs_inc", 1, t.p[p+4])
 	return m.y.p
@@ -243,7 +256,9 @@ func (m *bnMod) backward(t *trainer, dy uint64, needDx bool) uint64 {
 	d := m.y.p
 	t.k("fs_act_bwd", int64(C)*M, d, dy, m.y.p, int64(C)*M, actCode(m.l.Act))
 	dw, db := t.gbuf[0], t.gbuf[1]
-	t.k("fs_bn_bwd_sums", int64(C), d, m.x, m.mean.p, m.invstd.p, m.sum.p, dw, db, C, M)
+	ch := int32(m.chunks(t.n))
+	t.k("fs_bn_bwd_part", int64(C)*int64(ch), d, m.x, m.mean.p, m.invstd.p, m.part.p, C, M, ch)
+	t.k("fs_bn_bwd_sums", int64(C), m.part.p, m.sum.p, dw, db, C, ch)
 	if needDx {
 		t.k("fs_bn_bwd_dx", int64(C)*M, d, m.x, m.mean.p, m.invstd.p, t.p[p], m.sum.p, C, M)
 	}

@@ -126,18 +126,48 @@ extern "C" __global__ void fs_act_bwd(float* d, const float* dy, const float* y,
     d[i] = g;
 }
 
-// Batch norm statistics of channel c over its M = n*H*W values, in double
-// as the CPU backend; updates the running statistics (momentum 0.1,
-// unbiased variance).
-extern "C" __global__ void fs_bn_stats(const float* x, float* mean, float* invstd, float* rm, float* rv, int C, long long M) {
+// Batch norm's reductions run in two levels with a fixed shape, so they
+// are parallel and still deterministic: thread (c, j) sums chunk j (values
+// [j*FS_CHUNK, (j+1)*FS_CHUNK) of channel c) in order, in double; then one
+// thread per channel sums its chunks' partials in order.
+#define FS_CHUNK 256
+
+// part[c*chunks+j] = the sum of chunk j of channel c: of x when center is
+// null, else of (x - center[c])^2.
+extern "C" __global__ void fs_bn_part(const float* x, const double* center, double* part, int C, long long M, int chunks) {
+    long long t = FS_I;
+    if (t >= (long long)C * chunks) return;
+    int c = t / chunks, j = t % chunks;
+    const float* xs = x + (long long)c * M;
+    long long lo = (long long)j * FS_CHUNK, hi = min(lo + FS_CHUNK, M);
+    double s = 0;
+    if (center == 0) {
+        for (long long i = lo; i < hi; i++) s += (double)xs[i];
+    } else {
+        double mu = center[c];
+        for (long long i = lo; i < hi; i++) { double d = (double)xs[i] - mu; s += d * d; }
+    }
+    part[t] = s;
+}
+
+// meanD[c] = the mean of channel c from its partial sums.
+extern "C" __global__ void fs_bn_mean(const double* part, double* meanD, int C, long long M, int chunks) {
     int c = FS_I;
     if (c >= C) return;
-    const float* xs = x + (long long)c * M;
-    double sum = 0;
-    for (long long j = 0; j < M; j++) sum += (double)xs[j];
-    double mu = sum / (double)M, ss = 0;
-    for (long long j = 0; j < M; j++) { double d = (double)xs[j] - mu; ss += d * d; }
-    double var = ss / (double)M;
+    double s = 0;
+    for (int j = 0; j < chunks; j++) s += part[(long long)c * chunks + j];
+    meanD[c] = s / (double)M;
+}
+
+// From the partial sums of squares: mean, 1/std and the running statistics
+// (momentum 0.1, unbiased variance), as the CPU backend.
+extern "C" __global__ void fs_bn_finish(const double* part, const double* meanD, float* mean, float* invstd,
+                                        float* rm, float* rv, int C, long long M, int chunks) {
+    int c = FS_I;
+    if (c >= C) return;
+    double ss = 0;
+    for (int j = 0; j < chunks; j++) ss += part[(long long)c * chunks + j];
+    double mu = meanD[c], var = ss / (double)M;
     double inv = 1 / sqrt(var + 1e-5);
     invstd[c] = (float)inv;
     mean[c] = (float)mu;
@@ -166,19 +196,35 @@ extern "C" __global__ void fs_bn_eval(const float* x, float* y, const float* w, 
     y[i] = fs_act(x[i] * alpha + beta, act);
 }
 
-// Per channel: sums[2c] = sum(d), sums[2c+1] = sum(d * xhat), in double;
-// db and dw are their float32 values.
-extern "C" __global__ void fs_bn_bwd_sums(const float* d, const float* x, const float* mean, const float* invstd,
-                                          double* sums, float* dw, float* db, int C, long long M) {
-    int c = FS_I;
-    if (c >= C) return;
+// Backward partials: part[2t] = the chunk's sum of d, part[2t+1] of
+// d * xhat, thread t = (c, chunk j) as in fs_bn_part.
+extern "C" __global__ void fs_bn_bwd_part(const float* d, const float* x, const float* mean, const float* invstd,
+                                          double* part, int C, long long M, int chunks) {
+    long long t = FS_I;
+    if (t >= (long long)C * chunks) return;
+    int c = t / chunks, j = t % chunks;
     const float* ds = d + (long long)c * M;
     const float* xs = x + (long long)c * M;
     float fm = mean[c], fi = invstd[c];
+    long long lo = (long long)j * FS_CHUNK, hi = min(lo + FS_CHUNK, M);
     double sdy = 0, sdyh = 0;
-    for (long long j = 0; j < M; j++) {
-        sdy += (double)ds[j];
-        sdyh += (double)ds[j] * (double)((xs[j] - fm) * fi);
+    for (long long i = lo; i < hi; i++) {
+        sdy += (double)ds[i];
+        sdyh += (double)ds[i] * (double)((xs[i] - fm) * fi);
+    }
+    part[2 * t] = sdy;
+    part[2 * t + 1] = sdyh;
+}
+
+// Per channel: sums[2c] = sum(d), sums[2c+1] = sum(d * xhat) from the
+// partials; db and dw are their float32 values.
+extern "C" __global__ void fs_bn_bwd_sums(const double* part, double* sums, float* dw, float* db, int C, int chunks) {
+    int c = FS_I;
+    if (c >= C) return;
+    double sdy = 0, sdyh = 0;
+    for (int j = 0; j < chunks; j++) {
+        sdy += part[2 * ((long long)c * chunks + j)];
+        sdyh += part[2 * ((long long)c * chunks + j) + 1];
     }
     sums[2 * c] = sdy;
     sums[2 * c + 1] = sdyh;
