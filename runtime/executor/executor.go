@@ -464,7 +464,12 @@ func (e *Executor) welcome(w *pb.Welcome) error {
 		// The trainer pool is rebuilt only when the model changes, which
 		// is at the first welcome.
 		for len(e.trainers) > 0 {
-			<-e.trainers
+			// A GPU trainer holds device memory until closed.
+			if c, ok := (<-e.trainers).tr.(io.Closer); ok {
+				if err := c.Close(); err != nil {
+					e.log.Warnf("closing the trainer of model %s: %v", e.spec.Name, err)
+				}
+			}
 		}
 		for i := 0; i < cap(e.trainers); i++ {
 			tr, err := e.opt.Backend(spec)
