@@ -32,7 +32,7 @@ var Formats = []string{"table", "csv", "json"}
 // Bounds on what is read from metrics.jsonl files: a line (a record is a
 // few hundred bytes), a file and the records kept.
 const (
-	maxLine    = 64 << 10
+	maxLine    = fedlog.MaxMetricsLine
 	maxFile    = 512 << 20
 	MaxRecords = 1 << 20
 )
@@ -222,31 +222,18 @@ func ReadFile(path string) ([]fedlog.Record, error) {
 // Read reads metrics.jsonl records from r (name for errors), in round
 // order as the aggregator writes them.
 func Read(r io.Reader, name string) ([]fedlog.Record, error) {
-	br := bufio.NewReaderSize(r, maxLine)
 	var out []fedlog.Record
-	for n := 1; ; n++ {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, fmt.Errorf("%s:%d: line over %d bytes", name, n, maxLine)
-		}
-		if errors.Is(err, io.EOF) {
-			return out, nil // a partial last line is still being written
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		var rec fedlog.Record
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
-		}
-		if len(out) > 0 && rec.Round <= out[len(out)-1].Round {
-			return nil, fmt.Errorf("%s:%d: round %d after round %d", name, n, rec.Round, out[len(out)-1].Round)
-		}
+	err := fedlog.ScanMetrics(r, name, func(rec fedlog.Record) error {
 		if len(out) == MaxRecords {
-			return nil, fmt.Errorf("%s: over %d records", name, MaxRecords)
+			return fmt.Errorf("%s: over %d records", name, MaxRecords)
 		}
 		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // columns are the table's and the CSV's, in order.

@@ -413,6 +413,13 @@ func (st *state) start() error {
 	}
 	if st.round > 0 {
 		st.resumedAt = st.round
+		// The job document goes on from the earlier runs' rounds, so a
+		// page opened now draws the whole curve.
+		if recs, dropped, err := earlierHistory(filepath.Dir(st.logDir), filepath.Join(st.logDir, "metrics.jsonl"), st.round); err != nil {
+			st.log.Warnf("The job document holds this run's rounds only: reading the earlier runs' metrics: %v", err)
+		} else {
+			st.mon.seed(recs, dropped)
+		}
 		if st.round >= c.Rounds {
 			st.done = true
 			return nil

@@ -143,6 +143,12 @@ func (m *monitor) recorded(now time.Time, r fedlog.Record) {
 	}
 }
 
+// seed starts the history with a resumed job's earlier rounds (dropped:
+// how many earlier still were left out); the ETA stays this run's.
+func (m *monitor) seed(recs []fedlog.Record, dropped int) {
+	m.history, m.dropped = recs, dropped
+}
+
 func (m *monitor) checkpointed(now time.Time, round int) {
 	m.event(now, fedlog.Info, "Checkpoint of round %d written", round)
 }
@@ -212,7 +218,7 @@ func (m *monitor) publish(st *state, state string) {
 	if j.Events == nil {
 		j.Events = []jobapi.Event{}
 	}
-	if n := len(m.history); n > 0 && !st.done && state == "" {
+	if n := len(m.history); n > 0 && m.first != nil && !st.done && state == "" {
 		first, last := m.first, m.history[n-1]
 		if d := last.Round - first.Round; d > 0 {
 			eta := (last.WallClock - first.WallClock) / float64(d) * float64(c.Rounds-last.Round)

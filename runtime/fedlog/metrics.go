@@ -1,8 +1,11 @@
 package fedlog
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,3 +81,39 @@ func (m *Metrics) Write(r Record) error {
 
 // Close closes the file.
 func (m *Metrics) Close() error { return m.f.Close() }
+
+// MaxMetricsLine bounds a line of the metrics file when it is read back:
+// a record is a few hundred bytes.
+const MaxMetricsLine = 64 << 10
+
+// ScanMetrics reads metrics-file records from r (name for errors), which
+// must come in increasing round order as the aggregator writes them, and
+// calls each with every one; an error of each ends the scan with it. A
+// last line without its newline is still being written: it is left out.
+func ScanMetrics(r io.Reader, name string, each func(Record) error) error {
+	br := bufio.NewReaderSize(r, MaxMetricsLine)
+	last := -1
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return fmt.Errorf("%s:%d: line over %d bytes", name, n, MaxMetricsLine)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		var rec Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+		if n > 1 && rec.Round <= last {
+			return fmt.Errorf("%s:%d: round %d after round %d", name, n, rec.Round, last)
+		}
+		last = rec.Round
+		if err := each(rec); err != nil {
+			return err
+		}
+	}
+}

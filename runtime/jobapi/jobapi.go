@@ -90,9 +90,11 @@ type Job struct {
 	ETASeconds      *float64 `json:"eta_seconds,omitempty"`
 	TasksReissued   int      `json:"tasks_reissued"`
 	ResultsRejected int      `json:"results_rejected"`
-	// History is metrics.jsonl's records of this run, in round order:
-	// the latest MaxHistory, after ?since= when given. HistoryDropped
-	// counts the earlier records of this run no longer kept.
+	// History is metrics.jsonl's records, in round order: a run resumed
+	// from a checkpoint (ResumedAt) starts it with the earlier runs'
+	// rounds up to the checkpoint, read from their files; then this
+	// run's. The latest MaxHistory, after ?since= when given.
+	// HistoryDropped counts the earlier records no longer kept.
 	History        []fedlog.Record `json:"history"`
 	HistoryDropped int             `json:"history_dropped"`
 	Executors      []Executor      `json:"executors"`
