@@ -36,7 +36,8 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/tensor"
 )
 
-// NewTrainer makes the compute backend for a model; cpu.New is the default.
+// NewTrainer makes the compute backend for a model: cpu.New, or the one
+// runtime/device selects.
 type NewTrainer func(model.Spec) (model.Trainer, error)
 
 // Options configures an Executor.

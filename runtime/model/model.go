@@ -1,7 +1,8 @@
 // Package model defines the models a federated client can train: their
 // specifications, their deterministic parameter initialisation, the batch,
 // optimizer and statistics types, and the Trainer interface that compute
-// backends implement (runtime/model/cpu now, a GPU backend later).
+// backends implement (runtime/model/cpu, and runtime/model/cuda on NVIDIA
+// GPUs).
 //
 // Only backend-independent definitions belong here: anything that does
 // arithmetic on activations lives in a backend package, so that every
@@ -268,7 +269,7 @@ func (e *EvalStats) Add(o EvalStats) {
 	e.Count += o.Count
 }
 
-// Trainer is the compute seam: the CPU backend now, a GPU backend later.
+// Trainer is the compute seam: the CPU backend and the CUDA one.
 // A Trainer is used by one goroutine at a time; it keeps scratch memory
 // between calls, so a long-lived Trainer per worker avoids allocation.
 type Trainer interface {
