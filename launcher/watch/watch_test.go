@@ -2,6 +2,8 @@ package watch
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -171,5 +173,39 @@ func TestFinalWrite(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", b.String(), tc.want)
 			}
 		})
+	}
+}
+
+// A Watcher fetches before it first shows, keeps fetching until stopped
+// (every Redraw until the first document) and returns the last document.
+func TestWatcher(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	calls := make(chan int, 100)
+	n := 0
+	src := func(ctx context.Context) (*jobapi.Job, error) {
+		n++
+		calls <- n
+		if n == 1 {
+			return nil, errors.New("not up yet") // shown as starting; fetched again at the next redraw
+		}
+		return doc(jobapi.StateTraining, n, 9, nil), nil
+	}
+	w := Start(context.Background(), "femnist", src, NewPrinter(f), time.Now())
+	for c := range calls {
+		if c == 2 {
+			break
+		}
+	}
+	last := w.Stop()
+	if last == nil || last.Round < 2 {
+		t.Fatalf("last document %+v, want round 2 or later", last)
+	}
+	b, _ := os.ReadFile(f.Name())
+	if got := string(b); got != "job femnist: starting, elapsed 0s\n" {
+		t.Errorf("output %q: want the first line only (the next change comes within PlainEvery)", got)
 	}
 }
