@@ -35,22 +35,27 @@ type Choice struct {
 	// Ordinal is the GPU (cuda:N, cuda_device); -1 leaves it to the
 	// slot's default, the first visible GPU.
 	Ordinal int
+	// Slot: Ordinal is the rank's GPU of worker_ips (config.Job.GPUOf),
+	// numbered as on its host. A process that does not see that GPU was
+	// given its own by the container runtime (Docker's device requests, a
+	// Kubernetes nvidia.com/gpu limit), where it is cuda:0.
+	Slot bool
 }
 
 // Parse reads --device: auto, cpu, cuda or cuda:N.
 func Parse(s string) (Choice, error) {
 	switch s {
 	case "auto":
-		return Choice{Auto, -1}, nil
+		return Choice{Kind: Auto, Ordinal: -1}, nil
 	case "cpu":
-		return Choice{CPU, -1}, nil
+		return Choice{Kind: CPU, Ordinal: -1}, nil
 	case "cuda":
-		return Choice{CUDA, -1}, nil
+		return Choice{Kind: CUDA, Ordinal: -1}, nil
 	}
 	if rest, ok := strings.CutPrefix(s, "cuda:"); ok {
 		n, err := strconv.Atoi(rest)
 		if err == nil && n >= 0 && n < 1024 {
-			return Choice{CUDA, n}, nil
+			return Choice{Kind: CUDA, Ordinal: n}, nil
 		}
 	}
 	return Choice{}, fmt.Errorf("--device %q: want auto, cpu, cuda or cuda:N (N a GPU index, 0..1023)", s)
@@ -62,9 +67,9 @@ func Parse(s string) (Choice, error) {
 // CPU.
 func FromConf(useCuda bool, cudaDevice int) Choice {
 	if !useCuda {
-		return Choice{CPU, -1}
+		return Choice{Kind: CPU, Ordinal: -1}
 	}
-	return Choice{Auto, cudaDevice}
+	return Choice{Kind: Auto, Ordinal: cudaDevice}
 }
 
 func (c Choice) String() string {
@@ -95,6 +100,10 @@ type GPU interface {
 // Opener opens GPU ordinal; nil when the binary has no GPU backend.
 type Opener func(ordinal int) (GPU, error)
 
+// ErrNotVisible is (wrapped in) an Opener's error for a GPU index the
+// process does not see.
+var ErrNotVisible = errors.New("no such GPU visible")
+
 // ErrNotBuilt is Select's error for --device cuda in a binary without the
 // CUDA backend.
 var ErrNotBuilt = errors.New("this executor was built without the CUDA backend (build tag cuda; the -cuda images, fsbuild --cuda, carry it)")
@@ -111,6 +120,10 @@ func Select(c Choice, open Opener, cpu NewTrainer, logf func(format string, args
 	err := ErrNotBuilt
 	if open != nil {
 		gpu, err = open(ordinal)
+		if c.Slot && ordinal > 0 && errors.Is(err, ErrNotVisible) {
+			logf("device: worker_ips puts this executor on GPU %d of its host, which it does not see (%v): taking cuda:0, the GPU its container was given", ordinal, err)
+			gpu, err = open(0)
+		}
 	}
 	if err != nil {
 		if c.Kind == CUDA {

@@ -17,10 +17,10 @@ func TestParse(t *testing.T) {
 		want Choice
 		err  bool
 	}{
-		{"auto", Choice{Auto, -1}, false},
-		{"cpu", Choice{CPU, -1}, false},
-		{"cuda", Choice{CUDA, -1}, false},
-		{"cuda:3", Choice{CUDA, 3}, false},
+		{"auto", Choice{Kind: Auto, Ordinal: -1}, false},
+		{"cpu", Choice{Kind: CPU, Ordinal: -1}, false},
+		{"cuda", Choice{Kind: CUDA, Ordinal: -1}, false},
+		{"cuda:3", Choice{Kind: CUDA, Ordinal: 3}, false},
 		{"cuda:-1", Choice{}, true},
 		{"cuda:x", Choice{}, true},
 		{"cuda:1024", Choice{}, true},
@@ -40,10 +40,10 @@ func TestParse(t *testing.T) {
 			}
 		}
 	}
-	if c := FromConf(false, 2); c != (Choice{CPU, -1}) {
+	if c := FromConf(false, 2); c != (Choice{Kind: CPU, Ordinal: -1}) {
 		t.Errorf("use_cuda false: %v", c)
 	}
-	if c := FromConf(true, 2); c != (Choice{Auto, 2}) {
+	if c := FromConf(true, 2); c != (Choice{Kind: Auto, Ordinal: 2}) {
 		t.Errorf("use_cuda true, cuda_device 2: %v", c)
 	}
 }
@@ -58,7 +58,18 @@ type gpuOf struct {
 func (g gpuOf) String() string                          { return g.name }
 func (g gpuOf) New(s model.Spec) (model.Trainer, error) { return g.nt(s) }
 func opener(g GPU) Opener                               { return func(int) (GPU, error) { return g, nil } }
-func noDriver(int) (GPU, error)                         { return nil, errors.New("CUDA driver: libcuda.so.1 missing") }
+
+// oneGPU opens g as cuda:0, the only GPU the process sees.
+func oneGPU(g GPU) Opener {
+	return func(n int) (GPU, error) {
+		if n != 0 {
+			return nil, fmt.Errorf("cuda:%d: %w: 1 GPU(s) visible", n, ErrNotVisible)
+		}
+		return g, nil
+	}
+}
+
+func noDriver(int) (GPU, error) { return nil, errors.New("CUDA driver: libcuda.so.1 missing") }
 func logTo(lines *[]string) func(string, ...any) {
 	return func(f string, a ...any) { *lines = append(*lines, fmt.Sprintf(f, a...)) }
 }
@@ -93,14 +104,16 @@ func TestSelect(t *testing.T) {
 		newErr string // from the factory's first trainer
 		logHas string
 	}{
-		{"cpu", Choice{CPU, -1}, opener(good), "", "cpu", "", ""},
-		{"cuda without the backend", Choice{CUDA, -1}, nil, "built without the CUDA backend", "", "", ""},
-		{"auto without the backend", Choice{Auto, -1}, nil, "", "cpu", "", "built without the CUDA backend"},
-		{"cuda without a driver", Choice{CUDA, 1}, noDriver, "--device cuda:1: CUDA driver: libcuda.so.1 missing", "", "", ""},
-		{"auto without a driver", Choice{Auto, -1}, noDriver, "", "cpu", "", "training on the CPU: CUDA driver"},
-		{"auto, agreeing GPU", Choice{Auto, -1}, opener(good), "", "cuda:0 same", "", "agrees with the CPU backend"},
-		{"cuda, disagreeing GPU", Choice{CUDA, -1}, opener(bad), "", "cuda:0 skewed", "refusing cuda:0 skewed", ""},
-		{"auto, disagreeing GPU", Choice{Auto, -1}, opener(bad), "", "cuda:0 skewed", "", "refusing cuda:0 skewed for lenet5"},
+		{"cpu", Choice{Kind: CPU, Ordinal: -1}, opener(good), "", "cpu", "", ""},
+		{"cuda without the backend", Choice{Kind: CUDA, Ordinal: -1}, nil, "built without the CUDA backend", "", "", ""},
+		{"auto without the backend", Choice{Kind: Auto, Ordinal: -1}, nil, "", "cpu", "", "built without the CUDA backend"},
+		{"cuda without a driver", Choice{Kind: CUDA, Ordinal: 1}, noDriver, "--device cuda:1: CUDA driver: libcuda.so.1 missing", "", "", ""},
+		{"auto without a driver", Choice{Kind: Auto, Ordinal: -1}, noDriver, "", "cpu", "", "training on the CPU: CUDA driver"},
+		{"auto, agreeing GPU", Choice{Kind: Auto, Ordinal: -1}, opener(good), "", "cuda:0 same", "", "agrees with the CPU backend"},
+		{"cuda, disagreeing GPU", Choice{Kind: CUDA, Ordinal: -1}, opener(bad), "", "cuda:0 skewed", "refusing cuda:0 skewed", ""},
+		{"slot GPU not visible", Choice{Kind: Auto, Ordinal: 1, Slot: true}, oneGPU(good), "", "cuda:0 same", "", "puts this executor on GPU 1 of its host, which it does not see"},
+		{"explicit GPU not visible", Choice{Kind: CUDA, Ordinal: 1}, oneGPU(good), "--device cuda:1: cuda:1: no such GPU visible", "", "", ""},
+		{"auto, disagreeing GPU", Choice{Kind: Auto, Ordinal: -1}, opener(bad), "", "cuda:0 skewed", "", "refusing cuda:0 skewed for lenet5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var lines []string

@@ -88,7 +88,8 @@ func main() {
 			}
 		}
 		if choice.Ordinal < 0 {
-			choice.Ordinal = job.GPUOf(conf.ThisRank) // FedScale's per-rank GPU of worker_ips
+			// FedScale's per-rank GPU of worker_ips.
+			choice.Ordinal, choice.Slot = job.GPUOf(conf.ThisRank), true
 		}
 		backend, where, err := device.Select(choice, openGPU, cpu.New, log.Infof)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/fedscale/fedscale-go/runtime/device"
 	"github.com/fedscale/fedscale-go/runtime/model"
 	"github.com/fedscale/fedscale-go/runtime/model/cuda/cudalib"
 	"github.com/fedscale/fedscale-go/runtime/model/cuda/kernels"
@@ -51,7 +52,7 @@ func Open(ordinal int) (*Backend, error) {
 		return nil, err
 	}
 	if ordinal < 0 || ordinal >= len(devs) {
-		return nil, fmt.Errorf("cuda:%d: %d GPU(s) visible (cuda:0..cuda:%d)", ordinal, len(devs), len(devs)-1)
+		return nil, fmt.Errorf("cuda:%d: %w: %d GPU(s) visible (cuda:0..cuda:%d)", ordinal, device.ErrNotVisible, len(devs), len(devs)-1)
 	}
 	info := devs[ordinal]
 	nv, err := cudalib.LoadNVRTC(os.Getenv(NVRTCDirEnv))
