@@ -100,13 +100,19 @@ func dur(d time.Duration) string { return d.Round(time.Second).String() }
 // pct is an accuracy (0..1) as a percentage.
 func pct(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }
 
-// Printer writes the line to a terminal or a log.
+// Printer writes the line to a terminal or a log. It is also an
+// io.Writer for the launcher's other messages meanwhile (a warning that
+// an executor died): on a terminal each blanks the line, is written, and
+// the line is drawn again below it.
 type Printer struct {
 	w     io.Writer
 	tty   bool
 	width func() int
-	// tty: the columns of the line on screen, to blank what a shorter
-	// line leaves of a longer one.
+
+	mu sync.Mutex
+	// tty: the line on screen and its columns, to draw it again and to
+	// blank what a shorter line leaves of a longer one.
+	line  string
 	shown int
 	// not a tty: the last plain line's fields that change and when it
 	// was written.
@@ -136,11 +142,13 @@ func (p *Printer) Terminal() bool { return p.tty }
 // Show writes s: in place on a terminal; else as a plain line when what
 // it shows changed and PlainEvery has passed since the last one.
 func (p *Printer) Show(now time.Time, s Snapshot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tty {
 		l := Line(s, p.width())
 		pad := max(p.shown-len(l), 0)
 		fmt.Fprint(p.w, "\r"+l+strings.Repeat(" ", pad))
-		p.shown = len(l)
+		p.line, p.shown = l, len(l)
 		return
 	}
 	f := fields(s)
@@ -158,10 +166,31 @@ func (p *Printer) Show(now time.Time, s Snapshot) {
 // Clear blanks the terminal line, so that what follows starts at its
 // beginning; nothing elsewhere.
 func (p *Printer) Clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blank()
+	p.line = ""
+}
+
+// blank blanks the terminal line and leaves the cursor at its start.
+func (p *Printer) blank() {
 	if p.tty && p.shown > 0 {
 		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.shown)+"\r")
 		p.shown = 0
 	}
+}
+
+// Write writes a message (whole lines) between the line's redraws.
+func (p *Printer) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blank()
+	n, err := p.w.Write(b)
+	if p.tty && p.line != "" {
+		fmt.Fprint(p.w, "\r"+p.line)
+		p.shown = len(p.line)
+	}
+	return n, err
 }
 
 // Source reads the job document; nil with no error while there is none

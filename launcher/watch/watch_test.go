@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -102,9 +103,10 @@ func TestPrinterPlain(t *testing.T) {
 			t.Errorf("at %v: wrote %d bytes, want a line: %v", step.at, after-before, step.want)
 		}
 	}
+	fmt.Fprintln(p, "warning: executor-2 died")
 	p.Clear()
 	b, _ := os.ReadFile(f.Name())
-	if bytes.ContainsAny(b, "\r\x1b\b") || strings.Count(string(b), "\n") != 3 {
+	if bytes.ContainsAny(b, "\r\x1b\b") || strings.Count(string(b), "\n") != 4 || !strings.HasSuffix(string(b), "\nwarning: executor-2 died\n") {
 		t.Errorf("plain output:\n%q", b)
 	}
 }
@@ -131,6 +133,7 @@ func TestPrinterTerminal(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	p.Show(t0, Snapshot{Job: "femnist", Doc: doc(jobapi.StateTraining, 6, 50, f64(250), 0.625), Elapsed: time.Minute})
 	p.Show(t0.Add(time.Second), Snapshot{Job: "fl", Doc: doc(jobapi.StateTraining, 7, 50, nil)})
+	fmt.Fprintln(p, "warning: executor-2 died")
 	p.Clear()
 	tty.Close()
 	var b []byte
@@ -141,6 +144,8 @@ func TestPrinterTerminal(t *testing.T) {
 	}
 	want := "\rround 6/50, top-1 62.50% (round 2)" + // 39 columns at most
 		"\rjob fl: round 7/50, elapsed 0s" + "    " + // blanks the rest of the longer line
+		"\r" + strings.Repeat(" ", 30) + "\r" + "warning: executor-2 died\r\n" + // a message: the line blanked,
+		"\rjob fl: round 7/50, elapsed 0s" + // drawn again below it
 		"\r" + strings.Repeat(" ", 30) + "\r"
 	if string(b) != want {
 		t.Errorf("terminal got\n%q\nwant\n%q", b, want)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,12 +43,37 @@ type globals struct {
 	// Namespace object too.
 	planNamespace bool
 	// log is the launcher's own messages (a backend's progress such as
-	// an image pull), on stderr.
-	log *slog.Logger
+	// an image pull), on stderr through logOut.
+	log    *slog.Logger
+	logOut *switchWriter
+}
+
+// switchWriter writes to w, which submit --wait points at its progress
+// line's printer while it shows one, so that messages do not break it.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	w := s.w
+	s.mu.Unlock()
+	return w.Write(b)
+}
+
+// set points s at w and returns what it wrote to before.
+func (s *switchWriter) set(w io.Writer) io.Writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.w
+	s.w = w
+	return old
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
-	g := globals{log: slog.New(fedlog.NewPlain(stderr, slog.LevelInfo))}
+	logOut := &switchWriter{w: stderr}
+	g := globals{log: slog.New(fedlog.NewPlain(logOut, slog.LevelInfo)), logOut: logOut}
 	root := &cobra.Command{
 		Use:   "launcher",
 		Short: "Run FedScale jobs on Docker, Kubernetes or local processes",

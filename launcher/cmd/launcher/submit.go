@@ -106,8 +106,11 @@ this machine, and for local processes that the job's ports are free. With
 			if !wait.set {
 				return nil
 			}
-			w := watch.Start(ctx, spec.Name, watch.FromBackend(b, spec.Name), watch.NewPrinter(stderr), start)
+			pr := watch.NewPrinter(stderr)
+			w := watch.Start(ctx, spec.Name, watch.FromBackend(b, spec.Name), pr, start)
+			logTo := g.logOut.set(pr)
 			st, err := b.Wait(ctx, spec.Name, wait.until)
+			g.logOut.set(logTo)
 			last := w.Stop()
 			if err != nil {
 				if st.Phase == backend.Failed {
