@@ -203,6 +203,8 @@ func TestLauncherKubernetesFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("submit --wait (every pod ready): %.1f s", time.Since(t0).Seconds())
+	// logs -f from the start follows each process into its replacement.
+	early := l.startFollow(ctx, name)
 
 	// Status of the running job: the round and top-1 through the proxy.
 	var st backend.Status
@@ -279,6 +281,19 @@ func TestLauncherKubernetesFaults(t *testing.T) {
 		t.Errorf("logs -f lacks the job's last lines (round %d's FL Testing line, the final accuracy):\n%s", rounds, tail(follow, 30))
 	}
 
+	// The follow started before the faults ends too, with both
+	// replacements' output.
+	out, err = early()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resumedRE.MatchString(out) || !last.MatchString(out) || !final.MatchString(out) {
+		t.Errorf("logs -f from the start lacks the replacement aggregator's lines (resumed, round %d, final accuracy):\n%s", rounds, tail(out, 30))
+	}
+	if n := len(regexp.MustCompile(`(?m)^\[executor-2\] .*Executor 2 \(incarnation [0-9a-f]+\) connecting to aggregator`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("logs -f from the start shows %d starts of executor 2, want 2 (its first pod and the replacement)", n)
+	}
+
 	// The job Succeeded, every round once in metrics.jsonl.
 	if err := pollUntil(ctx, "every process Succeeded", func() (bool, error) {
 		st, err = l.status(ctx, name)
@@ -330,6 +345,24 @@ func TestLauncherKubernetesFaults(t *testing.T) {
 	stopped = true
 	if left := labelledObjects(t, cs, name); len(left) > 0 {
 		t.Errorf("after stop: %v", left)
+	}
+}
+
+// startFollow starts `launcher logs -f`; the function it returns waits
+// for it to exit by itself (the test's deadline is the hang guard).
+func (l nodeLauncher) startFollow(ctx context.Context, name string) func() (string, error) {
+	var o, e bytes.Buffer
+	cmd := exec.CommandContext(ctx, l.s.launcher, append(l.args, "logs", "-f", name)...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Start()
+	return func() (string, error) {
+		if err == nil {
+			err = cmd.Wait()
+		}
+		if err != nil {
+			return o.String(), fmt.Errorf("launcher logs -f: %v (stderr %s)\n%s", err, e.String(), tail(o.String(), 30))
+		}
+		return o.String(), nil
 	}
 }
 

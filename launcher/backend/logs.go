@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Logs writes the job's output to w: one process's as it is, or (o.Process
@@ -32,26 +34,37 @@ func (l *Lifecycle) Logs(ctx context.Context, name string, o LogOptions, w io.Wr
 		return fmt.Errorf("job %s has no process %q (it has %s)", name, o.Process, ProcessRange(names))
 	}
 	out := &lineWriter{w: w}
+	prefix := func(p ProcessStatus) string {
+		if o.Process == "" {
+			return "[" + p.Name + "] "
+		}
+		return ""
+	}
 	stream := func(p ProcessStatus) error {
-		rc, err := l.p.OpenLog(ctx, name, p, LogStream{Follow: o.Follow, Tail: o.Tail, Since: o.Since, FromStart: o.FromStart, Timestamps: o.Timestamps})
-		if errors.Is(err, ErrNoOutput) {
-			if o.Process == "" {
-				return nil // the others' output is still worth showing
+		for read := false; ; {
+			err := l.copyLog(ctx, name, p, o, out, prefix(p))
+			switch {
+			case o.Follow && ctx.Err() != nil:
+				return nil // the caller stopped following
+			case errors.Is(err, ErrNoOutput) && !o.Follow:
+				if o.Process == "" {
+					return nil // the others' output is still worth showing
+				}
+				return fmt.Errorf("job %s: %s has no output yet (%s)", name, p.Name, deathOrPhase(p))
+			case err != nil && !errors.Is(err, ErrNoOutput):
+				return err
+			case !o.Follow:
+				return nil
 			}
-			return fmt.Errorf("job %s: %s has no output yet (%s)", name, p.Name, deathOrPhase(p))
-		}
-		if err == nil {
-			defer rc.Close()
-			prefix := ""
-			if o.Process == "" {
-				prefix = "[" + p.Name + "] "
+			read = read || err == nil
+			// Following, the output ended (the process exited) or has not
+			// begun: it may go on in a replacement (a new pod of its Job).
+			next, ok := l.nextOutput(ctx, name, p, read)
+			if !ok {
+				return nil
 			}
-			err = out.copyLines(rc, prefix)
+			p = next
 		}
-		if err != nil && o.Follow && ctx.Err() != nil {
-			return nil // the caller stopped following
-		}
-		return err
 	}
 	if !o.Follow {
 		for _, p := range procs {
@@ -63,6 +76,57 @@ func (l *Lifecycle) Logs(ctx context.Context, name string, o LogOptions, w io.Wr
 	}
 	return InParallel(procs, stream)
 }
+
+// copyLog writes process p's output to out, each line prefixed.
+func (l *Lifecycle) copyLog(ctx context.Context, name string, p ProcessStatus, o LogOptions, out *lineWriter, prefix string) error {
+	rc, err := l.p.OpenLog(ctx, name, p, LogStream{Follow: o.Follow, Tail: o.Tail, Since: o.Since, FromStart: o.FromStart, Timestamps: o.Timestamps})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return out.copyLines(rc, prefix)
+}
+
+// followPoll is how often a follow whose process's output ended looks
+// for a replacement.
+const followPoll = 500 * time.Millisecond
+
+// nextOutput waits, while following, for output of process p beyond what
+// was read (read: some of p's was): a new pod that replaced it (its LogRef
+// changed; Kubernetes), or its first output. It gives up (false) once p
+// has ended for good, once the aggregator has ended and p does not run
+// (a replacement then has no job to join), or when the job is gone. A
+// process restarted in place (same LogRef) is waited for to its end.
+func (l *Lifecycle) nextOutput(ctx context.Context, name string, p ProcessStatus, read bool) (ProcessStatus, bool) {
+	for waited := false; ; waited = true {
+		st, err := l.p.Look(ctx, name, false)
+		if err != nil {
+			return ProcessStatus{}, false
+		}
+		i := slices.IndexFunc(st.Processes, func(q ProcessStatus) bool { return q.Name == p.Name })
+		if i < 0 {
+			return ProcessStatus{}, false
+		}
+		q, agg := st.Processes[i], st.Processes[0]
+		switch {
+		case q.Name != AggregatorProcess && agg.Name == AggregatorProcess && ended(agg.Phase) && q.Phase != Running:
+			return ProcessStatus{}, false
+		case q.LogRef != "" && q.LogRef != p.LogRef:
+			return q, true
+		case ended(q.Phase):
+			return ProcessStatus{}, false
+		case q.LogRef != "" && !read && waited:
+			return q, true // try again for its first output
+		}
+		select {
+		case <-ctx.Done():
+			return ProcessStatus{}, false
+		case <-time.After(followPoll):
+		}
+	}
+}
+
+func ended(ph Phase) bool { return ph == Succeeded || ph == Failed }
 
 // InParallel calls f on every item, each in its own goroutine, and returns
 // all their errors joined once every call has returned.

@@ -169,7 +169,11 @@ func computeStatus(name string, jobs []*batchv1.Job, pods []*corev1.Pod) backend
 	// The aggregator: its Job decides success and final failure.
 	ps := slot{name: backend.AggregatorProcess, pods: aggPods, limit: 0}
 	if agg != nil {
-		if agg.Spec.BackoffLimit != nil && agg.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		// With save_checkpoint (restartPolicy OnFailure) a failure restarts
+		// in place, but a pod deleted or evicted fails as a whole: the Job
+		// makes a new one while under its backoffLimit (past it, the Job's
+		// Failed condition says so).
+		if agg.Spec.BackoffLimit != nil {
 			ps.limit = int(*agg.Spec.BackoffLimit)
 		}
 		ps.jobFailed = int(agg.Status.Failed)

@@ -140,6 +140,14 @@ func TestComputeStatus(t *testing.T) {
 			want: want{backend.Running, "aggregator=Running/ready executor-1=Running/ready executor-2=Running/ready/r1", ""},
 		},
 		{
+			// Its container ended by the deletion's signal; the Job makes
+			// a new pod, which resumes from the checkpoint.
+			name: "aggregator pod deleted with checkpoints, replacement not there yet",
+			ckpt: true,
+			pods: []*corev1.Pod{pod(j, -1, 0, corev1.PodFailed), pod(j, 0, 0, corev1.PodRunning), pod(j, 1, 0, corev1.PodRunning)},
+			want: want{backend.Pending, "aggregator=Pending/exit3 executor-1=Running/ready executor-2=Running/ready", "attempt 1 of 4 failed"},
+		},
+		{
 			name: "aggregator pod deleted, replaced by its Job, restarted in place once",
 			ckpt: true,
 			jobs: func(js []*batchv1.Job) { js[0].Status.Failed = 1 },
