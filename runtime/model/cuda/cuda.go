@@ -78,7 +78,9 @@ func Open(ordinal int) (*Backend, error) {
 	defer unbind()
 	mod, err := ctx.Load(ptx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: loading the kernels: %w", info, err)
+		// PTX from NVRTC X.Y needs a driver of CUDA X.Y or later.
+		v, _ := drv.Version()
+		return nil, fmt.Errorf("%s: loading the kernels compiled by NVRTC %d.%d (the driver supports CUDA %d.%d; it must be at least NVRTC's): %w", info, nv.Major, nv.Minor, v/1000, v%1000/10, err)
 	}
 	b := &Backend{info: info, ctx: ctx, fns: map[string]uintptr{}, arch: fmt.Sprintf("%d.%d", major, minor), nvrtc: nv.Path}
 	for _, name := range kernels.Names() {
