@@ -13,5 +13,6 @@ var openGPU device.Opener = func(ordinal int) (device.GPU, error) {
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}
+	b.Limit = uint64(gpuMemoryMB) << 20
 	return b, nil
 }

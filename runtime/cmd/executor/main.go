@@ -26,6 +26,9 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
+// gpuMemoryMB is --gpu-memory-mb, read by the GPU backend's opener.
+var gpuMemoryMB int
+
 func main() {
 	var (
 		slots   int
@@ -46,6 +49,7 @@ func main() {
 	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
 	cmd.Flags().IntVar(&cacheMB, "image-cache-mb", 16, "memory for decoded images (train and test together; 0 = keep every image); images beyond it are decoded on each use")
 	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
+	cmd.Flags().IntVar(&gpuMemoryMB, "gpu-memory-mb", 0, "device memory each GPU trainer (one per compute slot) may hold, in MiB; 0: no bound but the GPU's")
 	cmd.Flags().StringVar(&dev, "device", "", "where to train: auto (the GPU when one is usable and passes the self-check, else the CPU), cpu, cuda or cuda:N (a GPU or an error); default: the job's use_cuda (auto) and cuda_device, else this rank's GPU in worker_ips")
 	cmd.Flags().BoolVar(&byIndex, "rank-from-index", false, "take the rank from $JOB_COMPLETION_INDEX + 1 (a Kubernetes Indexed Job's pod index)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -80,6 +84,9 @@ func main() {
 		log.Buffer() // the log folder is known once the aggregator welcomes us
 		for _, w := range job.Warnings {
 			log.Warnf("%s", w)
+		}
+		if gpuMemoryMB < 0 || gpuMemoryMB > 1<<24 {
+			return fmt.Errorf("--gpu-memory-mb: %d is outside 0..%d", gpuMemoryMB, 1<<24)
 		}
 		choice := device.FromConf(conf.UseCuda, conf.CudaDevice)
 		if cmd.Flags().Changed("device") {

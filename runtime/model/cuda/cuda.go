@@ -33,6 +33,10 @@ type Backend struct {
 	fns   map[string]uintptr
 	arch  string // the compute capability compiled for
 	nvrtc string
+	free  uint64 // device memory free at Open
+	// Limit bounds the device memory each trainer holds, in bytes; 0 is
+	// no bound but the device's.
+	Limit uint64
 }
 
 // NVRTCDirEnv names a folder to load NVRTC from instead of the loader's
@@ -91,11 +95,20 @@ func Open(ordinal int) (*Backend, error) {
 	if b.blas, err = cudalib.LoadCUBLAS(); err != nil {
 		return nil, err
 	}
+	if b.free, _, err = ctx.MemInfo(); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
 // String names the device for logs.
-func (b *Backend) String() string { return b.info.String() }
+func (b *Backend) String() string {
+	s := fmt.Sprintf("%s, %d MiB free at start", b.info, b.free>>20)
+	if b.Limit > 0 {
+		s += fmt.Sprintf(", at most %d MiB per trainer", b.Limit>>20)
+	}
+	return s
+}
 
 // Info describes the device.
 func (b *Backend) Info() cudalib.DeviceInfo { return b.info }
@@ -112,5 +125,10 @@ func (b *Backend) MemInfo() (free, total uint64, err error) {
 
 // New returns a trainer for spec on this GPU.
 func (b *Backend) New(spec model.Spec) (model.Trainer, error) {
-	return newTrainer(b.device(), spec)
+	t, err := newTrainer(b.device(), spec)
+	if err != nil {
+		return nil, err
+	}
+	t.limit = b.Limit
+	return t, nil
 }

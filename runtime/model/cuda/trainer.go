@@ -44,6 +44,10 @@ type trainer struct {
 	// memory report.
 	held  map[uint64]uint64 // address -> bytes
 	bytes uint64
+	// grown are the address fields grow has filled (modules' buffers,
+	// the im2col scratch), so reset can forget every address it frees.
+	grown map[*uint64]*int64
+	limit uint64 // bound on bytes; 0 for none (Backend.Limit)
 
 	capN    int
 	p, mom  []uint64 // per tensor; mom 0 for buffers
@@ -76,7 +80,7 @@ func newTrainer(d dev, spec model.Spec) (*trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda backend: %w", err)
 	}
-	t := &trainer{d: d, spec: spec, arch: a, tmpl: a.Layout(), held: map[uint64]uint64{}}
+	t := &trainer{d: d, spec: spec, arch: a, tmpl: a.Layout(), held: map[uint64]uint64{}, grown: map[*uint64]*int64{}}
 	if t.root, err = compile(a.Root); err != nil {
 		return nil, fmt.Errorf("cuda backend: %s: %w", spec, err)
 	}
@@ -122,11 +126,17 @@ func (t *trainer) grow(p *uint64, capw *int64, words int64) {
 	if t.err != nil || words <= *capw {
 		return
 	}
+	t.grown[p] = capw
 	if *p != 0 {
 		t.release(*p)
 		*p, *capw = 0, 0
 	}
 	bytes := uint64(max(words, 1)) * 4
+	if t.limit > 0 && t.bytes+bytes > t.limit {
+		t.fail(fmt.Errorf("cuda %s on %s: a batch of %d needs more device memory than the %d MiB this trainer may hold (--gpu-memory-mb; it holds %d MiB and asked for %d MiB more): lower batch_size or raise the bound",
+			t.spec, t.d, t.n, t.limit>>20, t.bytes>>20, (bytes+1<<20-1)>>20))
+		return
+	}
 	addr, err := t.d.alloc(bytes)
 	if err != nil {
 		var ce *cudalib.Error
@@ -164,11 +174,23 @@ func (t *trainer) Close() error {
 		return err
 	}
 	defer unbind()
+	t.reset()
+	return nil
+}
+
+// reset frees all the trainer's device memory and forgets every address,
+// so the next call allocates afresh: after Close, and after an allocation
+// failed half way through setup.
+func (t *trainer) reset() {
 	for p := range t.held {
 		t.release(p)
 	}
+	for p, c := range t.grown {
+		*p, *c = 0, 0
+	}
 	t.p, t.mom, t.anchor, t.capN = nil, nil, nil, 0
-	return nil
+	t.gbuf, t.gcap, t.flags, t.anyFlag = [2]uint64{}, 0, 0, 0
+	t.xraw, t.xin, t.ydev, t.out, t.dz, t.dzT, t.loss, t.hits = 0, 0, 0, 0, 0, 0, 0, 0
 }
 
 // Held is the device memory the trainer holds, in bytes.
@@ -197,6 +219,10 @@ func (t *trainer) setup(n int) {
 		t.gcap = gmax
 		t.flags = t.alloc(4096)
 		t.anyFlag = t.alloc(1)
+		if t.err != nil {
+			t.reset()
+			return
+		}
 	}
 	if n <= t.capN {
 		return
@@ -214,6 +240,9 @@ func (t *trainer) setup(n int) {
 	}
 	t.root.reserve(t, n)
 	t.capN = n
+	if t.err != nil {
+		t.reset() // no buffer is left half-sized for the next call
+	}
 }
 
 // copy copies n values within the device.
@@ -283,6 +312,9 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 	defer unbind()
 	t.err, t.n = nil, maxN
 	t.setup(maxN)
+	if t.err != nil {
+		return st, t.err
+	}
 	for i := range params {
 		t.upload(t.p[i], params[i].Data)
 		if opt.ProxMu > 0 && t.mom[i] != 0 {
@@ -382,6 +414,9 @@ func (t *trainer) Evaluate(params tensor.List, b model.Batch) (model.EvalStats, 
 	chunk := max(t.capN, evalChunk)
 	t.n = min(chunk, b.N)
 	t.setup(min(chunk, b.N))
+	if t.err != nil {
+		return st, t.err
+	}
 	for i := range params {
 		t.upload(t.p[i], params[i].Data)
 	}

@@ -146,3 +146,56 @@ func TestTrainerErrors(t *testing.T) {
 		}
 	}
 }
+
+// A trainer bounded below what its batch needs fails with an error naming
+// the model, the batch and the bound, and holds nothing it was refused.
+func TestTrainerMemoryBound(t *testing.T) {
+	e := newEmu(t)
+	spec := model.Spec{Name: model.LeNet5, Channels: 1, Height: 28, Width: 28, Classes: 10}
+	p, _ := model.Init(spec, 1)
+	small, err := newTrainer(e, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if _, err := small.Train(p.Clone(), []model.Batch{batchOf(spec, 2, 1)}, model.SGD{LR: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	need := small.Held()
+	bounded, err := newTrainer(e, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bounded.Close()
+	bounded.limit = need // enough for batch 2, not for 64
+	if _, err := bounded.Train(p.Clone(), []model.Batch{batchOf(spec, 2, 1)}, model.SGD{LR: 0.1}); err != nil {
+		t.Fatalf("within the bound: %v", err)
+	}
+	_, err = bounded.Train(p.Clone(), []model.Batch{batchOf(spec, 64, 1)}, model.SGD{LR: 0.1})
+	if err == nil || !strings.Contains(err.Error(), "cuda lenet5") || !strings.Contains(err.Error(), "a batch of 64") || !strings.Contains(err.Error(), "--gpu-memory-mb") {
+		t.Errorf("over the bound: %v", err)
+	}
+	if bounded.Held() > need {
+		t.Errorf("holds %d bytes, over its bound %d", bounded.Held(), need)
+	}
+	// The refused batch left nothing half-allocated: the trainer trains
+	// again within its bound, as before, and after Close.
+	again := p.Clone()
+	if _, err := bounded.Train(again, []model.Batch{batchOf(spec, 2, 1)}, model.SGD{LR: 0.1}); err != nil {
+		t.Fatalf("after the refusal: %v", err)
+	}
+	if err := bounded.Close(); err != nil || bounded.Held() != 0 {
+		t.Fatalf("Close: %v, %d bytes still held", err, bounded.Held())
+	}
+	after := p.Clone()
+	if _, err := bounded.Train(after, []model.Batch{batchOf(spec, 2, 1)}, model.SGD{LR: 0.1}); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	for i := range again {
+		for j, v := range again[i].Data {
+			if v != after[i].Data[j] {
+				t.Fatalf("training after Close differs: %s[%d]", again[i].Name, j)
+			}
+		}
+	}
+}
