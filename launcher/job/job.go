@@ -314,7 +314,7 @@ type Process struct {
 // process reads the job file, psHost how executors reach the aggregator,
 // tlsDir where each finds the job's TLS files (runtime/mtls.Dir names).
 func (s *Spec) Processes(configPath, psHost, tlsDir string) []Process {
-	gpus := s.gpuSlots()
+	gpus := config.Slots(s.Job.WorkerIPs)
 	common := []string{"--config", configPath, "--job-name", s.Job.Conf.JobName, "--tls-dir", tlsDir}
 	out := []Process{{
 		Name: "aggregator", Component: "aggregator", Rank: 0, Image: s.AggregatorImage,
@@ -329,28 +329,9 @@ func (s *Spec) Processes(configPath, psHost, tlsDir string) []Process {
 			HealthPort: s.HealthPort(r), GPU: -1,
 		}
 		if r-1 < len(gpus) {
-			p.Host, p.GPU = gpus[r-1].host, gpus[r-1].gpu
+			p.Host, p.GPU = gpus[r-1].Host, gpus[r-1].GPU
 		}
 		out = append(out, p)
-	}
-	return out
-}
-
-type gpuSlot struct {
-	host string
-	gpu  int
-}
-
-// gpuSlots expands worker_ips ("host:[2,1]": two processes on GPU 0, one on
-// GPU 1) into one slot per executor, in rank order.
-func (s *Spec) gpuSlots() []gpuSlot {
-	var out []gpuSlot
-	for _, w := range s.Job.WorkerIPs {
-		for gpu, n := range w.Procs {
-			for i := 0; i < n; i++ {
-				out = append(out, gpuSlot{host: w.Host, gpu: gpu})
-			}
-		}
 	}
 	return out
 }

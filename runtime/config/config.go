@@ -168,29 +168,41 @@ func totalProcesses(hosts []WorkerHost) int {
 	return n
 }
 
-// GPUOf is the GPU index of executor rank (1-based) on its host, as
-// FedScale's launcher hands out cuda_device: ranks go host by host through
-// worker_ips (else job_conf executor_configs), and on each host GPU by GPU,
-// n_i executors on GPU i. -1 when neither lists the executors or rank is
-// not among them.
+// Slot is where one executor runs: its worker_ips host and the GPU index
+// on that host.
+type Slot struct {
+	Host string
+	GPU  int
+}
+
+// Slots expands worker_ips-style entries into one Slot per executor in
+// rank order, as FedScale's launcher hands out ranks and cuda_device: host
+// by host, and on each host GPU by GPU ("host:[2,1]": two executors on
+// GPU 0, one on GPU 1).
+func Slots(hosts []WorkerHost) []Slot {
+	var out []Slot
+	for _, w := range hosts {
+		for gpu, n := range w.Procs {
+			for range n {
+				out = append(out, Slot{w.Host, gpu})
+			}
+		}
+	}
+	return out
+}
+
+// GPUOf is the GPU index of executor rank (1-based) on its host by Slots
+// of worker_ips (else job_conf executor_configs); -1 when neither lists
+// the executors or rank is not among them.
 func (j *Job) GPUOf(rank int) int {
 	hosts := j.WorkerIPs
 	if len(hosts) == 0 && j.Conf.IsSet("executor_configs") {
 		hosts, _ = ParseExecutorConfigs(j.Conf.ExecutorConfigs)
 	}
-	r := 1
-	for _, w := range hosts {
-		for gpu, n := range w.Procs {
-			if rank < r+n {
-				if rank < r {
-					return -1
-				}
-				return gpu
-			}
-			r += n
-		}
+	if rank < 1 || totalProcesses(hosts) < rank {
+		return -1
 	}
-	return -1
+	return Slots(hosts)[rank-1].GPU
 }
 
 // Executors resolves the executor count: job_conf num_executors if set,
