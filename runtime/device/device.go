@@ -132,7 +132,7 @@ func Select(c Choice, open Opener, cpu NewTrainer, logf func(format string, args
 		logf("device auto: training on the CPU: %v", err)
 		return cpu, "cpu", nil
 	}
-	logf("device %s: training on %s after a self-check against the CPU backend", c, gpu)
+	logf("device %s: training on %s once each model passes a self-check against the CPU backend", c, gpu)
 	return Checked(gpu, cpu, c.Kind == CUDA, logf), gpu.String(), nil
 }
 

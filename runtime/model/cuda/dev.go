@@ -23,7 +23,6 @@ type dev interface {
 	// int64 or float32, exactly as the kernel declares them.
 	launch(name string, n int64, args ...any) error
 	gemm(transA, transB bool, m, n, k int, a uint64, lda int, b uint64, ldb int, c uint64, ldc int, acc bool) error
-	sync() error
 }
 
 // blockSize is every launch's threads per block.
@@ -74,7 +73,6 @@ func (d cudaDev) bind() (func(), error) {
 func (d cudaDev) alloc(bytes uint64) (uint64, error) { return d.b.ctx.Alloc(bytes) }
 func (d cudaDev) free(p uint64)                      { _ = d.b.ctx.Free(p) }
 func (d cudaDev) memInfo() (uint64, uint64, error)   { return d.b.ctx.MemInfo() }
-func (d cudaDev) sync() error                        { return d.b.ctx.Sync() }
 
 func (d cudaDev) write(dst uint64, src unsafe.Pointer, bytes uint64) error {
 	return d.b.ctx.CopyIn(dst, src, bytes)

@@ -168,7 +168,6 @@ func (e *emuDev) alloc(bytes uint64) (uint64, error) {
 
 func (e *emuDev) free(p uint64)                        { e.freeFn(p) }
 func (e *emuDev) memInfo() (uint64, uint64, error)     { return 0, 0, nil }
-func (e *emuDev) sync() error                          { return nil }
 func (e *emuDev) copy(dst, src uint64, n uint64) error { e.copyFn(dst, src, n); return nil }
 
 func (e *emuDev) write(dst uint64, src unsafe.Pointer, n uint64) error {
