@@ -26,12 +26,18 @@ import (
 type emuDev struct {
 	launchFn func(name string, n int64, block uint32, params unsafe.Pointer) int32
 	gemmFn   func(ta, tb, m, n, k int32, a uint64, lda int32, b uint64, ldb int32, c uint64, ldc int32, acc int32)
-	mallocFn func(bytes uint64) uint64
-	freeFn   func(p uint64)
-	writeFn  func(dst uint64, src unsafe.Pointer, n uint64)
-	readFn   func(dst unsafe.Pointer, src uint64, n uint64)
-	copyFn   func(dst, src uint64, n uint64)
-	mu       sync.Mutex
+	plainFn  func(ta, tb, m, n, k int32, a uint64, lda int32, b uint64, ldb int32, c uint64, ldc int32, acc int32)
+	// reorder: products by plainFn, rounding unlike the CPU backend's.
+	reorder bool
+	// skipTransA: products with op(A) = Aᵀ (the backward passes' input
+	// gradients) are not computed: a broken GPU for the self-check's test.
+	skipTransA bool
+	mallocFn   func(bytes uint64) uint64
+	freeFn     func(p uint64)
+	writeFn    func(dst uint64, src unsafe.Pointer, n uint64)
+	readFn     func(dst unsafe.Pointer, src uint64, n uint64)
+	copyFn     func(dst, src uint64, n uint64)
+	mu         sync.Mutex
 }
 
 var (
@@ -81,6 +87,18 @@ extern "C" void fs_gemm(int ta, int tb, int m, int n, int k, uint64_t a, int lda
 			float s = acc ? C[i * ldc + j] : 0;
 			for (int p = 0; p < k; p++) s = fmaf(ta ? A[p * lda + i] : A[i * lda + p], tb ? B[j * ldb + p] : B[p * ldb + j], s);
 			C[i * ldc + j] = s;
+		}
+}
+// A product summed without fused multiply-adds, in another order than the
+// CPU's: what cuBLAS's rounding differences look like.
+extern "C" void fs_gemm_plain(int ta, int tb, int m, int n, int k, uint64_t a, int lda, uint64_t b, int ldb, uint64_t c, int ldc, int acc) {
+	const float *A = (const float*)a, *B = (const float*)b;
+	float* C = (float*)c;
+	for (int i = 0; i < m; i++)
+		for (int j = 0; j < n; j++) {
+			float s = 0;
+			for (int p = k - 1; p >= 0; p--) s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+			C[i * ldc + j] = acc ? C[i * ldc + j] + s : s;
 		}
 }
 extern "C" uint64_t fs_malloc(uint64_t n) { return (uint64_t)calloc(1, n); }
@@ -141,6 +159,7 @@ func newEmu(t *testing.T) *emuDev {
 		e := &emuDev{}
 		purego.RegisterLibFunc(&e.launchFn, h, "fs_launch")
 		purego.RegisterLibFunc(&e.gemmFn, h, "fs_gemm")
+		purego.RegisterLibFunc(&e.plainFn, h, "fs_gemm_plain")
 		purego.RegisterLibFunc(&e.mallocFn, h, "fs_malloc")
 		purego.RegisterLibFunc(&e.freeFn, h, "fs_free")
 		purego.RegisterLibFunc(&e.writeFn, h, "fs_write")
@@ -152,6 +171,13 @@ func newEmu(t *testing.T) *emuDev {
 		t.Fatal(emuErr)
 	}
 	return emu
+}
+
+// with is another emulated device on the same library, its products
+// reordered and, with skipTransA, broken.
+func (e *emuDev) with(reorder, skipTransA bool) *emuDev {
+	return &emuDev{launchFn: e.launchFn, gemmFn: e.gemmFn, plainFn: e.plainFn, mallocFn: e.mallocFn, freeFn: e.freeFn,
+		writeFn: e.writeFn, readFn: e.readFn, copyFn: e.copyFn, reorder: reorder, skipTransA: skipTransA}
 }
 
 func (e *emuDev) String() string { return "emulated device (g++)" }
@@ -208,6 +234,13 @@ func (e *emuDev) gemm(transA, transB bool, m, n, k int, a uint64, lda int, b uin
 		}
 		return 0
 	}
-	e.gemmFn(i(transA), i(transB), int32(m), int32(n), int32(k), a, int32(lda), b, int32(ldb), c, int32(ldc), i(acc))
+	if e.skipTransA && transA {
+		return nil
+	}
+	f := e.gemmFn
+	if e.reorder {
+		f = e.plainFn
+	}
+	f(i(transA), i(transB), int32(m), int32(n), int32(k), a, int32(lda), b, int32(ldb), c, int32(ldc), i(acc))
 	return nil
 }

@@ -199,3 +199,41 @@ func TestTrainerMemoryBound(t *testing.T) {
 		}
 	}
 }
+
+// emuGPU is the emulated device as a device.GPU whose products round
+// unlike the CPU backend's (no fused multiply-adds, summed backwards), as
+// cuBLAS's do.
+type emuGPU struct{ e *emuDev }
+
+func (g emuGPU) String() string { return "emulated GPU (reordered products)" }
+func (g emuGPU) New(spec model.Spec) (model.Trainer, error) {
+	return newTrainer(g.e, spec)
+}
+
+// The start-up self-check must pass a correct GPU whose rounding differs
+// from the CPU backend's, for every architecture at its data set's input
+// size (a spurious refusal would send every GPU job to the CPU), and
+// refuse one that loses the input gradients of its products.
+func TestSelfCheckToleratesRounding(t *testing.T) {
+	base := newEmu(t)
+	e, broken := base.with(true, false), base.with(true, true)
+	for _, spec := range []model.Spec{
+		{Name: model.LeNet5, Channels: 1, Height: 28, Width: 28, Classes: 62},
+		{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 10},
+		{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10},
+		{Name: model.ShuffleNetV2x0_5, Channels: 3, Height: 32, Width: 32, Classes: 10},
+	} {
+		if testing.Short() && spec.Name != model.LeNet5 {
+			continue
+		}
+		cpuNew := func(s model.Spec) (model.Trainer, error) { return cpu.New(s) }
+		if err := device.SelfCheck(spec, emuGPU{e}.New, cpuNew); err != nil {
+			t.Errorf("%s: %v", spec, err)
+		}
+		if err := device.SelfCheck(spec, emuGPU{broken}.New, cpuNew); err == nil {
+			t.Errorf("%s: a GPU without input gradients passed the self-check", spec)
+		} else {
+			t.Logf("%s, broken GPU: %v", spec.Name, err)
+		}
+	}
+}
