@@ -31,80 +31,125 @@ func gpuBackend(t *testing.T) *Backend {
 	return b
 }
 
-// TestGPUMatchesCPU is the hardware check: every architecture trains a few
-// steps on the GPU and on the CPU backend from the same weights; per-step
-// losses must agree within 1e-5 relative and the final weights within 1e-4
-// of each tensor's scale (1e-3 for the deep networks, whose cuBLAS products
-// sum in another order than the CPU's), a NaN anywhere failing; two GPU
-// runs must give the same bits.
+// gpuCase is one model of the hardware check, with its batch size; deep
+// marks the networks whose batch norms amplify rounding (see agreeWithCPU).
+type gpuCase struct {
+	spec model.Spec
+	n    int
+	deep bool
+}
+
+var gpuCases = []gpuCase{
+	{model.Spec{Name: model.Logistic, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, false},
+	{model.Spec{Name: model.MLP, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, false},
+	{model.Spec{Name: model.LR, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, false},
+	{model.Spec{Name: model.SVM, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, false},
+	{model.Spec{Name: model.LeNet5, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, false},
+	{model.Spec{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 10}, 20, true},
+	{model.Spec{Name: model.ResNet34, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, true},
+	{model.Spec{Name: model.ResNet50, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, true},
+	{model.Spec{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, true},
+	{model.Spec{Name: model.ShuffleNetV2x0_5, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, true},
+	{model.Spec{Name: model.ShuffleNetV2x2_0, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, true},
+}
+
+// agreeWithCPU trains tc four steps (momentum, weight decay, FedProx) with
+// newT and with the CPU backend from the same weights. Every model: the
+// first step's loss (the forward pass) within 1e-5 relative, no NaN, and
+// two runs of newT give the same bits. The small models: every step's loss
+// within 1e-5 and the final weights within 1e-4 of each tensor's scale.
+// The deep ones: the first step's update within device.UpdateTolerance.
+// Their later steps cannot be held to the small models' bounds: products
+// that merely sum in another order (cuBLAS's) move mobilenet_v2's second
+// loss by 4e-3 relative and resnet18's weights by 1.3e-3 after four steps,
+// measured on the emulated kernels (TestGPUCriteriaOnEmulation).
+func agreeWithCPU(t *testing.T, newT func(model.Spec) (model.Trainer, error), tc gpuCase) {
+	t.Helper()
+	init, err := model.Init(tc.spec, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches []model.Batch
+	for s := range 4 {
+		batches = append(batches, batchOf(tc.spec, tc.n, uint64(s+1)))
+	}
+	opt := model.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, LossDecay: 0.2, Seed: 9, ProxMu: 0.01, Anchor: init.Clone()}
+	gt, err := newT(tc.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := gt.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	ct, err := cpu.New(tc.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := batches
+	if tc.deep {
+		steps = batches[:1]
+	}
+	gp, cp, gp2 := init.Clone(), init.Clone(), init.Clone()
+	gst, err := gt.Train(gp, steps, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cst, err := ct.Train(cp, steps, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := 1e-4
+	if tc.deep {
+		weights = math.Inf(1) // NaN still fails
+	}
+	if err := device.Compare(cst, gst, cp, gp, 1e-5, weights); err != nil {
+		t.Errorf("vs the CPU backend: %v (losses %v, the CPU's %v)", err, gst.Losses, cst.Losses)
+	}
+	if tc.deep {
+		if err := device.CompareUpdate(init, cp, gp, device.UpdateTolerance); err != nil {
+			t.Errorf("vs the CPU backend: %v", err)
+		}
+	}
+	if _, err := gt.Train(gp2, steps, opt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range gp {
+		for j, v := range gp[i].Data {
+			if math.Float32bits(v) != math.Float32bits(gp2[i].Data[j]) {
+				t.Fatalf("two runs differ: %s[%d] %v vs %v", gp[i].Name, j, v, gp2[i].Data[j])
+			}
+		}
+	}
+	test := batchOf(tc.spec, 50, 77)
+	ge, err := gt.Evaluate(init, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, _ := ct.Evaluate(init, test)
+	if ge.Top1 != ce.Top1 || !close(ge.LossSum, ce.LossSum, 1e-5) {
+		t.Errorf("Evaluate = %+v, the CPU's %+v", ge, ce)
+	}
+}
+
+// TestGPUMatchesCPU is the hardware check (agreeWithCPU) for every model.
 func TestGPUMatchesCPU(t *testing.T) {
 	b := gpuBackend(t)
-	for _, tc := range []struct {
-		spec    model.Spec
-		n       int
-		weights float64
-	}{
-		{model.Spec{Name: model.Logistic, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, 1e-4},
-		{model.Spec{Name: model.MLP, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, 1e-4},
-		{model.Spec{Name: model.LR, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, 1e-4},
-		{model.Spec{Name: model.SVM, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, 1e-4},
-		{model.Spec{Name: model.LeNet5, Channels: 1, Height: 28, Width: 28, Classes: 10}, 20, 1e-4},
-		{model.Spec{Name: model.ResNet18, Channels: 3, Height: 32, Width: 32, Classes: 10}, 20, 1e-3},
-		{model.Spec{Name: model.ResNet34, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, 1e-3},
-		{model.Spec{Name: model.ResNet50, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, 1e-3},
-		{model.Spec{Name: model.MobileNetV2, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, 1e-3},
-		{model.Spec{Name: model.ShuffleNetV2x0_5, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, 1e-3},
-		{model.Spec{Name: model.ShuffleNetV2x2_0, Channels: 3, Height: 32, Width: 32, Classes: 10}, 8, 1e-3},
-	} {
+	for _, tc := range gpuCases {
+		t.Run(tc.spec.Name, func(t *testing.T) { agreeWithCPU(t, b.New, tc) })
+	}
+}
+
+// TestGPUCriteriaOnEmulation runs the hardware check's criteria on the
+// emulated kernels with products summed in another order than the CPU's,
+// as cuBLAS's are, so the check cannot fail a correct GPU for rounding.
+func TestGPUCriteriaOnEmulation(t *testing.T) {
+	e := newEmu(t).with(true, false)
+	for _, tc := range gpuCases {
+		if tc.spec.Name != model.LeNet5 && tc.spec.Name != model.ShuffleNetV2x0_5 {
+			continue // a small and a deep one: the others take long on the emulation (resnet18 passes in 12 s)
+		}
 		t.Run(tc.spec.Name, func(t *testing.T) {
-			init, err := model.Init(tc.spec, 11)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var batches []model.Batch
-			for s := range 4 {
-				batches = append(batches, batchOf(tc.spec, tc.n, uint64(s+1)))
-			}
-			opt := model.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, LossDecay: 0.2, Seed: 9, ProxMu: 0.01, Anchor: init.Clone()}
-			gt, err := b.New(tc.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ct, err := cpu.New(tc.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gp, cp, gp2 := init.Clone(), init.Clone(), init.Clone()
-			gst, err := gt.Train(gp, batches, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cst, err := ct.Train(cp, batches, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := device.Compare(cst, gst, cp, gp, 1e-5, tc.weights); err != nil {
-				t.Errorf("GPU vs CPU: %v (losses %v, the CPU's %v)", err, gst.Losses, cst.Losses)
-			}
-			if _, err := gt.Train(gp2, batches, opt); err != nil {
-				t.Fatal(err)
-			}
-			for i := range gp {
-				for j, v := range gp[i].Data {
-					if math.Float32bits(v) != math.Float32bits(gp2[i].Data[j]) {
-						t.Fatalf("two GPU runs differ: %s[%d] %v vs %v", gp[i].Name, j, v, gp2[i].Data[j])
-					}
-				}
-			}
-			test := batchOf(tc.spec, 50, 77)
-			ge, err := gt.Evaluate(cp, test)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ce, _ := ct.Evaluate(cp, test)
-			if ge.Top1 != ce.Top1 || !close(ge.LossSum, ce.LossSum, 1e-4) {
-				t.Errorf("Evaluate = %+v, the CPU's %+v", ge, ce)
-			}
+			agreeWithCPU(t, func(s model.Spec) (model.Trainer, error) { return newTrainer(e, s) }, tc)
 		})
 	}
 }
