@@ -300,7 +300,9 @@ func supervised(t *testing.T, sup int) int {
 // restart and the Degraded condition.
 func TestExecutorRestarted(t *testing.T) {
 	b := newBackend(t)
-	const rounds = 300
+	// Long enough (a few seconds when idle) for a restart on a loaded
+	// machine: 300 rounds once ended before executor-2 was back.
+	const rounds = 1500
 	s, _ := newJob(t, "local_restarted", rounds, "")
 	s.ExecutorRestarts = 1
 	c := ctx(t)
