@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/fedscale/fedscale-go/runtime/model"
@@ -67,47 +66,31 @@ func grow(b []float32, n int) []float32 {
 
 // compile turns a layer tree into modules.
 func compile(l *model.Layer) (module, error) {
-	switch l.Kind {
-	case model.Conv:
-		switch {
-		case l.Groups == 1:
-			return &convMod{l: l}, nil
-		case l.Groups == l.In.C && l.Out.C == l.In.C && !l.Bias && l.Act == model.ActNone:
-			return &dwConvMod{l: l}, nil
-		}
-		return nil, fmt.Errorf("layer %s: grouped convolution with %d groups (or a depthwise one with a bias or an activation) is not supported", l.Name, l.Groups)
-	case model.BatchNorm:
-		return &bnMod{l: l}, nil
-	case model.MaxPool:
-		return &maxPoolMod{l: l}, nil
-	case model.GlobalAvgPool:
-		return &gapMod{l: l}, nil
-	case model.Linear:
-		return &linearMod{l: l}, nil
-	case model.Dropout:
-		return &dropoutMod{l: l}, nil
-	}
-	kids := make([]module, len(l.Children))
-	for i, ch := range l.Children {
-		m, err := compile(ch)
-		if err != nil {
-			return nil, err
-		}
-		kids[i] = m
-	}
-	switch l.Kind {
-	case model.Seq:
-		return &seqMod{kids: kids}, nil
-	case model.Residual:
-		r := &residualMod{l: l, main: kids[0]}
-		if len(kids) > 1 {
-			r.short = kids[1]
-		}
-		return r, nil
-	case model.Shuffle:
-		return &shuffleMod{l: l, kids: kids}, nil
-	}
-	return nil, fmt.Errorf("layer %s: unknown kind %d", l.Name, l.Kind)
+	return model.Compile(l, model.Modules[module]{
+		Leaf: func(l *model.Layer, depthwise bool) module {
+			switch l.Kind {
+			case model.Conv:
+				if depthwise {
+					return &dwConvMod{l: l}
+				}
+				return &convMod{l: l}
+			case model.BatchNorm:
+				return &bnMod{l: l}
+			case model.MaxPool:
+				return &maxPoolMod{l: l}
+			case model.GlobalAvgPool:
+				return &gapMod{l: l}
+			case model.Linear:
+				return &linearMod{l: l}
+			}
+			return &dropoutMod{l: l} // model.Dropout, the last leaf kind
+		},
+		Seq: func(_ *model.Layer, kids []module) module { return &seqMod{kids: kids} },
+		Residual: func(l *model.Layer, main, short module) module {
+			return &residualMod{l: l, main: main, short: short}
+		},
+		Shuffle: func(l *model.Layer, kids []module) module { return &shuffleMod{l: l, kids: kids} },
+	})
 }
 
 // seqMod runs its children in order.

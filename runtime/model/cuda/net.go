@@ -1,8 +1,6 @@
 package cuda
 
 import (
-	"fmt"
-
 	"github.com/fedscale/fedscale-go/runtime/model"
 )
 
@@ -27,47 +25,31 @@ func (b *buf) need(t *trainer, words int) uint64 {
 }
 
 func compile(l *model.Layer) (mod, error) {
-	switch l.Kind {
-	case model.Conv:
-		switch {
-		case l.Groups == 1:
-			return &convMod{l: l}, nil
-		case l.Groups == l.In.C && l.Out.C == l.In.C && !l.Bias && l.Act == model.ActNone:
-			return &dwConvMod{l: l}, nil
-		}
-		return nil, fmt.Errorf("layer %s: grouped convolution with %d groups (or a depthwise one with a bias or an activation) is not supported", l.Name, l.Groups)
-	case model.BatchNorm:
-		return &bnMod{l: l}, nil
-	case model.MaxPool:
-		return &maxPoolMod{l: l}, nil
-	case model.GlobalAvgPool:
-		return &gapMod{l: l}, nil
-	case model.Linear:
-		return &linearMod{l: l}, nil
-	case model.Dropout:
-		return &dropoutMod{l: l}, nil
-	}
-	kids := make([]mod, len(l.Children))
-	for i, ch := range l.Children {
-		m, err := compile(ch)
-		if err != nil {
-			return nil, err
-		}
-		kids[i] = m
-	}
-	switch l.Kind {
-	case model.Seq:
-		return &seqMod{kids: kids}, nil
-	case model.Residual:
-		r := &residualMod{l: l, main: kids[0]}
-		if len(kids) > 1 {
-			r.short = kids[1]
-		}
-		return r, nil
-	case model.Shuffle:
-		return &shuffleMod{l: l, kids: kids}, nil
-	}
-	return nil, fmt.Errorf("layer %s: unknown kind %d", l.Name, l.Kind)
+	return model.Compile(l, model.Modules[mod]{
+		Leaf: func(l *model.Layer, depthwise bool) mod {
+			switch l.Kind {
+			case model.Conv:
+				if depthwise {
+					return &dwConvMod{l: l}
+				}
+				return &convMod{l: l}
+			case model.BatchNorm:
+				return &bnMod{l: l}
+			case model.MaxPool:
+				return &maxPoolMod{l: l}
+			case model.GlobalAvgPool:
+				return &gapMod{l: l}
+			case model.Linear:
+				return &linearMod{l: l}
+			}
+			return &dropoutMod{l: l} // model.Dropout, the last leaf kind
+		},
+		Seq: func(_ *model.Layer, kids []mod) mod { return &seqMod{kids: kids} },
+		Residual: func(l *model.Layer, main, short mod) mod {
+			return &residualMod{l: l, main: main, short: short}
+		},
+		Shuffle: func(l *model.Layer, kids []mod) mod { return &shuffleMod{l: l, kids: kids} },
+	})
 }
 
 type seqMod struct{ kids []mod }
