@@ -205,6 +205,27 @@ func (j *Job) GPUOf(rank int) int {
 	return Slots(hosts)[rank-1].GPU
 }
 
+// GPUPeers is how many executors (rank included) Slots puts on rank's
+// GPU of its host, for a fair share of that GPU's memory; 1 when the job
+// does not list its executors' GPUs.
+func (j *Job) GPUPeers(rank int) int {
+	hosts := j.WorkerIPs
+	if len(hosts) == 0 && j.Conf.IsSet("executor_configs") {
+		hosts, _ = ParseExecutorConfigs(j.Conf.ExecutorConfigs)
+	}
+	if rank < 1 || totalProcesses(hosts) < rank {
+		return 1
+	}
+	slots := Slots(hosts)
+	n := 0
+	for _, s := range slots {
+		if s == slots[rank-1] {
+			n++
+		}
+	}
+	return n
+}
+
 // Executors resolves the executor count: job_conf num_executors if set,
 // else top-level num_executors, else the processes listed in worker_ips,
 // else job_conf executor_configs, else 1. Every source present must agree;

@@ -897,3 +897,16 @@ func TestGPUOf(t *testing.T) {
 		t.Errorf("no worker_ips: GPUOf(1) = %d, want -1", got)
 	}
 }
+
+// GPUPeers: the executors on a rank's GPU of its host, the rank included.
+func TestGPUPeers(t *testing.T) {
+	j := &Job{WorkerIPs: []WorkerHost{{"a", []int{4, 1}}, {"b", []int{0, 2}}}}
+	for rank, want := range map[int]int{0: 1, 1: 4, 4: 4, 5: 1, 6: 2, 7: 2, 8: 1} {
+		if got := j.GPUPeers(rank); got != want {
+			t.Errorf("GPUPeers(%d) = %d, want %d", rank, got, want)
+		}
+	}
+	if got := (&Job{}).GPUPeers(1); got != 1 {
+		t.Errorf("no worker_ips: GPUPeers(1) = %d, want 1", got)
+	}
+}

@@ -6,4 +6,4 @@ import "github.com/fedscale/fedscale-go/runtime/device"
 
 // openGPU is nil: this build has no GPU backend (build tag cuda adds it),
 // so it stays a static binary that runs on scratch.
-var openGPU device.Opener
+func openGPU(int, int) device.Opener { return nil }

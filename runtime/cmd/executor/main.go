@@ -26,9 +26,6 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
-// gpuMemoryMB is --gpu-memory-mb, read by the GPU backend's opener.
-var gpuMemoryMB int
-
 func main() {
 	var (
 		slots   int
@@ -36,6 +33,7 @@ func main() {
 		connect time.Duration
 		byIndex bool
 		dev     string
+		gpuMB   int
 	)
 	cmd := &cobra.Command{
 		Use:           "executor --config JOB.yml --rank N",
@@ -49,7 +47,7 @@ func main() {
 	cmd.Flags().IntVar(&slots, "slots", 1, "client tasks this process trains at once")
 	cmd.Flags().IntVar(&cacheMB, "image-cache-mb", 16, "memory for decoded images (train and test together; 0 = keep every image); images beyond it are decoded on each use")
 	cmd.Flags().DurationVar(&connect, "connect-timeout", 2*time.Minute, "how long to keep trying to reach the aggregator")
-	cmd.Flags().IntVar(&gpuMemoryMB, "gpu-memory-mb", 0, "device memory each GPU trainer (one per compute slot) may hold, in MiB; 0: no bound but the GPU's")
+	cmd.Flags().IntVar(&gpuMB, "gpu-memory-mb", 0, "device memory each GPU trainer (one per compute slot) may hold, in MiB; 0: an equal share of the memory free at start, one per slot of each executor worker_ips puts on the GPU")
 	cmd.Flags().StringVar(&dev, "device", "", "where to train: auto (the GPU when one is usable and passes the self-check, else the CPU), cpu, cuda or cuda:N (a GPU or an error); default: the job's use_cuda (auto) and cuda_device, else this rank's GPU in worker_ips")
 	cmd.Flags().BoolVar(&byIndex, "rank-from-index", false, "take the rank from $JOB_COMPLETION_INDEX + 1 (a Kubernetes Indexed Job's pod index)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -85,8 +83,8 @@ func main() {
 		for _, w := range job.Warnings {
 			log.Warnf("%s", w)
 		}
-		if gpuMemoryMB < 0 || gpuMemoryMB > 1<<24 {
-			return fmt.Errorf("--gpu-memory-mb: %d is outside 0..%d", gpuMemoryMB, 1<<24)
+		if gpuMB < 0 || gpuMB > 1<<24 {
+			return fmt.Errorf("--gpu-memory-mb: %d is outside 0..%d", gpuMB, 1<<24)
 		}
 		choice := device.FromConf(conf.UseCuda, conf.CudaDevice)
 		if cmd.Flags().Changed("device") {
@@ -98,7 +96,14 @@ func main() {
 			// FedScale's per-rank GPU of worker_ips.
 			choice.Ordinal, choice.Slot = job.GPUOf(conf.ThisRank), true
 		}
-		backend, where, err := device.Select(choice, openGPU, cpu.New, log.Infof)
+		if slots < 1 {
+			return fmt.Errorf("--slots must be at least 1, got %d", slots)
+		}
+		// Without --gpu-memory-mb each GPU trainer gets an equal share of
+		// the memory free at start: one per slot of every executor that
+		// worker_ips puts on this GPU.
+		gpu := openGPU(gpuMB, slots*job.GPUPeers(conf.ThisRank))
+		backend, where, err := device.Select(choice, gpu, cpu.New, log.Infof)
 		if err != nil {
 			return err
 		}
@@ -109,9 +114,6 @@ func main() {
 		}
 		defer hs.Close()
 		hs.SetReady(false, "not registered with the aggregator")
-		if slots < 1 {
-			return fmt.Errorf("--slots must be at least 1, got %d", slots)
-		}
 		var creds credentials.TransportCredentials // nil: plain text
 		if insecure {
 			log.Warnf("--insecure: the wire to the aggregator is plain text and the aggregator is not authenticated")

@@ -35,8 +35,20 @@ type Backend struct {
 	nvrtc string
 	free  uint64 // device memory free at Open
 	// Limit bounds the device memory each trainer holds, in bytes; 0 is
-	// no bound but the device's.
+	// the free memory at Open shared by Share trainers.
 	Limit uint64
+	// Share is how many trainers share the device (the process's slots
+	// times the executors on this GPU); 0 or 1 leaves a trainer all the
+	// memory free at Open.
+	Share int
+}
+
+// limit is the bound each trainer holds to.
+func (b *Backend) limit() uint64 {
+	if b.Limit > 0 {
+		return b.Limit
+	}
+	return b.free / uint64(max(b.Share, 1))
 }
 
 // NVRTCDirEnv names a folder to load NVRTC from instead of the loader's
@@ -103,9 +115,9 @@ func Open(ordinal int) (*Backend, error) {
 
 // String names the device for logs.
 func (b *Backend) String() string {
-	s := fmt.Sprintf("%s, %d MiB free at start", b.info, b.free>>20)
-	if b.Limit > 0 {
-		s += fmt.Sprintf(", at most %d MiB per trainer", b.Limit>>20)
+	s := fmt.Sprintf("%s, %d MiB free at start, at most %d MiB per trainer", b.info, b.free>>20, b.limit()>>20)
+	if b.Limit == 0 && b.Share > 1 {
+		s += fmt.Sprintf(" (a %d-way share)", b.Share)
 	}
 	return s
 }
@@ -129,6 +141,6 @@ func (b *Backend) New(spec model.Spec) (model.Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.limit = b.Limit
+	t.limit = b.limit()
 	return t, nil
 }

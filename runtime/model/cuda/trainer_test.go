@@ -237,3 +237,24 @@ func TestSelfCheckToleratesRounding(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendLimit: --gpu-memory-mb wins; else the memory free at Open is
+// shared equally by the trainers on the device.
+func TestBackendLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		limit, free uint64
+		share       int
+		want        uint64
+	}{
+		{limit: 512 * mib, free: 8192 * mib, share: 8, want: 512 * mib},
+		{free: 8192 * mib, share: 8, want: 1024 * mib},
+		{free: 8192 * mib, share: 1, want: 8192 * mib},
+		{free: 8192 * mib, share: 0, want: 8192 * mib},
+	} {
+		b := &Backend{Limit: tc.limit, Share: tc.share, free: tc.free}
+		if got := b.limit(); got != tc.want {
+			t.Errorf("Limit %d MiB, %d MiB free, share %d: %d MiB a trainer, want %d", tc.limit/mib, tc.free/mib, tc.share, got/mib, tc.want/mib)
+		}
+	}
+}
