@@ -434,11 +434,11 @@ func shims(address string) []int {
 	return pids
 }
 
-// unmountUnder detaches every mount below the folders, deepest first.
-func unmountUnder(dirs ...string) error {
+// mountsUnder lists the mount points at or below the folders.
+func mountsUnder(dirs ...string) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	var points []string
@@ -457,7 +457,13 @@ func unmountUnder(dirs ...string) error {
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
+	return points, sc.Err()
+}
+
+// unmountUnder detaches every mount below the folders, deepest first.
+func unmountUnder(dirs ...string) error {
+	points, err := mountsUnder(dirs...)
+	if err != nil {
 		return err
 	}
 	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
@@ -468,6 +474,41 @@ func unmountUnder(dirs ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Leftovers lists what a stopped node left on this machine: its daemons'
+// and shims' processes, mounts below its folders, its bridges and its
+// iptables rules; nil when Stop removed everything it should.
+func (n *Node) Leftovers(ctx context.Context) []string {
+	out := n.stack().running()
+	for _, pid := range shims(n.Containerd()) {
+		out = append(out, fmt.Sprintf("containerd-shim pid %d", pid))
+	}
+	out = append(out, mountLeftovers(n.Data, n.Run)...)
+	for _, l := range []string{podBridge, nodeLink} {
+		if _, err := net.InterfaceByName(l); err == nil {
+			out = append(out, "network link "+l)
+		}
+	}
+	for _, r := range iptablesRules {
+		if run(ctx, "iptables", append([]string{"-C"}, r...)...) == nil {
+			out = append(out, "iptables rule -A "+strings.Join(r, " "))
+		}
+	}
+	return out
+}
+
+// mountLeftovers names the mounts below dirs, or says they could not be
+// read.
+func mountLeftovers(dirs ...string) []string {
+	points, err := mountsUnder(dirs...)
+	if err != nil {
+		return []string{"mounts: " + err.Error()}
+	}
+	for i, p := range points {
+		points[i] = "mount " + p
+	}
+	return points
 }
 
 // Status is a line per daemon and whether the node is Ready.

@@ -137,3 +137,15 @@ func TestHealthyWantsTheSameArguments(t *testing.T) {
 		t.Error("the daemon is no longer recognised as ours: Up could not stop it")
 	}
 }
+
+// mountsUnder reads this process's mount table: /proc is a mount point,
+// and a folder nothing is mounted below has none.
+func TestMountsUnder(t *testing.T) {
+	got, err := mountsUnder("/proc")
+	if err != nil || !slices.Contains(got, "/proc") {
+		t.Errorf("mountsUnder(/proc) = %v, %v; want /proc among them", got, err)
+	}
+	if got, err := mountsUnder(t.TempDir()); err != nil || len(got) != 0 {
+		t.Errorf("mountsUnder(an empty folder) = %v, %v; want none", got, err)
+	}
+}

@@ -90,6 +90,17 @@ func (st *Stack) Leftovers() bool {
 	return false
 }
 
+// running names each daemon of the stack whose process still runs.
+func (st *Stack) running() []string {
+	var out []string
+	for _, d := range st.Daemons {
+		if pid := st.State.PID(d); pid != 0 {
+			out = append(out, fmt.Sprintf("%s pid %d", d.Name, pid))
+		}
+	}
+	return out
+}
+
 // Paths resolves each daemon's Tool to a binary: a tool of the table is
 // built (or found in the cache), anything else is looked up on PATH.
 func (st *Stack) Paths(ctx context.Context) (map[string]string, error) {

@@ -348,6 +348,29 @@ func (s *Swarm) clean(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Leftovers lists what a stopped swarm left on this machine: its engines'
+// processes, mounts below their roots, their network namespaces, veth
+// ends and cgroups, and their folders; nil when Stop removed everything.
+func (s *Swarm) Leftovers() []string {
+	out := s.stack().running()
+	for _, n := range swarmNodes {
+		out = append(out, mountLeftovers(s.dir(n), n.execRoot())...)
+		for _, p := range []string{"/run/netns/" + n.ns, "/sys/class/net/" + n.veth, s.dir(n), n.execRoot(), s.socket(n)} {
+			if _, err := os.Lstat(p); err == nil {
+				out = append(out, p)
+			}
+		}
+		cg, _ := filepath.Glob("/sys/fs/cgroup/*" + n.cgroupParent())
+		if fi, err := os.Stat("/sys/fs/cgroup" + n.cgroupParent()); err == nil && fi.IsDir() {
+			cg = append(cg, "/sys/fs/cgroup"+n.cgroupParent())
+		}
+		for _, c := range cg {
+			out = append(out, "cgroup "+c)
+		}
+	}
+	return out
+}
+
 func ipCmd(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {

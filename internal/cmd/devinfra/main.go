@@ -7,9 +7,11 @@
 //	devinfra buildkitd start|stop|status|addr      # start prints the address last
 //	devinfra kube start|stop|status|kubeconfig     # start prints the kubeconfig path last
 //	devinfra node start|stop|status|addr           # the real node; start prints containerd's address last
+//	devinfra node leftovers                        # after a stop: what is left (processes, mounts, links, iptables rules); exit 1 if any
 //	devinfra node import OCI-LAYOUT...             # fsbuild's images into the node's containerd
 //	devinfra dockerd install|start|stop|status
 //	devinfra swarm start|stop|status|addr          # two more engines in one swarm; start prints their addresses last
+//	devinfra swarm leftovers                       # after a stop: what is left (processes, mounts, namespaces, veths, cgroups, folders); exit 1 if any
 //
 // Progress goes to stderr; stdout carries only what callers parse.
 // --root names the repository (tools/ holds the helper modules); by default
@@ -38,7 +40,7 @@ import (
 const module = "github.com/fedscale/fedscale-go"
 
 // errUsage: a bad command line (exit status 2).
-var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | infra-tools | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | node start|stop|status|addr|import DIR... | dockerd install|start|stop|status | swarm start|stop|status|addr")
+var errUsage = errors.New("usage: devinfra [--root DIR] tools NAME... | infra-tools | buildkitd start|stop|status|addr | kube start|stop|status|kubeconfig | node start|stop|status|addr|leftovers|import DIR... | dockerd install|start|stop|status | swarm start|stop|status|addr|leftovers")
 
 // errDown: status found the daemon not running (exit status 1, no message).
 var errDown = errors.New("not running")
@@ -169,7 +171,8 @@ func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, l
 		}
 		n := devinfra.NewNode(k, log)
 		return n, map[string]func([]string) error{
-			"addr": noArgs(func() error { return say(stdout, n.Containerd()) }),
+			"addr":      noArgs(func() error { return say(stdout, n.Containerd()) }),
+			"leftovers": noArgs(func() error { return leftovers(stdout, "node", n.Leftovers(ctx)) }),
 			"import": func(dirs []string) error {
 				if len(dirs) == 0 {
 					return errUsage
@@ -195,7 +198,10 @@ func service(ctx context.Context, group, root string, tools *devinfra.Toolbox, l
 		if err != nil {
 			return nil, nil, err
 		}
-		return s, map[string]func([]string) error{"addr": noArgs(func() error { return say(stdout, strings.Join(s.Addrs(), " ")) })}, nil
+		return s, map[string]func([]string) error{
+			"addr":      noArgs(func() error { return say(stdout, strings.Join(s.Addrs(), " ")) }),
+			"leftovers": noArgs(func() error { return leftovers(stdout, "swarm", s.Leftovers()) }),
+		}, nil
 	}
 	return nil, nil, errUsage
 }
@@ -216,6 +222,18 @@ func infraTools(root string, tools *devinfra.Toolbox, log *slog.Logger, stdout i
 		svcs = append(svcs, devinfra.NewNode(k, log))
 	}
 	return say(stdout, strings.Join(devinfra.TableTools(svcs...), " "))
+}
+
+// leftovers prints what a stopped service left, a line each, and fails
+// when there is any: CI checks that `make infra-stop` leaves nothing.
+func leftovers(w io.Writer, what string, left []string) error {
+	if len(left) == 0 {
+		return nil
+	}
+	if err := say(w, strings.Join(left, "\n")); err != nil {
+		return err
+	}
+	return fmt.Errorf("the %s left %d things behind (listed above)", what, len(left))
 }
 
 // noArgs is a verb that takes no arguments.
