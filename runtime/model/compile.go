@@ -54,3 +54,28 @@ func Compile[M any](l *Layer, ms Modules[M]) (M, error) {
 	}
 	return zero, fmt.Errorf("layer %s: unknown kind %d", l.Name, l.Kind)
 }
+
+// BatchNormPlane is the smallest H×W that a BatchNorm of the tree at l
+// normalises over; 0 when it has none.
+func BatchNormPlane(l *Layer) int {
+	hw := 0
+	if l.Kind == BatchNorm {
+		hw = l.Out.H * l.Out.W
+	}
+	for _, ch := range l.Children {
+		if c := BatchNormPlane(ch); c > 0 && (hw == 0 || c < hw) {
+			hw = c
+		}
+	}
+	return hw
+}
+
+// CheckBatchNorm refuses a training batch of n samples that gives a
+// BatchNorm channel a single value (PyTorch refuses it too: the variance
+// of one value is undefined); plane is BatchNormPlane's.
+func CheckBatchNorm(plane, n int) error {
+	if plane > 0 && n*plane < 2 {
+		return fmt.Errorf("batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", n, n*plane)
+	}
+	return nil
+}

@@ -34,3 +34,26 @@ func TestCompileConvForms(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchNormPlane: the smallest plane of any BatchNorm in the tree, and
+// the batches that give a channel one value only.
+func TestBatchNormPlane(t *testing.T) {
+	tree := &Layer{Kind: Seq, Children: []*Layer{
+		{Kind: BatchNorm, Out: Shape{8, 4, 4}},
+		{Kind: Seq, Children: []*Layer{{Kind: Conv}, {Kind: BatchNorm, Out: Shape{16, 1, 1}}}},
+	}}
+	if got := BatchNormPlane(tree); got != 1 {
+		t.Errorf("BatchNormPlane = %d, want 1", got)
+	}
+	if got := BatchNormPlane(&Layer{Kind: Seq, Children: []*Layer{{Kind: Linear}}}); got != 0 {
+		t.Errorf("without batch norm: %d, want 0", got)
+	}
+	for _, tc := range []struct {
+		plane, n int
+		ok       bool
+	}{{1, 1, false}, {1, 2, true}, {4, 1, true}, {0, 1, true}} {
+		if err := CheckBatchNorm(tc.plane, tc.n); (err == nil) != tc.ok {
+			t.Errorf("CheckBatchNorm(%d, %d) = %v, want ok %v", tc.plane, tc.n, err, tc.ok)
+		}
+	}
+}

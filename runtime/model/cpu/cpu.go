@@ -93,16 +93,7 @@ func New(spec model.Spec) (model.Trainer, error) {
 		return nil, fmt.Errorf("cpu backend: %s: %w", spec, err)
 	}
 	t := &netTrainer{spec: spec, arch: a, tmpl: tmpl, root: root}
-	var walk func(l *model.Layer)
-	walk = func(l *model.Layer) {
-		if hw := l.Out.H * l.Out.W; l.Kind == model.BatchNorm && (t.bnHW == 0 || hw < t.bnHW) {
-			t.bnHW = hw
-		}
-		for _, ch := range l.Children {
-			walk(ch)
-		}
-	}
-	walk(a.Root)
+	t.bnHW = model.BatchNormPlane(a.Root)
 	t.mom = make([][]float32, len(tmpl))
 	for i, p := range tmpl {
 		if !model.IsBuffer(p.Name) {
@@ -160,8 +151,8 @@ func (t *netTrainer) Train(params tensor.List, batches []model.Batch, opt model.
 		return st, err
 	}
 	for i, b := range batches {
-		if t.bnHW > 0 && b.N*t.bnHW < 2 {
-			return st, fmt.Errorf("cpu %s: train: batch %d: batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", t.spec, i, b.N, b.N*t.bnHW)
+		if err := model.CheckBatchNorm(t.bnHW, b.N); err != nil {
+			return st, fmt.Errorf("cpu %s: train: batch %d: %w", t.spec, i, err)
 		}
 	}
 	t.reserve(maxN)

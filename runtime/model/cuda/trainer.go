@@ -84,16 +84,7 @@ func newTrainer(d dev, spec model.Spec) (*trainer, error) {
 	if t.root, err = compile(a.Root); err != nil {
 		return nil, fmt.Errorf("cuda backend: %s: %w", spec, err)
 	}
-	var walk func(l *model.Layer)
-	walk = func(l *model.Layer) {
-		if hw := l.Out.H * l.Out.W; l.Kind == model.BatchNorm && (t.bnHW == 0 || hw < t.bnHW) {
-			t.bnHW = hw
-		}
-		for _, ch := range l.Children {
-			walk(ch)
-		}
-	}
-	walk(a.Root)
+	t.bnHW = model.BatchNormPlane(a.Root)
 	return t, nil
 }
 
@@ -301,8 +292,8 @@ func (t *trainer) Train(params tensor.List, batches []model.Batch, opt model.SGD
 		return st, err
 	}
 	for i, b := range batches {
-		if t.bnHW > 0 && b.N*t.bnHW < 2 {
-			return st, fmt.Errorf("cuda %s: train: batch %d: batch norm needs more than 1 value per channel in training; a batch of %d sample(s) at this input size has %d", t.spec, i, b.N, b.N*t.bnHW)
+		if err := model.CheckBatchNorm(t.bnHW, b.N); err != nil {
+			return st, fmt.Errorf("cuda %s: train: batch %d: %w", t.spec, i, err)
 		}
 	}
 	unbind, err := t.d.bind()
