@@ -53,15 +53,19 @@ func TestDeviceWithoutGPU(t *testing.T) {
 		bin, device string
 		exit        bool // exits non-zero at once
 		want        string
+		args        []string // more flags
 	}{
-		{"plain", "cuda", true, "--device cuda:0: this executor was built without the CUDA backend"},
-		{"plain", "cuda:1", true, "built without the CUDA backend"},
-		{"plain", "auto", false, "device auto: training on the CPU: this executor was built without the CUDA backend"},
-		{"plain", "", false, "executor 1 trains on cpu"}, // use_cuda: True is auto
-		{"plain", "gpu", true, `--device "gpu": want auto, cpu, cuda or cuda:N`},
-		{"cuda", "cuda", true, "--device cuda:0: CUDA driver: none of libcuda.so.1 could be loaded"},
-		{"cuda", "auto", false, "device auto: training on the CPU: CUDA driver: none of libcuda.so.1"},
-		{"cuda", "cpu", false, "executor 1 trains on cpu"},
+		{"plain", "cuda", true, "--device cuda:0: this executor was built without the CUDA backend", nil},
+		{"plain", "cuda:1", true, "built without the CUDA backend", nil},
+		{"plain", "auto", false, "device auto: training on the CPU: this executor was built without the CUDA backend", nil},
+		{"plain", "", false, "executor 1 trains on cpu", nil}, // use_cuda: True is auto
+		{"plain", "gpu", true, `--device "gpu": want auto, cpu, cuda or cuda:N`, nil},
+		{"cuda", "cuda", true, "--device cuda:0: CUDA driver: none of libcuda.so.1 could be loaded", nil},
+		{"cuda", "auto", false, "device auto: training on the CPU: CUDA driver: none of libcuda.so.1", nil},
+		{"cuda", "cpu", false, "executor 1 trains on cpu", nil},
+		// Bounded before the GPU's share multiplies it.
+		{"cuda", "auto", true, "--slots must be 1..1024, got 2000000", []string{"--slots", "2000000"}},
+		{"plain", "", true, "--slots must be 1..1024, got 0", []string{"--slots", "0"}},
 	} {
 		t.Run(tc.bin+"/"+tc.device, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hang guard
@@ -70,6 +74,7 @@ func TestDeviceWithoutGPU(t *testing.T) {
 			if tc.device != "" {
 				args = append(args, "--device", tc.device)
 			}
+			args = append(args, tc.args...)
 			out, err := exec.CommandContext(ctx, bins[tc.bin], args...).CombinedOutput()
 			if ctx.Err() != nil {
 				t.Fatalf("the executor did not exit:\n%s", out)

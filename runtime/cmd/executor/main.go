@@ -23,6 +23,7 @@ import (
 	"github.com/fedscale/fedscale-go/runtime/health"
 	"github.com/fedscale/fedscale-go/runtime/jobflags"
 	"github.com/fedscale/fedscale-go/runtime/model/cpu"
+	pb "github.com/fedscale/fedscale-go/runtime/proto/fedscalev1"
 	"github.com/fedscale/fedscale-go/runtime/version"
 )
 
@@ -96,8 +97,10 @@ func main() {
 			// FedScale's per-rank GPU of worker_ips.
 			choice.Ordinal, choice.Slot = job.GPUOf(conf.ThisRank), true
 		}
-		if slots < 1 {
-			return fmt.Errorf("--slots must be at least 1, got %d", slots)
+		// Bounded here, before the GPU share multiplies it (executor.New
+		// checks it again for its other callers).
+		if slots < 1 || slots > pb.MaxSlots {
+			return fmt.Errorf("--slots must be 1..%d, got %d", pb.MaxSlots, slots)
 		}
 		// Without --gpu-memory-mb each GPU trainer gets an equal share of
 		// the memory free at start: one per slot of every executor that
